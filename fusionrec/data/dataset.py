@@ -1,0 +1,390 @@
+"""The in-memory dataset every later stage reads from.
+
+A :class:`Dataset` holds
+
+* id maps: ``user_ids[i]`` / ``item_ids[j]`` are the *original* ids of internal
+  user ``i`` / item ``j`` (internal ids are dense ``0..n-1``);
+* ``interactions``: one row per event with columns ``user``, ``item`` (internal
+  int ids), ``rating`` (float, NaN when the source has none), ``timestamp``
+  (float seconds, NaN when unknown), ``label`` (float, 1.0 for implicit
+  positives) and ``split`` (``"train"``/``"valid"``/``"test"`` or missing
+  before a split is made);
+* ``items``: item side data, one row per internal item in order (text fields,
+  ``image_path``/``audio_path`` relative to ``root``, attribute columns);
+* ``modalities``: precomputed feature matrices as :class:`FeatureModality`
+  objects (row ``j`` is item ``j``; a boolean mask says which rows are real).
+
+Models never read files: they get a :class:`TrainData` view built from a
+Dataset (see :meth:`Dataset.train_data`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+SPLITS = ("train", "valid", "test")
+INTERACTION_COLUMNS = ("user", "item", "rating", "timestamp", "label", "split")
+MODALITY_KINDS = ("text", "image", "audio", "attribute", "other")
+
+
+@dataclass
+class FeatureModality:
+    """One modality as a dense item-feature matrix plus an explicit presence mask.
+
+    ``mask[j]`` is False when item ``j`` has no content for this modality; its
+    row in ``features`` is then all zeros and must not be used as if it were
+    real (models apply modality dropout / masking instead of mean imputation).
+    """
+
+    name: str
+    kind: str
+    features: np.ndarray
+    mask: np.ndarray | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODALITY_KINDS:
+            raise ValueError(
+                f"modality {self.name!r}: kind {self.kind!r} is not one of {MODALITY_KINDS}"
+            )
+        feats = np.asarray(self.features)
+        if feats.ndim != 2:
+            raise ValueError(
+                f"modality {self.name!r}: features must be 2-D (items x dim), got shape {feats.shape}"
+            )
+        self.features = np.ascontiguousarray(feats, dtype=np.float32)
+        if self.mask is None:
+            self.mask = np.isfinite(self.features).all(axis=1)
+        self.mask = np.asarray(self.mask, dtype=bool)
+        if self.mask.shape != (self.features.shape[0],):
+            raise ValueError(
+                f"modality {self.name!r}: mask has shape {self.mask.shape}, "
+                f"expected ({self.features.shape[0]},)"
+            )
+        # Rows that are absent are zeroed so no NaN leaks into a model.
+        if not self.mask.all():
+            self.features[~self.mask] = 0.0
+
+    @property
+    def dim(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def coverage(self) -> float:
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+    def subset(self, rows: np.ndarray) -> "FeatureModality":
+        return FeatureModality(self.name, self.kind, self.features[rows], self.mask[rows], self.source)
+
+
+@dataclass
+class TrainData:
+    """What a model is handed at construction: no files, no test labels.
+
+    ``train`` is the binary user x item matrix of training positives;
+    ``train_frame`` the training rows (user, item, rating, timestamp, label);
+    ``modalities`` the item feature matrices; ``item_frame`` the item side table
+    (attributes for rankers); ``n_users``/``n_items`` the full id spaces (cold
+    items have all-zero columns in ``train``).
+    """
+
+    n_users: int
+    n_items: int
+    train: sp.csr_matrix
+    train_frame: pd.DataFrame
+    modalities: dict[str, FeatureModality] = field(default_factory=dict)
+    item_frame: pd.DataFrame | None = None
+
+    @property
+    def item_popularity(self) -> np.ndarray:
+        return np.asarray(self.train.sum(axis=0)).ravel().astype(np.float64)
+
+    @property
+    def user_degree(self) -> np.ndarray:
+        return np.asarray(self.train.sum(axis=1)).ravel().astype(np.float64)
+
+
+class Dataset:
+    """Interactions + item side data + id maps + splits for one recommendation problem."""
+
+    def __init__(
+        self,
+        name: str,
+        user_ids: Iterable,
+        item_ids: Iterable,
+        interactions: pd.DataFrame,
+        items: pd.DataFrame | None = None,
+        modalities: Mapping[str, FeatureModality] | None = None,
+        root: str | Path | None = None,
+    ) -> None:
+        self.name = name
+        self.user_ids = np.asarray(list(user_ids), dtype=object)
+        self.item_ids = np.asarray(list(item_ids), dtype=object)
+        self.interactions = _normalise_interactions(interactions)
+        if items is None:
+            items = pd.DataFrame(index=pd.RangeIndex(len(self.item_ids)))
+        if len(items) != len(self.item_ids):
+            raise ValueError(
+                f"dataset {name!r}: item table has {len(items)} rows but there are "
+                f"{len(self.item_ids)} items; pass one row per item in id order"
+            )
+        self.items = items.reset_index(drop=True)
+        self.root = Path(root) if root is not None else None
+        self.modalities: dict[str, FeatureModality] = {}
+        for m in (modalities or {}).values():
+            self.add_modality(m)
+        self._user_index: dict | None = None
+        self._item_index: dict | None = None
+        self._check_ranges()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_frames(
+        cls,
+        name: str,
+        interactions: pd.DataFrame,
+        items: pd.DataFrame | None = None,
+        *,
+        user_col: str = "user_id",
+        item_col: str = "item_id",
+        rating_col: str | None = None,
+        timestamp_col: str | None = None,
+        split_col: str | None = None,
+        label_col: str | None = None,
+        item_key: str | None = None,
+        root: str | Path | None = None,
+        keep_items_without_interactions: bool = True,
+    ) -> "Dataset":
+        """Build a dataset from a table of events in original ids (and an optional item table).
+
+        Item ids come from the item table (when given and ``keep_items_without_interactions``)
+        plus any item in the events; users from the events. Events naming an item absent
+        from a given item table are *not* silently added: validate the data first
+        (``fusionrec data validate``) which quarantines them.
+        """
+        item_key = item_key or item_col
+        for col in (user_col, item_col):
+            if col not in interactions.columns:
+                raise KeyError(
+                    f"interaction column {col!r} not found; columns are {list(interactions.columns)}. "
+                    "Pass the right name in the column mapping."
+                )
+        users = pd.unique(interactions[user_col])
+        if items is not None:
+            if item_key not in items.columns:
+                raise KeyError(
+                    f"item table has no id column {item_key!r}; columns are {list(items.columns)}"
+                )
+            item_order = list(pd.unique(items[item_key]))
+            if not keep_items_without_interactions:
+                used = set(pd.unique(interactions[item_col]))
+                item_order = [i for i in item_order if i in used]
+            known = set(item_order)
+            unknown = [i for i in pd.unique(interactions[item_col]) if i not in known]
+            if unknown:
+                raise ValueError(
+                    f"{len(unknown)} interactions name items missing from the item table "
+                    f"(first: {unknown[:5]}); run `fusionrec data validate` to quarantine them"
+                )
+            items_sorted = items.drop_duplicates(item_key).set_index(item_key).loc[item_order].reset_index()
+        else:
+            item_order = list(pd.unique(interactions[item_col]))
+            items_sorted = pd.DataFrame({item_key: item_order})
+        u_index = {u: i for i, u in enumerate(users)}
+        i_index = {it: j for j, it in enumerate(item_order)}
+        frame = pd.DataFrame(
+            {
+                "user": interactions[user_col].map(u_index).to_numpy(np.int64),
+                "item": interactions[item_col].map(i_index).to_numpy(np.int64),
+            }
+        )
+        frame["rating"] = (
+            pd.to_numeric(interactions[rating_col], errors="coerce").to_numpy(np.float32)
+            if rating_col else np.nan
+        )
+        frame["timestamp"] = (
+            pd.to_numeric(interactions[timestamp_col], errors="coerce").to_numpy(np.float64)
+            if timestamp_col else np.nan
+        )
+        frame["label"] = (
+            pd.to_numeric(interactions[label_col], errors="coerce").to_numpy(np.float32)
+            if label_col else 1.0
+        )
+        frame["split"] = interactions[split_col].to_numpy() if split_col else None
+        return cls(name, users, item_order, frame, items_sorted, root=root)
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self.interactions)
+
+    @property
+    def has_split(self) -> bool:
+        return self.interactions["split"].notna().all() and len(self.interactions) > 0
+
+    def __repr__(self) -> str:
+        mods = ", ".join(f"{m.name}:{m.kind}[{m.dim}]" for m in self.modalities.values()) or "none"
+        split = (
+            dict(self.interactions["split"].value_counts().reindex(SPLITS).fillna(0).astype(int))
+            if self.has_split else "none"
+        )
+        return (
+            f"Dataset({self.name!r}: {self.n_users} users, {self.n_items} items, "
+            f"{self.n_interactions} interactions, split={split}, modalities={mods})"
+        )
+
+    def user_index(self, original_id) -> int:
+        if self._user_index is None:
+            self._user_index = {u: i for i, u in enumerate(self.user_ids)}
+        return self._user_index[original_id]
+
+    def item_index(self, original_id) -> int:
+        if self._item_index is None:
+            self._item_index = {it: j for j, it in enumerate(self.item_ids)}
+        return self._item_index[original_id]
+
+    # ------------------------------------------------------------------ splits
+    def split_frame(self, name: str) -> pd.DataFrame:
+        if name not in SPLITS:
+            raise ValueError(f"split {name!r} is not one of {SPLITS}")
+        if not self.has_split:
+            raise ValueError(
+                f"dataset {self.name!r} has no split yet; make one with fusionrec.data.split "
+                "(e.g. random_split, temporal_split, cold_start_split) or load a predefined split"
+            )
+        return self.interactions[self.interactions["split"] == name]
+
+    def with_split(self, split: np.ndarray | pd.Series) -> "Dataset":
+        """A copy whose interactions carry the given split labels (aligned by row)."""
+        split = np.asarray(split, dtype=object)
+        if len(split) != len(self.interactions):
+            raise ValueError(f"split has {len(split)} labels for {len(self.interactions)} interactions")
+        bad = set(pd.unique(split)) - set(SPLITS)
+        if bad:
+            raise ValueError(f"unknown split labels {sorted(map(str, bad))}; use {SPLITS}")
+        inter = self.interactions.copy()
+        inter["split"] = split
+        return self._replace(interactions=inter)
+
+    def subset_interactions(self, keep: np.ndarray) -> "Dataset":
+        """A copy with only the interactions where ``keep`` is True (ids unchanged)."""
+        return self._replace(interactions=self.interactions[np.asarray(keep, dtype=bool)].reset_index(drop=True))
+
+    def compact(self) -> "Dataset":
+        """Drop users and items that no longer have any interaction and re-index densely."""
+        users = np.sort(self.interactions["user"].unique())
+        items = np.sort(self.interactions["item"].unique())
+        u_map = np.full(self.n_users, -1, dtype=np.int64)
+        u_map[users] = np.arange(len(users))
+        i_map = np.full(self.n_items, -1, dtype=np.int64)
+        i_map[items] = np.arange(len(items))
+        inter = self.interactions.copy()
+        inter["user"] = u_map[inter["user"].to_numpy()]
+        inter["item"] = i_map[inter["item"].to_numpy()]
+        mods = {k: m.subset(items) for k, m in self.modalities.items()}
+        return Dataset(
+            self.name, self.user_ids[users], self.item_ids[items], inter,
+            self.items.iloc[items].reset_index(drop=True), mods, self.root,
+        )
+
+    def _replace(self, **kw) -> "Dataset":
+        args = dict(
+            name=self.name, user_ids=self.user_ids, item_ids=self.item_ids,
+            interactions=self.interactions, items=self.items, modalities=self.modalities, root=self.root,
+        )
+        args.update(kw)
+        return Dataset(**args)
+
+    # ------------------------------------------------------------------ matrices
+    def interaction_matrix(self, splits: str | Iterable[str] = "train", binary: bool = True) -> sp.csr_matrix:
+        """User x item CSR matrix of the given split(s); duplicates collapse to 1 when binary."""
+        if isinstance(splits, str):
+            splits = [splits]
+        splits = list(splits)
+        frame = self.interactions
+        if self.has_split:
+            frame = frame[frame["split"].isin(splits)]
+        elif splits != ["train"]:
+            raise ValueError(f"dataset {self.name!r} has no split; cannot select {splits}")
+        values = np.ones(len(frame), dtype=np.float32)
+        mat = sp.csr_matrix(
+            (values, (frame["user"].to_numpy(), frame["item"].to_numpy())),
+            shape=(self.n_users, self.n_items),
+        )
+        mat.sum_duplicates()
+        if binary:
+            mat.data[:] = 1.0
+        return mat
+
+    def train_data(self, modalities: Iterable[str] | None = None) -> TrainData:
+        """The view a model is built from: training rows only, plus item content."""
+        train = self.split_frame("train") if self.has_split else self.interactions
+        names = list(self.modalities) if modalities is None else list(modalities)
+        missing = [n for n in names if n not in self.modalities]
+        if missing:
+            raise KeyError(
+                f"modalities {missing} not in dataset {self.name!r}; available: {list(self.modalities)}"
+            )
+        return TrainData(
+            n_users=self.n_users,
+            n_items=self.n_items,
+            train=self.interaction_matrix("train"),
+            train_frame=train.reset_index(drop=True),
+            modalities={n: self.modalities[n] for n in names},
+            item_frame=self.items,
+        )
+
+    # ------------------------------------------------------------------ modalities
+    def add_modality(self, modality: FeatureModality) -> None:
+        if modality.n_items != self.n_items:
+            raise ValueError(
+                f"modality {modality.name!r} has {modality.n_items} rows but the dataset has "
+                f"{self.n_items} items; row j must be item j"
+            )
+        self.modalities[modality.name] = modality
+
+    def _check_ranges(self) -> None:
+        inter = self.interactions
+        if len(inter) == 0:
+            return
+        for col, n in (("user", self.n_users), ("item", self.n_items)):
+            lo, hi = int(inter[col].min()), int(inter[col].max())
+            if lo < 0 or hi >= n:
+                raise ValueError(
+                    f"dataset {self.name!r}: interaction {col} ids span [{lo}, {hi}] but there are "
+                    f"{n} {col}s; internal ids must be 0..{n - 1}"
+                )
+
+
+def _normalise_interactions(frame: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in ("user", "item") if c not in frame.columns]
+    if missing:
+        raise KeyError(f"interactions need internal id columns 'user' and 'item'; missing {missing}")
+    out = pd.DataFrame(
+        {
+            "user": frame["user"].to_numpy(np.int64),
+            "item": frame["item"].to_numpy(np.int64),
+            "rating": frame["rating"].to_numpy(np.float32) if "rating" in frame else np.float32(np.nan),
+            "timestamp": frame["timestamp"].to_numpy(np.float64) if "timestamp" in frame else np.nan,
+            "label": frame["label"].to_numpy(np.float32) if "label" in frame else np.float32(1.0),
+            "split": frame["split"].to_numpy(object) if "split" in frame else None,
+        }
+    )
+    return out
