@@ -36,7 +36,8 @@ def model_class(name: str) -> type[RecModel]:
 
 def default_params(name: str) -> dict[str, Any]:
     """Defaults from ``fusionrec/configs/models/<name>.yaml`` (empty if there is none)."""
-    model_class(name)  # validates the name
+    if name not in _MODELS:
+        raise KeyError(f"unknown model {name!r}; choose one of {available_models()}")
     return load_yaml_resource(f"models/{name}.yaml", missing_ok=True)
 
 
