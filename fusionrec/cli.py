@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "fusionrec.pipeline",
     "evaluate": "fusionrec.pipeline",
     "data": "fusionrec.data.cli",
+    "encode": "fusionrec.encoders.cli",
 }
 
 
