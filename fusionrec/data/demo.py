@@ -1,0 +1,739 @@
+"""A built-in synthetic multimodal shop, so ``fusionrec demo`` runs with nothing downloaded.
+
+What is generated
+-----------------
+Every item of the shop has
+
+* a **text** (``title`` + ``description``; the ``text`` column is the two joined and is
+  the field text encoders should read, see :data:`DEMO_TEXT_COLUMN` / :func:`demo_text`).
+  It is written from varied templates with synonyms (``"oak"``, ``"solid wood"``,
+  ``"timber"`` ... for one material; ``"rucksack"``, ``"daypack"`` ... for one category)
+  plus neutral filler sentences, so a trait is never a single fixed token;
+* a rendered **image** ``root/images/<item_id>.jpg`` (relative path in ``image_path``):
+  one shape filled with one colour on a lightly tinted, noisy background, with
+  random size, position, rotation and colour jitter;
+* **attributes**: ``price`` (depends on category and material), ``brand`` (brands
+  specialise in a few categories) and ``listed_at`` (when the item went on sale).
+
+Hidden traits (ground truth, ``trait_*`` columns)
+-------------------------------------------------
+* ``trait_category`` (lamp, mug, ...) and ``trait_material`` (wood, metal, ...)
+  appear **only in the text**; the image never shows them.
+* ``trait_colour`` (red, blue, ...) and ``trait_shape`` (circle, star, ...) appear
+  **only in the image**; the text never names a colour or a shape
+  (:data:`FORBIDDEN_TEXT_WORDS` lists what it must never contain).
+* ``trait_new_arrival`` marks the cold items (see below).
+
+The ``trait_*`` columns exist so tests can check that the signal is there. They are
+the answer key: **models, encoders and feature pipelines must not read them.**
+
+How users behave
+----------------
+Each simulated user ``u`` has a primary and a secondary preferred category and colour,
+one preferred material and shape, a personal mix ``a_u ~ Beta(2, 2)`` between caring
+about text traits and image traits, and a small latent taste vector. The utility of
+item ``i`` is::
+
+    U[u, i] = 2 a_u       * (w_cat  * aff_cat[u, cat_i]  + w_mat   * [mat_i   == mat_u])
+            + 2 (1 - a_u) * (w_col  * aff_col[u, col_i]  + w_shape * [shape_i == shape_u])
+            + w_inter * [cat_i == cat_u and col_i == col_u]     # needs BOTH modalities
+            + w_pop * log zipf_popularity_i                        # popularity effect
+            + w_latent * <p_u, q_i>                                # taste no content explains
+            - new_arrival_penalty * [i is a new arrival]
+
+(``aff`` is 1 for the primary, ``secondary_affinity`` for the secondary preference,
+0 otherwise). A user draws a long-tailed number of distinct items (log-normal, clipped to
+``[min_per_user, max_per_user]``) from the softmax over ``U[u, :]`` without replacement,
+via the Gumbel-top-k trick (exactly Plackett-Luce sampling); the Gumbel draws are the
+per-event noise. Events get timestamps over a ~half-year window.
+
+Why this design: the text-only view sees category and material, so it can explain the
+text part of every user's taste; the image-only view sees colour and shape, the other part.
+Because the mix ``a_u`` varies across users, neither view is enough for everyone, and the
+interaction term rewards items matching the primary category *and* the primary colour,
+which only a model that sees both modalities can find. Popularity is Zipf-like, so a
+popularity baseline is a real baseline, and a latent term leaves something for ID-based
+collaborative filtering. ``tests/data/test_demo.py`` verifies with trait oracles that a
+text-only and an image-only oracle each beat popularity and that using both beats each
+alone by a clear margin.
+
+Cold items: a fraction ``new_arrival_fraction`` of the items are new arrivals, listed in the
+last weeks of the window with a utility penalty, so they have few or no interactions
+(their few events are timestamped after their listing) while their content is as
+informative as anyone's — the cold-start case content features are for. Popularity's long
+tail adds more rarely-seen items.
+
+Caching
+-------
+Generation is deterministic in its parameters. Under ``root`` the generator writes
+``images/``, ``items.parquet``, ``interactions.parquet`` and, last, ``demo.json`` with the
+parameters; a later call with the same parameters and root loads those files instead of
+regenerating. With ``root=None`` the data goes to ``$FUSIONREC_CACHE/demo/<key>``
+(default ``~/.cache/fusionrec/demo/<key>``), ``key`` being a hash of the parameters.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
+from tqdm.auto import tqdm
+
+from fusionrec.data.dataset import Dataset
+from fusionrec.errors import UserError
+
+__all__ = [
+    "CATEGORIES",
+    "COLOURS",
+    "DEMO_TEXT_COLUMN",
+    "DemoWeights",
+    "FORBIDDEN_TEXT_WORDS",
+    "MATERIALS",
+    "SHAPES",
+    "TEXT_TRAITS",
+    "IMAGE_TRAITS",
+    "TRAIT_COLUMNS",
+    "demo_text",
+    "make_demo_dataset",
+    "render_item_image",
+]
+
+# Bump when the generator's output changes for the same parameters, so stale caches
+# are regenerated instead of silently reused.
+GENERATOR_VERSION = 2
+
+DEMO_TEXT_COLUMN = "text"
+"""Column of ``dataset.items`` that text encoders should read (title + description)."""
+
+TEXT_TRAITS = ("trait_category", "trait_material")
+IMAGE_TRAITS = ("trait_colour", "trait_shape")
+TRAIT_COLUMNS = TEXT_TRAITS + IMAGE_TRAITS + ("trait_new_arrival",)
+"""Hidden ground truth in ``dataset.items``; for tests and diagnostics only, never for models."""
+
+# ---------------------------------------------------------------------------- vocabulary
+# category -> (synonyms used in titles/descriptions, usage sentences that hint the category
+# without necessarily naming it)
+CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "lamp": (
+        ("lamp", "desk lamp", "table lamp", "reading lamp", "floor lamp", "bedside lamp"),
+        ("Casts a warm glow for late-night reading.", "Brightens a dim corner of the living room.",
+         "The dimmer lets you set the mood after dinner.", "Takes a standard E27 bulb."),
+    ),
+    "mug": (
+        ("mug", "coffee mug", "tea cup", "cup", "travel mug", "espresso cup"),
+        ("Keeps your morning coffee hot a little longer.", "Holds a generous 350 ml of tea.",
+         "Dishwasher and microwave safe for the daily brew.", "The handle fits four fingers comfortably."),
+    ),
+    "jacket": (
+        ("jacket", "coat", "parka", "windbreaker", "bomber jacket", "rain jacket"),
+        ("Keeps the wind out on chilly autumn walks.", "Cut for layering over a sweater.",
+         "Two zipped pockets keep your keys and phone safe.", "Runs true to size; check the size chart."),
+    ),
+    "chair": (
+        ("chair", "armchair", "dining chair", "lounge chair", "stool", "accent chair"),
+        ("Supports your back through long dinners.", "The seat height suits most tables and desks.",
+         "Stackable, so it tucks away after guests leave.", "Holds up to 120 kg."),
+    ),
+    "backpack": (
+        ("backpack", "rucksack", "daypack", "knapsack", "laptop bag", "hiking pack"),
+        ("Fits a 15-inch laptop and a water bottle.", "Padded straps make the commute easier.",
+         "A 25-litre main compartment for weekend trips.", "Carry-on friendly for most airlines."),
+    ),
+    "vase": (
+        ("vase", "flower vase", "bud vase", "vessel", "planter", "centrepiece vase"),
+        ("Made for a fresh bunch of tulips.", "Looks just as good empty on a shelf.",
+         "Holds dried flowers and pampas grass.", "A watertight interior for cut stems."),
+    ),
+    "sneakers": (
+        ("sneakers", "trainers", "running shoes", "shoes", "low-top sneakers", "walking shoes"),
+        ("A cushioned sole for all-day walking.", "Laces up snugly without pinching.",
+         "Grippy tread for wet pavements.", "Half sizes available."),
+    ),
+    "blanket": (
+        ("blanket", "throw", "quilt", "bedspread", "comforter", "sofa throw"),
+        ("Perfect for curling up on the sofa.", "Warm enough for winter nights in bed.",
+         "Machine washable at 30 degrees.", "Large enough to cover a double bed."),
+    ),
+}
+# material -> (adjectives/nouns used for it, sentences about it with a {m} slot)
+MATERIALS: dict[str, tuple[str, ...]] = {
+    "wood": ("wooden", "oak", "solid wood", "beech", "timber", "ash wood"),
+    "metal": ("steel", "stainless steel", "aluminium", "metal", "brushed metal", "wrought iron"),
+    "cotton": ("cotton", "organic cotton", "soft cotton", "cotton-blend", "brushed cotton", "cotton canvas"),
+    "ceramic": ("ceramic", "stoneware", "porcelain", "glazed ceramic", "earthenware", "terracotta"),
+    "leather": ("leather", "full-grain leather", "suede", "vegan leather", "soft leather", "nubuck"),
+    "glass": ("glass", "borosilicate glass", "frosted glass", "hand-blown glass", "tempered glass", "crystal glass"),
+}
+MATERIAL_SENTENCES = (
+    "Made from {m} for everyday durability.",
+    "The {m} finish ages beautifully.",
+    "Crafted in {m} that feels solid in the hand.",
+    "We chose {m} because it lasts.",
+    "Its {m} body is easy to care for.",
+)
+# material price factors: why price is informative but not a give-away of the text traits
+MATERIAL_PRICE = {"wood": 1.3, "metal": 1.1, "cotton": 0.8, "ceramic": 0.9, "leather": 1.6, "glass": 1.0}
+CATEGORY_PRICE = {"lamp": 45, "mug": 14, "jacket": 90, "chair": 120, "backpack": 60, "vase": 28,
+                  "sneakers": 75, "blanket": 50}
+
+# colour -> HSV hue in degrees; 8 hues at >= 30 degrees apart so the colour survives jitter,
+# JPEG and a tinted background.
+COLOURS: dict[str, float] = {
+    "red": 0.0, "orange": 28.0, "yellow": 56.0, "green": 120.0,
+    "cyan": 180.0, "blue": 225.0, "purple": 275.0, "pink": 325.0,
+}
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "ring")
+
+TITLE_ADJECTIVES = ("Classic", "Modern", "Minimalist", "Rustic", "Compact", "Premium", "Everyday",
+                    "Vintage-inspired", "Scandinavian", "Handcrafted", "Essential", "Signature")
+OPENERS = (
+    "Meet the {adj} {mat} {cat}.",
+    "This {adj} {cat} is made from {mat}.",
+    "{A_adj} {cat} in {mat}, designed for daily use.",
+    "Our {adj} {cat}, made in {mat}.",
+    "Looking for {a_adj} {cat}? This one is {mat} through and through.",
+)
+FILLERS = (
+    "Ships within two business days.", "A thoughtful gift for friends and family.",
+    "Backed by a two-year warranty.", "Easy to clean and care for.", "Designed in Lisbon, made to last.",
+    "Free returns within 30 days.", "Customers love the quality for the price.",
+    "Packed in recycled cardboard.", "Part of our new seasonal collection.", "Limited stock available.",
+)
+DESCRIPTORS = ("lightweight", "sturdy", "elegant", "practical", "cosy", "timeless", "sleek", "understated")
+BRANDS = ("Nordhaven", "Kivu", "Lumio", "Tessa & Co", "Ostrander", "Maple Lane", "Fjelda", "Brisk",
+          "Halden", "Oaku", "Verano", "Pellworth", "Marlo", "Sundry Goods", "Atelier Nine", "Wexley",
+          "Corvin", "Lindqvist", "Pavo", "Hearthly", "Tamsin", "Ridge & Vale", "Oben", "Quillon")
+
+FORBIDDEN_TEXT_WORDS: frozenset[str] = frozenset(
+    list(COLOURS) + list(SHAPES) + [
+        # colour words and common shades/synonyms
+        "colour", "color", "colours", "colors", "coloured", "colored", "colourful", "colorful",
+        "crimson", "scarlet", "maroon", "amber", "gold", "golden", "lime", "olive", "emerald", "teal",
+        "turquoise", "aqua", "navy", "azure", "cobalt", "indigo", "violet", "lilac", "lavender",
+        "magenta", "fuchsia", "rose", "black", "white", "grey", "gray", "brown", "beige", "silver",
+        "cream", "ivory", "tan", "charcoal", "hue", "tint", "shade", "reds", "blues", "greens",
+        # shape words and synonyms
+        "shape", "shaped", "round", "circular", "circles", "squares", "triangular", "triangles", "stars",
+        "starry", "crosses", "rings", "oval", "hexagon", "hexagonal", "diamond", "rectangle",
+        "rectangular", "sphere", "spherical", "cube", "cubic", "polygon", "plus", "x-shaped",
+    ]
+)
+"""Words the item text must never contain: they would leak the image-only traits."""
+
+
+@dataclass(frozen=True)
+class DemoWeights:
+    """Weights of the simulated users' utility (see the module docstring for the formula)."""
+
+    category: float = 2.2
+    material: float = 1.0
+    colour: float = 2.2
+    shape: float = 1.0
+    interaction: float = 1.5
+    secondary_affinity: float = 0.45
+    popularity: float = 0.8
+    zipf_exponent: float = 1.0
+    latent: float = 0.5
+    latent_dim: int = 8
+    new_arrival_penalty: float = 2.5
+
+
+@dataclass(frozen=True)
+class _Params:
+    """Everything the output depends on: the cache key."""
+
+    n_users: int
+    n_items: int
+    seed: int
+    image_size: int
+    min_per_user: int
+    max_per_user: int
+    mean_per_user: float
+    new_arrival_fraction: float
+    missing_image_fraction: float
+    jpeg_quality: int
+    weights: dict[str, Any] = field(default_factory=dict)
+    version: int = GENERATOR_VERSION
+
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- public API
+def make_demo_dataset(
+    n_users: int = 3000,
+    n_items: int = 2000,
+    seed: int = 0,
+    root: str | Path | None = None,
+    image_size: int = 96,
+    *,
+    min_per_user: int = 5,
+    max_per_user: int = 60,
+    mean_per_user: float = 14.0,
+    new_arrival_fraction: float = 0.08,
+    missing_image_fraction: float = 0.0,
+    weights: DemoWeights | None = None,
+    jpeg_quality: int = 90,
+    progress: bool = False,
+    use_cache: bool = True,
+) -> Dataset:
+    """Generate (or load from the cache under ``root``) the synthetic multimodal demo shop.
+
+    Parameters
+    ----------
+    n_users, n_items:
+        Catalogue and user-base size; every user gets at least ``min_per_user`` events.
+    seed:
+        Same seed and parameters -> identical interactions and identical image bytes.
+    root:
+        Folder that receives ``images/<item_id>.jpg`` and the cached tables; becomes
+        ``dataset.root`` (``image_path`` is relative to it). ``None`` uses a per-parameter
+        folder under ``$FUSIONREC_CACHE`` (default ``~/.cache/fusionrec``).
+    image_size:
+        Side of the square images in pixels.
+    min_per_user, max_per_user, mean_per_user:
+        Long-tailed (log-normal) number of distinct items per user, clipped to the range.
+    new_arrival_fraction:
+        Share of items that are recent, penalised new arrivals (cold items).
+    missing_image_fraction:
+        Share of items with no image (``image_path`` is missing, no file written), to
+        exercise missing-modality handling; 0 by default.
+    weights:
+        Utility weights of the simulated users (:class:`DemoWeights`).
+    progress:
+        Show a tqdm bar while rendering images.
+    use_cache:
+        Reuse a previous generation with identical parameters found under ``root``.
+
+    Returns
+    -------
+    Dataset
+        ``name="demo"``, no split (the pipeline splits it), ``items`` with ``item_id``,
+        ``title``, ``description``, ``text``, ``image_path``, ``price``, ``brand``,
+        ``listed_at`` and the hidden ``trait_*`` columns; no feature modalities yet
+        (the encoders compute those from ``text`` and ``image_path``).
+    """
+    weights = weights or DemoWeights()
+    _check_args(n_users, n_items, image_size, min_per_user, max_per_user, mean_per_user,
+                new_arrival_fraction, missing_image_fraction, jpeg_quality)
+    params = _Params(
+        n_users=int(n_users), n_items=int(n_items), seed=int(seed), image_size=int(image_size),
+        min_per_user=int(min_per_user), max_per_user=int(max_per_user),
+        mean_per_user=float(mean_per_user), new_arrival_fraction=float(new_arrival_fraction),
+        missing_image_fraction=float(missing_image_fraction), jpeg_quality=int(jpeg_quality),
+        weights=asdict(weights),
+    )
+    root = Path(root) if root is not None else _default_root(params)
+    if use_cache:
+        cached = _load_cached(root, params)
+        if cached is not None:
+            return cached
+
+    root.mkdir(parents=True, exist_ok=True)
+    # Independent streams: changing e.g. the number of users never changes the catalogue.
+    ss = np.random.SeedSequence([params.seed, 0xDE40])
+    item_ss, user_ss, event_ss, image_ss = ss.spawn(4)
+    items = _make_items(params, np.random.default_rng(item_ss))
+    interactions = _simulate_interactions(params, weights, items, np.random.default_rng(user_ss),
+                                          np.random.default_rng(event_ss))
+    _render_images(items, root, params, image_ss, progress)
+
+    _write_cache(root, params, items, interactions)
+    return _to_dataset(items, interactions, root)
+
+
+def demo_text(items_row: Mapping[str, Any]) -> str:
+    """The text an encoder should embed for one item row: title and description joined."""
+    return f"{items_row['title']}. {items_row['description']}"
+
+
+def render_item_image(colour: str, shape: str, rng: np.random.Generator, size: int = 96) -> Image.Image:
+    """Draw one item image: a ``shape`` in ``colour`` on a lightly tinted, noisy background.
+
+    Size, position, rotation, colour (hue +-6 deg, saturation, value), background tint and
+    pixel noise vary with ``rng``; nothing else (no text, no category cue) is drawn.
+    """
+    if colour not in COLOURS:
+        raise ValueError(f"unknown colour {colour!r}; use one of {list(COLOURS)}")
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; use one of {list(SHAPES)}")
+    # Draw at 2x and downsample: cheap anti-aliasing so edges look like photos, not pixel art.
+    big = size * 2
+    bg_h = rng.uniform(0, 360)
+    bg = _hsv_to_rgb(bg_h, rng.uniform(0.0, 0.12), rng.uniform(0.82, 0.98))
+    fg = _hsv_to_rgb(COLOURS[colour] + rng.uniform(-6, 6), rng.uniform(0.7, 1.0), rng.uniform(0.75, 1.0))
+    img = Image.new("RGB", (big, big), bg)
+    draw = ImageDraw.Draw(img)
+    radius = rng.uniform(0.24, 0.40) * big
+    margin = radius * 1.05
+    cx = rng.uniform(margin, big - margin)
+    cy = rng.uniform(margin, big - margin)
+    angle = rng.uniform(0, 2 * math.pi)
+    _draw_shape(draw, shape, cx, cy, radius, angle, fg, bg)
+    img = img.reduce(2)  # 2x2 box filter: the fastest exact downsample
+    arr = np.asarray(img, dtype=np.float32)
+    noise = rng.standard_normal(arr.shape, dtype=np.float32) * np.float32(rng.uniform(2.0, 8.0))
+    return Image.fromarray(np.clip(arr + noise, 0, 255).astype(np.uint8), "RGB")
+
+
+# ---------------------------------------------------------------------------- items
+def _make_items(params: _Params, rng: np.random.Generator) -> pd.DataFrame:
+    n = params.n_items
+    cat_names = list(CATEGORIES)
+    mat_names = list(MATERIALS)
+    cats = rng.integers(len(cat_names), size=n)
+    mats = rng.integers(len(MATERIALS), size=n)
+    cols = rng.integers(len(COLOURS), size=n)
+    shapes = rng.integers(len(SHAPES), size=n)
+    new_arrival = np.zeros(n, dtype=bool)
+    n_new = int(round(params.new_arrival_fraction * n))
+    if n_new:
+        new_arrival[rng.choice(n, size=n_new, replace=False)] = True
+
+    # Brands specialise in two categories (80% of a category's items come from its specialists),
+    # so brand is a realistic, partly redundant attribute.
+    brand_specialty = np.stack([rng.permutation(len(cat_names)) for _ in range(len(BRANDS))])[:, :2]
+    brands = np.empty(n, dtype=object)
+    for j in range(n):
+        if rng.random() < 0.8:
+            specialists = np.flatnonzero((brand_specialty == cats[j]).any(axis=1))
+            pool = specialists if len(specialists) else np.arange(len(BRANDS))
+        else:
+            pool = np.arange(len(BRANDS))
+        brands[j] = BRANDS[int(rng.choice(pool))]
+
+    price = np.array([CATEGORY_PRICE[cat_names[c]] * MATERIAL_PRICE[mat_names[m]] for c, m in zip(cats, mats)])
+    price = np.round(price * rng.lognormal(0.0, 0.25, size=n)) - 0.01
+    price = np.maximum(price, 2.99)
+
+    # Listing time: old items anywhere in the 200 days before the window, new arrivals in its
+    # last 30 days (the window is [0, WINDOW) seconds after _T0).
+    listed = np.where(
+        new_arrival,
+        _T0 + rng.uniform(_WINDOW - 30 * _DAY, _WINDOW - 3 * _DAY, size=n),
+        _T0 - rng.uniform(0, 200 * _DAY, size=n),
+    )
+
+    titles, descriptions = [], []
+    for j in range(n):
+        t, d = _write_text(cat_names[cats[j]], mat_names[mats[j]], brands[j], rng)
+        titles.append(t)
+        descriptions.append(d)
+
+    has_image = np.ones(n, dtype=bool)
+    n_missing = int(round(params.missing_image_fraction * n))
+    if n_missing:
+        has_image[rng.choice(n, size=n_missing, replace=False)] = False
+
+    width = max(5, len(str(n - 1)))
+    item_ids = [f"item{j:0{width}d}" for j in range(n)]
+    frame = pd.DataFrame(
+        {
+            "item_id": item_ids,
+            "title": titles,
+            "description": descriptions,
+            "image_path": [f"images/{iid}.jpg" if ok else None for iid, ok in zip(item_ids, has_image)],
+            "price": price.astype(np.float64),
+            "brand": brands.astype(str),
+            "listed_at": listed.astype(np.float64),
+            "trait_category": np.asarray(cat_names, dtype=object)[cats],
+            "trait_material": np.asarray(mat_names, dtype=object)[mats],
+            "trait_colour": np.asarray(list(COLOURS), dtype=object)[cols],
+            "trait_shape": np.asarray(SHAPES, dtype=object)[shapes],
+            "trait_new_arrival": new_arrival,
+        }
+    )
+    frame.insert(3, DEMO_TEXT_COLUMN, [demo_text(r) for r in frame[["title", "description"]].to_dict("records")])
+    return frame
+
+
+def _write_text(cat: str, mat: str, brand: str, rng: np.random.Generator) -> tuple[str, str]:
+    cat_syns, cat_sentences = CATEGORIES[cat]
+    mat_syns = MATERIALS[mat]
+
+    def pick(options):
+        return options[int(rng.integers(len(options)))]
+
+    adj = pick(TITLE_ADJECTIVES)
+    title_cat = pick(cat_syns)
+    title_mat = pick(mat_syns)
+    title = f"{brand} {adj} {_titlecase(title_mat)} {_titlecase(title_cat)}"
+    if rng.random() < 0.3:  # some titles leave the material to the description
+        title = f"{brand} {adj} {_titlecase(title_cat)}"
+    desc_adj = pick(DESCRIPTORS)
+    a_adj = ("an " if desc_adj[0] in "aeiou" else "a ") + desc_adj
+    # One product noun and material phrase per item (as a real listing would), varied across items.
+    opener = pick(OPENERS).format(adj=desc_adj, a_adj=a_adj, A_adj=a_adj.capitalize(),
+                                  mat=title_mat, cat=title_cat)
+    sentences = [opener]
+    # 1-2 category cues and 0-1 material sentences, then 1-2 neutral fillers, shuffled after
+    # the opener so position carries no information.
+    body = list(rng.choice(cat_sentences, size=int(rng.integers(1, 3)), replace=False))
+    if rng.random() < 0.6:
+        body.append(pick(MATERIAL_SENTENCES).format(m=title_mat))
+    body += list(rng.choice(FILLERS, size=int(rng.integers(1, 3)), replace=False))
+    order = rng.permutation(len(body))
+    sentences += [str(body[k]) for k in order]
+    return title, " ".join(sentences)
+
+
+def _titlecase(phrase: str) -> str:
+    # str.title() would turn "15-inch" or "cotton-blend" into "Cotton-Blend"; capitalise words only.
+    return " ".join(w[:1].upper() + w[1:] for w in phrase.split(" "))
+
+
+# ---------------------------------------------------------------------------- users / events
+_T0 = 1_704_067_200.0  # 2024-01-01 UTC: start of the interaction window
+_DAY = 86_400.0
+_WINDOW = 180 * _DAY
+
+
+def _simulate_interactions(
+    params: _Params,
+    w: DemoWeights,
+    items: pd.DataFrame,
+    rng: np.random.Generator,
+    event_rng: np.random.Generator,
+) -> pd.DataFrame:
+    n_u, n_i = params.n_users, params.n_items
+    cat = pd.Categorical(items["trait_category"], categories=list(CATEGORIES)).codes
+    mat = pd.Categorical(items["trait_material"], categories=list(MATERIALS)).codes
+    col = pd.Categorical(items["trait_colour"], categories=list(COLOURS)).codes
+    shp = pd.Categorical(items["trait_shape"], categories=list(SHAPES)).codes
+    new_arrival = items["trait_new_arrival"].to_numpy(bool)
+
+    # Users: primary/secondary category and colour, one material and shape, text/image mix.
+    def two_distinct(k: int) -> tuple[np.ndarray, np.ndarray]:
+        first = rng.integers(k, size=n_u)
+        second = (first + rng.integers(1, k, size=n_u)) % k
+        return first, second
+
+    cat1, cat2 = two_distinct(len(CATEGORIES))
+    col1, col2 = two_distinct(len(COLOURS))
+    mat_u = rng.integers(len(MATERIALS), size=n_u)
+    shp_u = rng.integers(len(SHAPES), size=n_u)
+    mix = rng.beta(2.0, 2.0, size=n_u)
+    p_u = rng.normal(0, 1 / math.sqrt(w.latent_dim), size=(n_u, w.latent_dim))
+    q_i = rng.normal(0, 1, size=(n_i, w.latent_dim))
+    # Zipf-like popularity over a random ranking of the items.
+    rank = rng.permutation(n_i) + 1
+    log_pop = -w.zipf_exponent * np.log(rank)
+
+    n_events = np.clip(
+        np.round(rng.lognormal(math.log(params.mean_per_user) - 0.5 * 0.7**2, 0.7, size=n_u)),
+        params.min_per_user, min(params.max_per_user, n_i),
+    ).astype(np.int64)
+
+    item_bias = (w.popularity * log_pop - w.new_arrival_penalty * new_arrival).astype(np.float32)
+    rows_u, rows_i = [], []
+    # Users in blocks: the dense utility block stays small (block x n_items floats).
+    block = 512
+    for start in range(0, n_u, block):
+        us = np.arange(start, min(start + block, n_u))
+        aff_cat = (cat[None, :] == cat1[us, None]) + w.secondary_affinity * (cat[None, :] == cat2[us, None])
+        aff_col = (col[None, :] == col1[us, None]) + w.secondary_affinity * (col[None, :] == col2[us, None])
+        text_u = w.category * aff_cat + w.material * (mat[None, :] == mat_u[us, None])
+        image_u = w.colour * aff_col + w.shape * (shp[None, :] == shp_u[us, None])
+        util = (
+            2 * mix[us, None] * text_u
+            + 2 * (1 - mix[us, None]) * image_u
+            + w.interaction * ((cat[None, :] == cat1[us, None]) & (col[None, :] == col1[us, None]))
+            + w.latent * (p_u[us] @ q_i.T)
+            + item_bias[None, :]
+        ).astype(np.float32)
+        # Gumbel-top-k: the k largest of utility + Gumbel noise are a draw without replacement
+        # from the softmax over utilities (Plackett-Luce).
+        perturbed = util + event_rng.gumbel(size=util.shape).astype(np.float32)
+        k_max = int(n_events[us].max())
+        # Only each row's top k_max matter: partition, then order just those.
+        top = np.argpartition(-perturbed, k_max - 1, axis=1)[:, :k_max]
+        top_vals = np.take_along_axis(perturbed, top, axis=1)
+        order = np.take_along_axis(top, np.argsort(-top_vals, axis=1, kind="stable"), axis=1)
+        for r, u in enumerate(us):
+            chosen = order[r, : n_events[u]]
+            rows_u.append(np.full(len(chosen), u, dtype=np.int64))
+            rows_i.append(chosen.astype(np.int64))
+    users = np.concatenate(rows_u)
+    its = np.concatenate(rows_i)
+
+    # Timestamps: each user is active over a random stretch of the window; events are spread
+    # uniformly inside it in random order (the draw order above is by utility, not time).
+    start_t = event_rng.uniform(0, _WINDOW * 0.6, size=n_u)
+    span = event_rng.uniform(3 * _DAY, _WINDOW * 0.4, size=n_u)
+    ts = _T0 + start_t[users] + event_rng.uniform(0, 1, size=len(users)) * span[users]
+    # An event cannot precede its item's listing: move such events into [listing, window end).
+    listed = items["listed_at"].to_numpy(np.float64)[its]
+    early = ts < listed
+    ts[early] = listed[early] + event_rng.uniform(0, 1, size=int(early.sum())) * (_T0 + _WINDOW - listed[early])
+    ts = np.floor(ts)
+
+    frame = pd.DataFrame({"user": users, "item": its, "timestamp": ts})
+    frame = frame.sort_values(["user", "timestamp", "item"], kind="stable").reset_index(drop=True)
+    return frame
+
+
+# ---------------------------------------------------------------------------- images
+def _render_images(items: pd.DataFrame, root: Path, params: _Params, image_ss: np.random.SeedSequence,
+                   progress: bool) -> None:
+    img_dir = root / "images"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    entropy = image_ss.entropy
+    rows = zip(items["image_path"], items["trait_colour"], items["trait_shape"])
+    for j, (rel, colour, shape) in enumerate(
+        tqdm(list(rows), desc="demo images", unit="img", disable=not progress)
+    ):
+        if rel is None or (isinstance(rel, float) and np.isnan(rel)):
+            continue
+        # One stream per item (keyed by its index) so images do not depend on render order.
+        rng = np.random.default_rng(np.random.SeedSequence([entropy, j]))
+        img = render_item_image(colour, shape, rng, params.image_size)
+        img.save(root / rel, format="JPEG", quality=params.jpeg_quality)
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, angle: float,
+                fg: tuple[int, int, int], bg: tuple[int, int, int]) -> None:
+    def poly(radii: list[float], n: int, offset: float = 0.0) -> list[tuple[float, float]]:
+        return [
+            (cx + radii[k % len(radii)] * math.cos(angle + offset + 2 * math.pi * k / n),
+             cy + radii[k % len(radii)] * math.sin(angle + offset + 2 * math.pi * k / n))
+            for k in range(n)
+        ]
+
+    if shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fg)
+    elif shape == "ring":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fg)
+        inner = r * 0.55
+        draw.ellipse([cx - inner, cy - inner, cx + inner, cy + inner], fill=bg)
+    elif shape == "square":
+        draw.polygon(poly([r], 4, math.pi / 4), fill=fg)
+    elif shape == "triangle":
+        draw.polygon(poly([r * 1.1], 3), fill=fg)
+    elif shape == "star":
+        draw.polygon(poly([r * 1.1, r * 0.45], 10), fill=fg)
+    elif shape == "cross":
+        arm = r * 0.33
+        # A plus sign: two rotated rectangles.
+        for extra in (0.0, math.pi / 2):
+            a = angle + extra
+            dx, dy = math.cos(a), math.sin(a)
+            px, py = -dy, dx
+            draw.polygon(
+                [(cx + dx * r + px * arm, cy + dy * r + py * arm), (cx + dx * r - px * arm, cy + dy * r - py * arm),
+                 (cx - dx * r - px * arm, cy - dy * r - py * arm), (cx - dx * r + px * arm, cy - dy * r + py * arm)],
+                fill=fg,
+            )
+    else:  # pragma: no cover - guarded by render_item_image
+        raise ValueError(shape)
+
+
+def _hsv_to_rgb(h_deg: float, s: float, v: float) -> tuple[int, int, int]:
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb((h_deg % 360.0) / 360.0, s, v)
+    return int(round(r * 255)), int(round(g * 255)), int(round(b * 255))
+
+
+# ---------------------------------------------------------------------------- cache
+_MANIFEST = "demo.json"
+
+
+def _default_root(params: _Params) -> Path:
+    base = Path(os.environ.get("FUSIONREC_CACHE", Path.home() / ".cache" / "fusionrec"))
+    return base / "demo" / params.key()
+
+
+def _load_cached(root: Path, params: _Params) -> Dataset | None:
+    manifest = root / _MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        meta = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if meta.get("key") != params.key() or meta.get("params") != json.loads(json.dumps(asdict(params))):
+        return None
+    try:
+        items = pd.read_parquet(root / "items.parquet")
+        interactions = pd.read_parquet(root / "interactions.parquet")
+    except (OSError, ValueError):
+        return None
+    paths = items["image_path"].dropna()
+    if len(items) != params.n_items or not all((root / p).is_file() for p in paths):
+        return None  # files were removed since: regenerate rather than hand back broken paths
+    items["image_path"] = items["image_path"].astype(object).where(items["image_path"].notna(), None)
+    return _to_dataset(items, interactions, root)
+
+
+def _write_cache(root: Path, params: _Params, items: pd.DataFrame, interactions: pd.DataFrame) -> None:
+    # Tables first, manifest last and atomically: a crash mid-way leaves no manifest, so the
+    # next call regenerates instead of loading half-written data.
+    (root / _MANIFEST).unlink(missing_ok=True)
+    items.to_parquet(root / "items.parquet", index=False)
+    interactions.to_parquet(root / "interactions.parquet", index=False)
+    meta = {"key": params.key(), "params": asdict(params), "n_interactions": int(len(interactions))}
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".demo-", suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(meta, fh, indent=2, sort_keys=True)
+    os.replace(tmp, root / _MANIFEST)
+
+
+def _to_dataset(items: pd.DataFrame, interactions: pd.DataFrame, root: Path) -> Dataset:
+    n_users = int(interactions["user"].max()) + 1 if len(interactions) else 0
+    width = max(5, len(str(max(n_users - 1, 0))))
+    user_ids = [f"user{u:0{width}d}" for u in range(n_users)]
+    inter = pd.DataFrame(
+        {
+            "user": interactions["user"].to_numpy(np.int64),
+            "item": interactions["item"].to_numpy(np.int64),
+            "rating": np.float32(np.nan),
+            "timestamp": interactions["timestamp"].to_numpy(np.float64),
+            "label": np.float32(1.0),
+        }
+    )
+    return Dataset("demo", user_ids, items["item_id"].tolist(), inter, items, root=root)
+
+
+def _check_args(n_users: int, n_items: int, image_size: int, min_per_user: int, max_per_user: int,
+                mean_per_user: float, new_arrival_fraction: float, missing_image_fraction: float,
+                jpeg_quality: int) -> None:
+    where = "make_demo_dataset(...) / `fusionrec demo` options"
+    if n_users < 1 or n_items < 2:
+        raise UserError(f"demo needs n_users >= 1 and n_items >= 2, got n_users={n_users}, n_items={n_items}",
+                        where, "use e.g. n_users=3000, n_items=2000 (the defaults)")
+    if not 1 <= min_per_user <= max_per_user:
+        raise UserError(f"need 1 <= min_per_user <= max_per_user, got {min_per_user} and {max_per_user}",
+                        where, "e.g. min_per_user=5, max_per_user=60")
+    if min_per_user >= n_items:
+        raise UserError(f"min_per_user={min_per_user} must be below n_items={n_items}", where,
+                        "lower min_per_user or raise n_items")
+    if mean_per_user <= 0:
+        raise UserError(f"mean_per_user must be positive, got {mean_per_user}", where, "e.g. mean_per_user=14")
+    if image_size < 16:
+        raise UserError(f"image_size={image_size} is too small to draw a recognisable shape", where,
+                        "use image_size >= 32 (96 by default)")
+    for name, frac in (("new_arrival_fraction", new_arrival_fraction),
+                       ("missing_image_fraction", missing_image_fraction)):
+        if not 0.0 <= frac < 1.0:
+            raise UserError(f"{name}={frac} must be in [0, 1)", where, f"e.g. {name}=0.05")
+    if not 1 <= jpeg_quality <= 100:
+        raise UserError(f"jpeg_quality={jpeg_quality} must be in 1..100", where, "e.g. jpeg_quality=90")
+
+
+def _words(text: str) -> set[str]:
+    """Lower-case word tokens (hyphenated words also split), used to audit the text."""
+    toks = re.findall(r"[a-z]+(?:-[a-z]+)*", text.lower())
+    out = set(toks)
+    for t in toks:
+        out.update(t.split("-"))
+    return out
