@@ -1,0 +1,299 @@
+"""One trainer for every model of the :class:`~fusionrec.models.base.RecModel` contract.
+
+* gradient models (``trainable = True``): Adam over ``cfg.epochs`` epochs of the
+  sampler named by the model's ``batch_kind``; after every ``cfg.eval_every``
+  epochs the *validation* split is scored and ``cfg.valid_metric`` drives early
+  stopping (``cfg.patience`` evaluations without improvement); the best weights
+  are restored at the end, so the returned model is the valid-best one;
+* closed-form models (``trainable = False``): ``model.fit(data)`` once, then one
+  validation pass.
+
+The test split is never looked at here: the pipeline scores it once afterwards.
+
+Checkpoints (``out_dir/checkpoint.pt``) hold plain tensors and numbers only
+(state dicts, optimizer state, epoch, best weights, history) so they load with
+``torch.load(weights_only=True)``. Sampling randomness is derived from
+``(seed, epoch)``, hence a resumed run draws exactly the batches an
+uninterrupted run would have drawn.
+"""
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fusionrec.config import TrainConfig
+from fusionrec.data.dataset import TrainData
+from fusionrec.errors import UserError
+from fusionrec.models.base import RecModel
+from fusionrec.train.sampling import make_sampler
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class EvaluatorLike(Protocol):
+    """What the trainer needs from :class:`fusionrec.evaluate.Evaluator`."""
+
+    def evaluate(self, model: RecModel, split: str = "valid") -> dict[str, float]: ...
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :meth:`Trainer.fit`.
+
+    ``best_epoch`` is 1-based (0 for closed-form models); ``history`` has one
+    dict per epoch with ``epoch``, ``loss``, ``seconds`` and, on evaluated
+    epochs, ``valid`` (the full metric dict); ``best_valid`` is the metric dict
+    of the restored (best) model.
+    """
+
+    best_epoch: int
+    best_score: float
+    history: list[dict[str, Any]]
+    seconds_per_epoch: float
+    total_seconds: float
+    stopped_early: bool
+    best_valid: dict[str, float] = field(default_factory=dict)
+    eval_seconds_per_epoch: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch so model initialisation is reproducible."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Train ``model`` on ``data`` according to ``cfg`` (see module docstring)."""
+
+    def __init__(
+        self,
+        model: RecModel,
+        data: TrainData,
+        cfg: TrainConfig,
+        evaluator: EvaluatorLike | None = None,
+        out_dir: str | Path | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.model = model
+        self.data = data
+        self.cfg = cfg
+        self.evaluator = evaluator
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.seed = int(seed if seed is not None else (cfg.seeds[0] if cfg.seeds else 0))
+
+    # ------------------------------------------------------------------ public
+    def fit(self) -> TrainResult:
+        """Train (or fit) the model, restore the valid-best weights and report."""
+        if self.cfg.num_threads:
+            torch.set_num_threads(int(self.cfg.num_threads))
+        seed_everything(self.seed)
+        if not type(self.model).trainable:
+            return self._fit_closed_form()
+        return self._fit_gradient()
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.out_dir / CHECKPOINT_NAME if self.out_dir is not None else None
+
+    # ------------------------------------------------------------------ closed form
+    def _fit_closed_form(self) -> TrainResult:
+        start = time.perf_counter()
+        self.model.fit(self.data)
+        fit_seconds = time.perf_counter() - start
+        valid = self._validate() if self.evaluator is not None else {}
+        score = self._score(valid) if valid else float("nan")
+        total = time.perf_counter() - start
+        history = [{"epoch": 0, "loss": None, "seconds": fit_seconds, "valid": valid}]
+        return TrainResult(0, score, history, fit_seconds, total, False, valid, total - fit_seconds)
+
+    # ------------------------------------------------------------------ gradient
+    def _fit_gradient(self) -> TrainResult:
+        model, cfg = self.model, self.cfg
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise UserError(
+                f"model {model.name!r} is marked trainable but has no parameters",
+                f"{type(model).__module__}.{type(model).__name__}",
+                "set trainable = False and implement fit(), or add nn.Parameters",
+            )
+        optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        num_negatives = int(model.param("num_negatives", 4))
+        sampler = make_sampler(type(model).batch_kind, self.data, cfg.batch_size, num_negatives)
+
+        state = {
+            "epoch": 0, "best_epoch": 0, "best_score": -math.inf, "bad_evals": 0,
+            "history": [], "best_state": None, "best_valid": {}, "train_seconds": 0.0,
+            "eval_seconds": 0.0, "n_evals": 0,
+        }
+        if cfg.resume:
+            self._load_checkpoint(optimizer, state)
+
+        total_start = time.perf_counter()
+        disable = (not cfg.progress) or not sys.stderr.isatty()
+        bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=f"train {model.name}",
+                   unit="epoch", disable=disable, dynamic_ncols=True, leave=False)
+        stopped_early = False
+        try:
+            while state["epoch"] < cfg.epochs:
+                epoch = state["epoch"] + 1
+                t0 = time.perf_counter()
+                loss = self._train_epoch(sampler, optimizer, epoch)
+                train_secs = time.perf_counter() - t0
+                state["train_seconds"] += train_secs
+                record: dict[str, Any] = {"epoch": epoch, "loss": loss, "seconds": train_secs}
+                postfix = {"loss": f"{loss:.4f}"}
+                if not math.isfinite(loss):
+                    # A diverged model is useless from here on: keep the best weights so far.
+                    record["diverged"] = True
+                    state["history"].append(record)
+                    state["epoch"] = epoch
+                    stopped_early = True
+                    break
+                evaluate_now = self.evaluator is not None and (
+                    epoch % max(cfg.eval_every, 1) == 0 or epoch == cfg.epochs
+                )
+                if evaluate_now:
+                    t1 = time.perf_counter()
+                    valid = self._validate()
+                    state["eval_seconds"] += time.perf_counter() - t1
+                    state["n_evals"] += 1
+                    score = self._score(valid)
+                    record["valid"] = valid
+                    postfix[cfg.valid_metric] = f"{score:.4f}"
+                    if score > state["best_score"]:
+                        state.update(best_score=score, best_epoch=epoch, bad_evals=0, best_valid=valid,
+                                     best_state=_clone_state(model))
+                    else:
+                        state["bad_evals"] += 1
+                state["history"].append(record)
+                state["epoch"] = epoch
+                bar.update(1)
+                bar.set_postfix(postfix)
+                if cfg.checkpoint and self.checkpoint_path is not None:
+                    self._save_checkpoint(optimizer, state)
+                if evaluate_now and state["bad_evals"] >= cfg.patience:
+                    stopped_early = True
+                    break
+        finally:
+            bar.close()
+
+        if self.evaluator is None or state["best_state"] is None:
+            # Without validation the last weights are the result.
+            state["best_epoch"] = state["epoch"]
+            state["best_score"] = float("nan")
+        else:
+            model.load_state_dict(state["best_state"])
+        total = time.perf_counter() - total_start
+        epochs_run = max(sum(1 for h in state["history"] if "loss" in h), 1)
+        return TrainResult(
+            best_epoch=int(state["best_epoch"]),
+            best_score=float(state["best_score"]),
+            history=state["history"],
+            seconds_per_epoch=state["train_seconds"] / epochs_run,
+            total_seconds=total,
+            stopped_early=stopped_early,
+            best_valid=dict(state["best_valid"]),
+            eval_seconds_per_epoch=state["eval_seconds"] / max(state["n_evals"], 1),
+        )
+
+    def _train_epoch(self, sampler, optimizer: torch.optim.Optimizer, epoch: int) -> float:
+        model = self.model
+        model.train()
+        model.pre_epoch()
+        # (seed, epoch) -> sampling stream: resume-safe without storing RNG state.
+        rng = np.random.default_rng([self.seed, epoch])
+        total, n = 0.0, 0
+        for batch in sampler.epoch(rng):
+            optimizer.zero_grad(set_to_none=True)
+            loss = model.calculate_loss(batch)
+            if loss.dim() != 0:
+                loss = loss.sum()
+            if not torch.isfinite(loss):
+                return float("nan")
+            loss.backward()
+            optimizer.step()
+            rows = len(next(iter(batch.values())))
+            total += float(loss.detach()) * rows
+            n += rows
+        return total / max(n, 1)
+
+    def _validate(self) -> dict[str, float]:
+        self.model.eval()
+        with torch.no_grad():
+            result = self.evaluator.evaluate(self.model, split="valid")
+        return {k: float(v) for k, v in result.items()}
+
+    def _score(self, valid: dict[str, float]) -> float:
+        key = self.cfg.valid_metric
+        if key not in valid:
+            raise UserError(
+                f"validation metric {key!r} is not computed by the evaluator",
+                "train.valid_metric",
+                f"choose one of {sorted(valid)} (e.g. --set train.valid_metric=recall@20) "
+                "or add its k / metric to eval.ks / eval.metrics",
+            )
+        return float(valid[key])
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save_checkpoint(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        path = self.checkpoint_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": state["epoch"],
+            "best_epoch": state["best_epoch"],
+            "best_score": state["best_score"],
+            "bad_evals": state["bad_evals"],
+            "best_state": state["best_state"],
+            "best_valid": state["best_valid"],
+            "history": state["history"],
+            "train_seconds": state["train_seconds"],
+            "eval_seconds": state["eval_seconds"],
+            "n_evals": state["n_evals"],
+            "seed": self.seed,
+            "model_name": self.model.name,
+        }
+        tmp = path.with_suffix(".tmp")
+        torch.save(payload, tmp)
+        tmp.replace(path)  # atomic: a crash mid-write never leaves a corrupt checkpoint
+
+    def _load_checkpoint(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        path = self.checkpoint_path
+        if path is None or not path.is_file():
+            raise UserError(
+                "train.resume is set but there is no checkpoint to resume from",
+                str(path) if path is not None else "Trainer(out_dir=None)",
+                "run once with train.checkpoint=true (and the same output dir), or drop train.resume",
+            )
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("model_name") != self.model.name:
+            raise UserError(
+                f"checkpoint is for model {payload.get('model_name')!r}, not {self.model.name!r}",
+                str(path), "resume with the same model, or use a new output directory",
+            )
+        self.model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        for key in ("epoch", "best_epoch", "best_score", "bad_evals", "best_state", "best_valid",
+                    "history", "train_seconds", "eval_seconds", "n_evals"):
+            state[key] = payload[key]
+
+
+def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+__all__ = ["Trainer", "TrainResult", "seed_everything", "EvaluatorLike", "CHECKPOINT_NAME"]
