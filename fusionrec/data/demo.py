@@ -592,7 +592,7 @@ def _render_images(items: pd.DataFrame, root: Path, params: _Params, image_ss: n
     for j, (rel, colour, shape) in enumerate(
         tqdm(list(rows), desc="demo images", unit="img", disable=not progress)
     ):
-        if rel is None or (isinstance(rel, float) and np.isnan(rel)):
+        if pd.isna(rel):
             continue
         # One stream per item (keyed by its index) so images do not depend on render order.
         rng = np.random.default_rng(np.random.SeedSequence([entropy, j]))
@@ -671,7 +671,6 @@ def _load_cached(root: Path, params: _Params) -> Dataset | None:
     paths = items["image_path"].dropna()
     if len(items) != params.n_items or not all((root / p).is_file() for p in paths):
         return None  # files were removed since: regenerate rather than hand back broken paths
-    items["image_path"] = items["image_path"].astype(object).where(items["image_path"].notna(), None)
     return _to_dataset(items, interactions, root)
 
 
