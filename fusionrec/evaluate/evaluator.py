@@ -395,7 +395,7 @@ class Evaluator:
                 if self._self_info is not None:
                     total, count = beyond[f"novelty@{k}"]
                     result[f"novelty@{k}"] = total / count if count else float("nan")
-                if self._unit_features is not None:
+                if self._unit_features is not None and k >= 2:  # a 1-item list has no pair
                     total, count = beyond[f"diversity@{k}"]
                     result[f"diversity@{k}"] = total / count if count else float("nan")
         result["n_users"] = float(n)
