@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "fusionrec.pipeline",
     "data": "fusionrec.data.cli",
     "encode": "fusionrec.encoders.cli",
+    "serve": "fusionrec.serve.cli",
 }
 
 

@@ -1,0 +1,300 @@
+"""What the service answers from: one immutable-by-reference snapshot of a trained model.
+
+:class:`ServiceState` bundles the model, its id maps, user/item vectors, the
+faiss index, the content map and the catalogue. A retrain builds a whole new
+state off to the side and the service swaps one reference; a request reads
+``service.state`` once and uses that object to the end, so in-flight requests
+finish on the old model.
+
+Posted items (``POST /items``) are the one mutation of a live state: they go
+into the :class:`Catalogue` and the index copy-on-write (new arrays are built,
+then assigned), so a concurrent reader sees either the old or the new table,
+never a half-written one.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from fusionrec.data.dataset import Dataset
+from fusionrec.models.base import RecModel
+from fusionrec.serve.config import ServeConfig
+from fusionrec.serve.content import ContentMap
+from fusionrec.serve.index import ItemIndex
+from fusionrec.serve.store import StoredItem
+
+# columns never used as filterable/profile attributes: ids, free text, media paths
+_TEXT_LIKE = re.compile(r"(^|_)(id|iid|title|name|overview|plot|text|description|path|url|tags)$", re.I)
+
+
+def _as_key(value: Any) -> str:
+    """Ids are strings in the API; numpy ints and floats that are whole print without noise."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass
+class Catalogue:
+    """Item ids, attribute table and content features; grows copy-on-write when items are posted."""
+
+    item_ids: list[str]
+    index_of: dict[str, int]
+    frame: pd.DataFrame                       # one row per item (attributes, text, image_path)
+    features: dict[str, np.ndarray]           # modality -> [n_items, dim]
+    masks: dict[str, np.ndarray]              # modality -> [n_items] bool
+    cold: np.ndarray                          # True: embedding comes from the content map, not training
+    popularity: np.ndarray                    # training interactions per item
+    version: int = 0
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def title(self, row: int) -> str | None:
+        for col in ("title", "name", "tmdb_title"):
+            if col in self.frame.columns:
+                v = self.frame.iat[row, self.frame.columns.get_loc(col)]
+                if isinstance(v, str) and v:
+                    return v
+        return None
+
+    def attributes(self, row: int) -> dict[str, Any]:
+        rec = self.frame.iloc[row].to_dict()
+        out = {}
+        for k, v in rec.items():
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                continue
+            if isinstance(v, np.generic):
+                v = v.item()
+            if isinstance(v, str) and len(v) > 500:
+                v = v[:500] + "..."
+            out[str(k)] = v
+        return out
+
+    def attribute_columns(self) -> list[str]:
+        """Columns that describe items categorically (genres, year, brand), for profiles and filters."""
+        cols = []
+        for col in self.frame.columns:
+            if _TEXT_LIKE.search(str(col)) or col == "image_path" or col == "audio_path":
+                continue
+            cols.append(str(col))
+        return cols
+
+
+@dataclass
+class ServiceState:
+    """A loaded model plus everything derived from it for serving (see module docstring)."""
+
+    version: int
+    model: RecModel
+    dataset: Dataset
+    config: Any
+    user_ids: list[str]
+    user_index: dict[str, int]
+    user_vectors: np.ndarray | None     # [n_users, d] when the model scores by inner product
+    index: ItemIndex | None             # inner product (recommendations)
+    sim_index: ItemIndex | None         # cosine (similar items)
+    seen: sp.csr_matrix                 # training positives, user x (base) item
+    content_map: ContentMap | None
+    catalogue: Catalogue
+    trained_upto_seq: int = 0
+    model_dir: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _filter_cache: dict = field(default_factory=dict)
+
+    @property
+    def inner_product(self) -> bool:
+        return self.index is not None
+
+    @property
+    def item_vectors(self) -> np.ndarray | None:
+        return None if self.index is None else self.index.vectors
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(cls, model: RecModel, dataset: Dataset, config: Any, cfg: ServeConfig,
+              stored_items: list[StoredItem] | None = None, trained_upto_seq: int = 0,
+              version: int = 1, model_dir: str | None = None) -> "ServiceState":
+        model.eval()
+        user_ids = [_as_key(u) for u in dataset.user_ids]
+        item_ids = [_as_key(i) for i in dataset.item_ids]
+        with torch.no_grad():
+            u = model.user_embeddings()
+            v = model.item_embeddings()
+        user_vectors = item_vectors = None
+        if u is not None and v is not None:
+            user_vectors = np.ascontiguousarray(u.detach().cpu().numpy(), dtype=np.float32)
+            item_vectors = np.ascontiguousarray(v.detach().cpu().numpy(), dtype=np.float32)
+            if item_vectors.shape[0] != len(item_ids) or user_vectors.shape[0] != len(user_ids):
+                raise ValueError(
+                    f"model has {user_vectors.shape[0]} users x {item_vectors.shape[0]} items but the dataset "
+                    f"has {len(user_ids)} x {len(item_ids)}; the model directory is inconsistent"
+                )
+        seen = dataset.interaction_matrix("train") if dataset.has_split else dataset.interaction_matrix()
+        popularity = np.asarray(seen.sum(axis=0)).ravel()
+        frame = dataset.items.copy()
+        features = {n: m.features for n, m in dataset.modalities.items()}
+        masks = {n: m.mask for n, m in dataset.modalities.items()}
+        warm = popularity > 0
+        content_map = None
+        if item_vectors is not None and features:
+            content_map = ContentMap.fit({n: (features[n], masks[n]) for n in features}, item_vectors, warm,
+                                         alpha=cfg.ridge_alpha)
+        # items that never occur in training keep their random initial embedding; if the
+        # content map can place them, that is the better guess (the cold-start protocol's case)
+        cold = ~warm
+        if content_map is not None and cold.any():
+            for row in np.flatnonzero(cold):
+                vecs = {n: features[n][row] for n in features if masks[n][row]}
+                if content_map.usable(vecs):
+                    item_vectors[row] = content_map.embed(vecs)
+        catalogue = Catalogue(item_ids, {i: j for j, i in enumerate(item_ids)}, frame, features, masks,
+                              cold.copy(), popularity.astype(np.float64))
+        index = sim_index = None
+        if item_vectors is not None:
+            index = ItemIndex(item_vectors, cfg.index)
+            sim_index = ItemIndex(_normalise(item_vectors), cfg.index)
+        state = cls(version, model, dataset, config, user_ids, {u: i for i, u in enumerate(user_ids)},
+                    user_vectors, index, sim_index, seen.tocsr(), content_map, catalogue,
+                    trained_upto_seq, model_dir)
+        for item in stored_items or []:
+            state.upsert_item(item)
+        return state
+
+    # ------------------------------------------------------------------ items
+    def upsert_item(self, item: StoredItem) -> tuple[int, bool]:
+        """Add or update one item; returns ``(row, created)``. Cold items get a content-mapped vector."""
+        with self.lock:
+            cat = self.catalogue
+            row = cat.index_of.get(item.item_id)
+            created = row is None
+            n = cat.n_items
+            if created:
+                row = n
+            features = dict(cat.features)
+            masks = dict(cat.masks)
+            for name in set(features) | set(item.features):
+                if name not in features:
+                    continue  # a modality the model never saw cannot be used
+                f, m = features[name], masks[name]
+                if created:
+                    f = np.vstack([f, np.zeros((1, f.shape[1]), np.float32)])
+                    m = np.append(m, False)
+                else:
+                    f, m = f.copy(), m.copy()
+                vec = item.features.get(name)
+                if vec is not None and vec.shape[0] == f.shape[1]:
+                    f[row], m[row] = vec, True
+                features[name], masks[name] = f, m
+            attrs = dict(item.attributes)
+            if item.text is not None:
+                attrs.setdefault("text", item.text)
+            frame = cat.frame
+            if created:
+                new = pd.DataFrame([attrs])
+                frame = pd.concat([frame, new], ignore_index=True) if len(frame.columns) else new
+            else:
+                frame = frame.copy()
+                for k, v in attrs.items():
+                    if k not in frame.columns:
+                        frame[k] = None
+                    frame.at[row, k] = v
+            cold = np.append(cat.cold, True) if created else cat.cold
+            popularity = np.append(cat.popularity, 0.0) if created else cat.popularity
+            if self.index is not None:
+                if cold[row]:
+                    vecs = {n: features[n][row] for n in features if masks[n][row]}
+                    if self.content_map is None or not self.content_map.usable(vecs):
+                        raise ValueError("no usable content for the model's content map")
+                    vec = self.content_map.embed(vecs)
+                    self.index.upsert(np.array([row]), vec[None, :])
+                    self.sim_index.upsert(np.array([row]), _normalise(vec[None, :]))
+            ids = cat.item_ids + [item.item_id] if created else cat.item_ids
+            index_of = {**cat.index_of, item.item_id: row} if created else cat.index_of
+            self.catalogue = Catalogue(ids, index_of, frame.reset_index(drop=True), features, masks, cold,
+                                       popularity, cat.version + 1)
+            self._filter_cache = {}
+            return row, created
+
+    # ------------------------------------------------------------------ filters
+    def filter_mask(self, expr: str | None) -> np.ndarray | None:
+        """Bool mask of items passing ``expr`` (``genres:Comedy;year>=1990``); None when no filter."""
+        if not expr:
+            return None
+        cat = self.catalogue
+        key = (expr, cat.version)
+        cached = self._filter_cache.get(key)
+        if cached is not None:
+            return cached
+        mask = parse_filters(expr, cat.frame)
+        if len(self._filter_cache) > 256:
+            self._filter_cache = {}
+        self._filter_cache[key] = mask
+        return mask
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+_CLAUSE = re.compile(r"^\s*([A-Za-z0-9_.\- ]+?)\s*(>=|<=|!=|==|=|>|<|:)\s*(.+?)\s*$")
+
+
+class FilterError(ValueError):
+    """A filter expression names an unknown column or cannot be parsed."""
+
+
+def parse_filters(expr: str, frame: pd.DataFrame) -> np.ndarray:
+    """Evaluate ``clause;clause`` (AND) on the item table.
+
+    ``col:value`` -- the column equals ``value`` or, for multi-valued text such as
+    ``Action|Comedy``, contains it as one of its ``|``/``,``-separated tokens;
+    ``col=value``/``col!=value`` exact (in)equality; ``col>=2000`` etc. numeric
+    comparisons. ``a|b`` as a value means either.
+    """
+    mask = np.ones(len(frame), dtype=bool)
+    for clause in [c for c in expr.split(";") if c.strip()]:
+        m = _CLAUSE.match(clause)
+        if not m:
+            raise FilterError(f"cannot parse filter clause {clause!r}; use e.g. genres:Comedy or year>=1990")
+        col, op, raw = m.group(1).strip(), m.group(2), m.group(3)
+        if col not in frame.columns:
+            raise FilterError(f"unknown filter column {col!r}; filterable columns: {[str(c) for c in frame.columns]}")
+        series = frame[col]
+        if op in (">=", "<=", ">", "<"):
+            try:
+                value = float(raw)
+            except ValueError as err:
+                raise FilterError(f"filter {clause!r}: {raw!r} is not a number") from err
+            num = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            with np.errstate(invalid="ignore"):
+                hit = {">=": num >= value, "<=": num <= value, ">": num > value, "<": num < value}[op]
+            mask &= np.nan_to_num(hit, nan=False).astype(bool)
+            continue
+        wanted = [v.strip().lower() for v in raw.split("|") if v.strip()]
+        text = series.astype("string").str.lower().fillna("")
+        text_np = text.to_numpy(dtype=object)
+        if op == ":":
+            tokens = [set(t.strip() for t in re.split(r"[|,]", s)) for s in text_np]
+            hit = np.array([bool(tok & set(wanted)) or s in wanted for tok, s in zip(tokens, text_np)], dtype=bool)
+        else:
+            # numbers compare as numbers so year=1995 matches 1995.0
+            num = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            try:
+                wanted_num = [float(w) for w in wanted]
+                hit = np.isin(num, wanted_num)
+            except ValueError:
+                hit = np.isin(text_np, wanted)
+            if op == "!=":
+                hit = ~hit
+        mask &= hit
+    return mask
