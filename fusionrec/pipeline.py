@@ -1,0 +1,321 @@
+"""Experiment pipeline and the ``fusionrec train | evaluate | demo`` subcommands.
+
+:func:`run_experiment` is the one honest protocol every number in fusionrec comes from:
+
+1. load the dataset (``fusionrec.data.loading.load_dataset``) unless one is given;
+2. for every seed in ``cfg.train.seeds``: seed everything, build the model through
+   the registry, train it with early stopping on the **validation** split (the
+   trainer restores the valid-best weights), then score the **test** split
+   exactly once for that chosen model;
+3. aggregate mean ± sample std over seeds and write the run directory::
+
+       config.yaml          the resolved configuration
+       results.json         per-seed and aggregated valid/test metrics, timings
+       results.md           the same as tables
+       train_history.json   per-seed, per-epoch loss / valid metrics
+       model/               artifact of the first seed (fusionrec.models.io)
+       checkpoints/seed<k>/ training checkpoints (for train.resume)
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fusionrec.config import RunConfig, load_yaml_resource, resolve_config
+from fusionrec.data.dataset import Dataset
+from fusionrec.errors import UserError
+from fusionrec.evaluate import Evaluator
+from fusionrec.evaluate.report import aggregate_seeds, format_table, write_json
+from fusionrec.models.io import load_model, save_model
+from fusionrec.models.registry import available_models, build_model
+from fusionrec.train.trainer import Trainer, seed_everything
+
+# metrics shown in terminal summaries (everything is in results.json)
+SUMMARY_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+
+
+# ---------------------------------------------------------------------- experiment
+def load_data(cfg: RunConfig) -> Dataset:
+    """The dataset of ``cfg.data`` with a train/valid/test split."""
+    from fusionrec.data.loading import load_dataset  # lazy: heavy readers only when needed
+
+    return ensure_split(load_dataset(cfg.data), cfg)
+
+
+def ensure_split(dataset: Dataset, cfg: RunConfig) -> Dataset:
+    """Return ``dataset`` with a split, making one from ``cfg.data.split`` when it has none."""
+    if dataset.has_split:
+        return dataset
+    from fusionrec.data.split import apply_split  # lazy: engineer A's module
+
+    split = cfg.data.split
+    return apply_split(dataset, split.method, tuple(split.ratios), split.seed, split.min_interactions)
+
+
+def make_evaluator(dataset: Dataset, cfg: RunConfig) -> Evaluator:
+    """The evaluator of ``cfg.eval``; diversity uses the first modality the model sees, if any."""
+    names = cfg.data.modalities if cfg.data.modalities is not None else list(dataset.modalities)
+    features = names[0] if (cfg.eval.beyond_accuracy and names) else None
+    return Evaluator.from_config(dataset, cfg.eval, item_features=features)
+
+
+def _run_dir(cfg: RunConfig, dataset: Dataset) -> Path:
+    base = Path(cfg.output_dir)
+    stem = f"{dataset.name}_{cfg.model.name}"
+    if cfg.train.resume:
+        # resume continues the most recent run of the same dataset+model
+        previous = sorted((p for p in base.glob(f"{stem}_*") if (p / "checkpoints").is_dir()),
+                          key=lambda p: p.stat().st_mtime)
+        if previous:
+            return previous[-1]
+    run_dir = base / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}"
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = base / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}-{suffix}"
+    return run_dir
+
+
+def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: str | Path | None = None,
+                   verbose: bool = False) -> dict[str, Any]:
+    """Train and evaluate ``cfg.model`` on ``cfg.data`` over ``cfg.train.seeds``; see the module docstring.
+
+    Returns the content of ``results.json`` plus ``"run_dir"``.
+    """
+    if not cfg.train.seeds:
+        raise UserError("no seeds to run", "train.seeds", "set e.g. --set 'train.seeds=[2024]'")
+    if cfg.model.name not in available_models():
+        raise UserError(f"unknown model {cfg.model.name!r}", "model.name", f"choose one of {available_models()}")
+    dataset = load_data(cfg) if dataset is None else ensure_split(dataset, cfg)
+    run_dir = Path(run_dir) if run_dir is not None else _run_dir(cfg, dataset)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir / "config.yaml")
+    evaluator = make_evaluator(dataset, cfg)
+
+    per_seed: list[dict[str, Any]] = []
+    histories: dict[str, Any] = {}
+    for i, seed in enumerate(cfg.train.seeds):
+        seed_everything(seed)
+        data = dataset.train_data(cfg.data.modalities)
+        model = build_model(cfg.model.name, data, cfg.model.params)
+        trainer = Trainer(model, data, cfg.train, evaluator, out_dir=run_dir / "checkpoints" / f"seed{seed}",
+                          seed=seed)
+        result = trainer.fit()
+        # the chosen (valid-best) model meets the test split exactly once
+        t0 = time.perf_counter()
+        test = evaluator.evaluate(model, split="test")
+        test_seconds = time.perf_counter() - t0
+        per_seed.append({
+            "seed": seed,
+            "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early,
+            "epochs_run": len(result.history),
+            "seconds_per_epoch": result.seconds_per_epoch,
+            "eval_seconds": result.eval_seconds_per_epoch,
+            "total_seconds": result.total_seconds,
+            "test_seconds": test_seconds,
+            "valid": result.best_valid,
+            "test": {k: float(v) for k, v in test.items()},
+        })
+        histories[str(seed)] = result.history
+        if verbose:
+            print(f"[{cfg.model.name}] seed {seed}: best epoch {result.best_epoch}, "
+                  f"valid {cfg.train.valid_metric}={result.best_score:.4f}, "
+                  f"test recall@20={test.get('recall@20', float('nan')):.4f} "
+                  f"({result.total_seconds:.1f}s)", file=sys.stderr)
+        if i == 0:
+            save_model(model, cfg, dataset, run_dir / "model")
+
+    results = {
+        "dataset": dataset.name,
+        "model": cfg.model.name,
+        "params": cfg.model.params,
+        "protocol": cfg.eval.protocol,
+        "valid_metric": cfg.train.valid_metric,
+        "seeds": list(cfg.train.seeds),
+        "valid": _mean_std(aggregate_seeds([r["valid"] for r in per_seed])),
+        "test": _mean_std(aggregate_seeds([r["test"] for r in per_seed])),
+        "timing": _mean_std(aggregate_seeds([
+            {k: r[k] for k in ("seconds_per_epoch", "eval_seconds", "total_seconds", "best_epoch", "epochs_run")}
+            for r in per_seed
+        ])),
+        "per_seed": per_seed,
+    }
+    write_json(results, run_dir / "results.json")
+    write_json(histories, run_dir / "train_history.json")
+    (run_dir / "results.md").write_text(results_table_markdown(results))
+    results["run_dir"] = str(run_dir)
+    return results
+
+
+def _mean_std(agg: dict[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
+    return {k: {"mean": m, "std": s} for k, (m, s) in agg.items()}
+
+
+def _as_pairs(block: dict[str, dict[str, float]]) -> dict[str, tuple[float, float]]:
+    return {k: (v["mean"], v["std"]) for k, v in block.items() if k != "n_users"}
+
+
+def results_table_markdown(results: dict[str, Any]) -> str:
+    """results.md: test and valid tables (mean ± std over seeds) and timings."""
+    name = results["model"]
+    lines = [
+        f"# {name} on {results['dataset']}",
+        "",
+        f"Protocol `{results['protocol']}`, model selected on valid `{results['valid_metric']}`, "
+        f"seeds {results['seeds']} (mean ± sample std). Test scored once per seed.",
+        "",
+        "## Test",
+        "",
+        format_table({name: _as_pairs(results["test"])}, fmt="markdown", highlight_best=False),
+        "",
+        "## Valid (best epoch)",
+        "",
+        format_table({name: _as_pairs(results["valid"])}, fmt="markdown", highlight_best=False),
+        "",
+        "## Timing",
+        "",
+        "| " + " | ".join(results["timing"]) + " |",
+        "|" + "---:|" * len(results["timing"]),
+        "| " + " | ".join(f"{v['mean']:.2f} ± {v['std']:.2f}" for v in results["timing"].values()) + " |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def summary_row(results: dict[str, Any], metrics: tuple[str, ...] = SUMMARY_METRICS) -> dict[str, Any]:
+    """One table row: test metrics (mean, std) plus seconds per epoch."""
+    row: dict[str, Any] = {m: (results["test"][m]["mean"], results["test"][m]["std"])
+                           for m in metrics if m in results["test"]}
+    row["s/epoch"] = results["timing"]["seconds_per_epoch"]["mean"]
+    return row
+
+
+# ---------------------------------------------------------------------- demo
+def demo_settings() -> dict[str, Any]:
+    """``fusionrec/configs/demo.yaml``: generator settings, shared run settings and the model list."""
+    return load_yaml_resource("demo.yaml")
+
+
+def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_root: str | Path | None = None,
+             models: list[str] | None = None, verbose: bool = True) -> dict[str, dict[str, Any]]:
+    """Generate the demo shop and run every model of demo.yaml on it; returns ``{model: results}``."""
+    from fusionrec.data.demo import make_demo_dataset  # lazy: only the demo needs the generator
+
+    settings = demo_settings()
+    gen = dict(settings.get("data", {}))
+    base: dict[str, Any] = copy.deepcopy(settings.get("run", {}))
+    if quick:
+        q = settings.get("quick", {})
+        gen.update(q.get("data", {}))
+        base = _merge(base, q.get("run", {}))
+    dataset = make_demo_dataset(root=data_root, **gen)
+    # the split comes from the shared run settings (data.split), identical for every model
+    dataset = ensure_split(dataset, _resolve_from_dict(_merge(base, {"model": {"name": "pop"}})))
+    if verbose:
+        print(f"demo data: {dataset}", file=sys.stderr)
+
+    all_results: dict[str, dict[str, Any]] = {}
+    for entry in settings.get("models", []):
+        name = entry["name"]
+        if models is not None and name not in models:
+            continue
+        layered = _merge(base, {k: v for k, v in entry.items() if k != "name"})
+        layered = _merge(layered, {"model": {"name": name}, "output_dir": str(output_dir)})
+        cfg = _resolve_from_dict(layered)
+        start = time.perf_counter()
+        all_results[name] = run_experiment(cfg, dataset, verbose=verbose)
+        all_results[name]["wall_seconds"] = time.perf_counter() - start
+    return all_results
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    from fusionrec.config import deep_merge
+
+    return deep_merge(a, b)
+
+
+def _resolve_from_dict(layered: dict[str, Any]) -> RunConfig:
+    """resolve_config for an in-memory dict (model defaults + dataset preset + this dict)."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        yaml.safe_dump(layered, fh)
+        path = fh.name
+    try:
+        return resolve_config(config_file=path)
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------- CLI
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``train``, ``evaluate`` and ``demo``."""
+    p = subparsers.add_parser("train", help="train and evaluate a model (early stopping on valid, test once)",
+                              description="Train a model over the configured seeds, select on the validation "
+                                          "split, score the test split once, write a run directory.")
+    p.add_argument("--dataset", help="dataset preset or name (fusionrec/configs/datasets/<name>.yaml)")
+    p.add_argument("--config", help="run YAML file (data/model/train/eval sections)")
+    p.add_argument("--model", help=f"model name ({', '.join(available_models())}, ...)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override, e.g. --set train.lr=0.001 --set model.params.n_layers=2")
+    p.add_argument("--out", help="output folder for run directories (default: output_dir of the config)")
+    p.set_defaults(func=_cmd_train)
+
+    e = subparsers.add_parser("evaluate", help="evaluate a saved model (runs/<run>/model)")
+    e.add_argument("--model-dir", required=True, help="a model/ folder written by fusionrec train")
+    e.add_argument("--split", default="test", choices=["valid", "test"])
+    e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="evaluation overrides, e.g. --set eval.protocol=mmrec --set 'eval.ks=[10,20]'")
+    e.set_defaults(func=_cmd_evaluate)
+
+    d = subparsers.add_parser("demo", help="generate the demo shop and compare the models of configs/demo.yaml")
+    d.add_argument("--quick", action="store_true", help="smaller data and fewer epochs (about a minute)")
+    d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    d.add_argument("--data-root", default=None, help="where the generated demo data is cached")
+    d.add_argument("--models", nargs="*", default=None, help="only these models from demo.yaml")
+    d.set_defaults(func=_cmd_demo)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    if not args.dataset and not args.config:
+        raise UserError("no dataset given", "fusionrec train", "pass --dataset NAME or --config run.yaml")
+    try:
+        cfg = resolve_config(args.config, args.overrides, dataset=args.dataset, model=args.model)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        raise UserError(str(err), "fusionrec train arguments", "check --config / --set / --model") from err
+    if args.out:
+        cfg = cfg.model_copy(update={"output_dir": args.out})
+    results = run_experiment(cfg, verbose=True)
+    print(format_table({cfg.model.name: summary_row(results)}, fmt="text"))
+    print(f"run directory: {results['run_dir']}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    loaded = load_model(args.model_dir)
+    cfg = loaded.config
+    if args.overrides:
+        from fusionrec.config import deep_merge, parse_overrides
+
+        cfg = RunConfig.model_validate(deep_merge(cfg.model_dump(mode="json"), parse_overrides(args.overrides)))
+    evaluator = make_evaluator(loaded.dataset, cfg)
+    metrics = evaluator.evaluate(loaded.model, split=args.split)
+    shown = {k: v for k, v in metrics.items() if "@" in k}
+    print(format_table({f"{cfg.model.name} ({args.split})": shown}, fmt="text"))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    results = run_demo(quick=args.quick, output_dir=args.out, data_root=args.data_root, models=args.models)
+    rows = {name: summary_row(res) for name, res in results.items()}
+    print(format_table(rows, fmt="text"))
+    print(f"demo finished in {time.perf_counter() - start:.0f}s; run directories under {args.out}")
+    return 0
