@@ -1,0 +1,174 @@
+"""``fusionrec data validate|info|convert``: check a dataset, summarise it, or write it as RecBole files.
+
+``validate`` exits 0 when the data can be loaded (bad rows are only quarantined)
+and 2 with one clear message when it cannot (missing file, no user/item column,
+unreadable format, no good rows, features that do not match the items).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from fusionrec.errors import UserError
+
+FORMATS = ("auto", "csv", "tsv", "parquet", "jsonl", "mmrec", "recbole")
+
+
+def _mapping(pairs: list[str] | None, option: str) -> dict[str, str]:
+    """``["user=uid", "item=iid"]`` or ``["user=uid,item=iid"]`` -> dict."""
+    out: dict[str, str] = {}
+    for chunk in pairs or []:
+        # text=title,genres keeps its comma list: split on ',' only before a new 'role='
+        pieces: list[str] = []
+        for part in chunk.split(","):
+            if "=" in part or not pieces:
+                pieces.append(part)
+            else:
+                pieces[-1] += "," + part
+        for piece in pieces:
+            if "=" not in piece:
+                raise UserError(f"{option} value {piece!r} is not role=column", option,
+                                f"write e.g. {option} user=customer,item=product")
+            role, col = piece.split("=", 1)
+            out[role.strip()] = col.strip()
+    return out
+
+
+def _features(pairs: list[str] | None) -> dict[str, dict[str, Any]]:
+    """``--features image=img.npy:image`` -> ``{"image": {"path": "img.npy", "kind": "image"}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise UserError(f"--features value {pair!r} is not name=path[:kind]", "--features",
+                            "write e.g. --features text=text_feat.npy:text")
+        name, rest = pair.split("=", 1)
+        path, _, kind = rest.partition(":")
+        out[name] = {"path": path, **({"kind": kind} if kind else {})}
+    return out
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from fusionrec.data.validate import validate_path
+
+    fmt = None if args.format == "auto" else args.format
+    _, report = validate_path(
+        args.path, fmt, quarantine_dir=args.quarantine_dir,
+        columns=_mapping(args.columns, "--columns") or None,
+        items_path=args.items, item_columns=_mapping(args.item_columns, "--item-columns") or None,
+        features=_features(args.features) or None,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    elif not report.fatal:
+        print(report.to_text(max_examples=args.examples))
+    if report.fatal:
+        report.raise_if_fatal()  # cli.main prints the one message and exits 2
+    if args.strict and not report.ok:
+        print("strict mode: rows were quarantined", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from fusionrec.config import DataConfig
+    from fusionrec.data.loading import load_dataset_with_report
+    from fusionrec.data.validate import summarise, validate_path
+
+    if args.dataset:
+        dataset, _ = load_dataset_with_report(DataConfig(name=args.dataset))
+    elif args.path:
+        dataset, report = validate_path(args.path, None if args.format == "auto" else args.format)
+        report.raise_if_fatal()
+    else:
+        raise UserError("nothing to describe", "fusionrec data info", "pass a PATH or --dataset NAME")
+    assert dataset is not None
+    info = summarise(dataset)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"dataset {dataset.name!r}")
+    print(f"  users {info['n_users']}, items {info['n_items']}, interactions {info['n_interactions']} "
+          f"(density {info['density']:.4%})")
+    print(f"  ratings: {'yes' if info['has_rating'] else 'no'}, timestamps: {'yes' if info['has_timestamp'] else 'no'}")
+    if dataset.has_split:
+        from fusionrec.data.split import split_summary
+
+        print("  split:")
+        for row in split_summary(dataset).itertuples():
+            print(f"    {row.split:<5} {row.interactions:>9} interactions, {row.users:>7} users, {row.items:>7} items")
+    else:
+        print("  split: none (choose one with data.split.method)")
+    for mod in info["modalities"]:
+        print(f"  modality {mod['name']:<14} {mod['kind']:<9} dim {mod['dim']:<5} coverage {mod['coverage']:.1%}")
+    for key in ("text_coverage", "image_coverage", "audio_coverage"):
+        if key in info:
+            print(f"  {key.replace('_', ' ')}: {info[key]:.1%}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from fusionrec.config import DataConfig
+    from fusionrec.data.loading import load_dataset_with_report
+    from fusionrec.data.readers import write_recbole
+    from fusionrec.data.validate import validate_path
+
+    if args.dataset:
+        dataset, _ = load_dataset_with_report(DataConfig(name=args.dataset))
+    else:
+        dataset, report = validate_path(args.path, None if args.format == "auto" else args.format)
+        report.raise_if_fatal()
+    assert dataset is not None
+    folder = write_recbole(dataset, args.out, args.name)
+    print(f"wrote RecBole atomic files for {dataset.name!r} to {folder}")
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``fusionrec data`` and its sub-subcommands."""
+    parser = subparsers.add_parser("data", help="validate, describe or convert a dataset",
+                                   description="Dataset tools: validate (with quarantine), info, convert.")
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
+
+    def common(p: argparse.ArgumentParser, path_required: bool = True) -> None:
+        p.add_argument("path", nargs=None if path_required else "?",
+                       help="interaction file or dataset folder (csv/tsv/parquet/jsonl, MMRec or RecBole)")
+        p.add_argument("--format", choices=FORMATS, default="auto", help="input format (default: detect)")
+
+    v = sub.add_parser("validate", help="check a dataset; quarantine bad rows; exit 0 unless it cannot load")
+    common(v)
+    v.add_argument("--quarantine-dir", help="write quarantine.csv (one line per bad row) and report.json here")
+    v.add_argument("--columns", action="append", metavar="ROLE=COL",
+                   help="interaction column roles: user, item, rating, timestamp, label, split")
+    v.add_argument("--items", help="item table (default: items.<ext> next to the interactions)")
+    v.add_argument("--item-columns", action="append", metavar="ROLE=COL",
+                   help="item roles: item, text=a,b, image_path=col or images/{item_id}.jpg, audio_path, "
+                        "attributes=a,b, id_map=file")
+    v.add_argument("--features", action="append", metavar="NAME=PATH[:KIND]", help="feature .npy files")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
+    v.add_argument("--strict", action="store_true", help="exit 1 when any row was quarantined")
+    v.add_argument("--examples", type=int, default=5, help="example locations shown per issue")
+    v.set_defaults(func=_cmd_validate)
+
+    i = sub.add_parser("info", help="counts, split sizes, modalities and coverage")
+    common(i, path_required=False)
+    i.add_argument("--dataset", help="a preset name instead of a path (e.g. ml100k-mmrec)")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_cmd_info)
+
+    c = sub.add_parser("convert", help="write a dataset as RecBole atomic files")
+    common(c, path_required=False)
+    c.add_argument("--dataset", help="a preset name instead of a path")
+    c.add_argument("--out", required=True, help="output folder")
+    c.add_argument("--name", help="file stem (default: the dataset name)")
+    c.set_defaults(func=_cmd_convert)
+
+    def no_action(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 0
+
+    parser.set_defaults(func=no_action)
+
+
+__all__ = ["add_parser"]
