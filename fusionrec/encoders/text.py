@@ -9,6 +9,7 @@ The template is a ``str.format``-like string over item-table columns, e.g.
   the columns in ``split_fields`` (default ``{"genres": "|"}``, MovieLens style);
 * a column ending in ``_path`` is a text *file* (relative to the dataset root)
   read as strict UTF-8;
+* a placeholder whose column the table lacks is dropped with the separator after it;
 * missing values become empty strings. An item whose fields are *all* empty has
   no text: it is reported and gets ``mask=False`` instead of an embedding of "..".
 
@@ -52,7 +53,14 @@ def default_minilm_path() -> Path:
 
 
 class TextTemplate:
-    """Renders one string per item from the item table (see the module docstring)."""
+    """Renders one string per item from the item table (see the module docstring).
+
+    A placeholder whose column is absent from the table is dropped *with the
+    literal text after it*, so ``"{title}. {genres}. {description}"`` renders
+    ``"Lamp. A desk lamp"`` on a table without ``genres``. A column that exists
+    but is empty for one item keeps its separator (``"Vermin (1998). Comedy. "``),
+    which is how the ml100k reference features were made.
+    """
 
     def __init__(self, template: str = DEFAULT_TEMPLATE, split_fields: dict[str, str] | None = None) -> None:
         if not _FIELD_RE.search(template):
@@ -63,6 +71,8 @@ class TextTemplate:
         self.template = template
         self.split_fields = {"genres": "|"} if split_fields is None else dict(split_fields)
         self.fields = [tuple(a.strip() for a in m.group(1).split(",")) for m in _FIELD_RE.finditer(template)]
+        # literals[i] precedes field i; literals[-1] follows the last field.
+        self.literals = _FIELD_RE.split(template)[0::2]
 
     def columns_for(self, columns: Sequence[str]) -> list[str | None]:
         """The item-table column each placeholder resolves to (None: no such column)."""
@@ -75,31 +85,32 @@ class TextTemplate:
             raise UserError(
                 f"none of the text template fields {[list(a) for a in self.fields]} is a column of the item table",
                 where=f"item columns: {list(columns)}",
-                fix="set the text encoder's template to fields that exist, e.g. --set text.template='{name}. {tags}'",
+                fix="set the text encoder's template to fields that exist, e.g. template='{name}. {tags}' "
+                "(on the CLI: --encoder-param text.template='{name}. {tags}')",
             )
         return chosen
 
     def render(self, row: dict[str, Any], chosen: list[str | None], root: Path | None) -> tuple[str, bool, str | None]:
         """``(text, has_content, file)``; raises :class:`ItemProblem` for an unreadable text file."""
-        values: list[str] = []
+        out = [self.literals[0]]
         file: str | None = None
-        for col in chosen:
+        has_content = False
+        for i, col in enumerate(chosen):
             if col is None:
-                values.append("")
-                continue
+                continue  # absent column: drop the placeholder and the separator after it
             value = row.get(col)
             if col.endswith("_path"):
                 path = resolve_path(value, root)
                 if path is None:
-                    values.append("")
-                    continue
-                file = str(path)
-                value = _read_text_file(path)
-            values.append(self._cell_text(col, value))
-        has_content = any(v.strip() for v in values)
-        parts = iter(values)
-        text = _FIELD_RE.sub(lambda _m: next(parts), self.template)
-        return text, has_content, file
+                    value = None
+                else:
+                    file = str(path)
+                    value = _read_text_file(path)
+            text = self._cell_text(col, value)
+            has_content = has_content or bool(text.strip())
+            out.append(text)
+            out.append(self.literals[i + 1])
+        return "".join(out), has_content, file
 
     def _cell_text(self, col: str, value: Any) -> str:
         if isinstance(value, (list, tuple, np.ndarray)):
@@ -121,6 +132,24 @@ class TextTemplate:
         if sep:
             text = ", ".join(p.strip() for p in text.split(sep) if p.strip())
         return text
+
+
+def prepare_text_items(template: TextTemplate, items: pd.DataFrame, root: Path | None) -> list[ItemInput]:
+    """Render every item's text; the content key is the hash of the exact model input."""
+    chosen = template.check(list(items.columns))
+    used = [c for c in dict.fromkeys(chosen) if c is not None]
+    out: list[ItemInput] = []
+    for row in items[used].to_dict("records"):
+        try:
+            text, has_content, file = template.render(row, chosen, root)
+        except ItemProblem as problem:
+            out.append(ItemInput(None, file=problem.file, problem=problem.reason))
+            continue
+        if not has_content:
+            out.append(ItemInput(None, file=file, problem="empty text (all template fields are empty)"))
+            continue
+        out.append(ItemInput(content_hash(text), payload=text, file=file))
+    return out
 
 
 def _read_text_file(path: Path) -> str:
@@ -183,7 +212,9 @@ class SentenceTransformerEncoder(Encoder):
     def model(self):
         if self._model is None:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.disable_progress_bar()  # "Loading weights" bar: noise in encode's output
             try:
                 self._model = SentenceTransformer(str(self.model_path), device=self.device, local_files_only=True)
             except Exception as err:  # library raises many types for a bad folder
@@ -204,20 +235,7 @@ class SentenceTransformerEncoder(Encoder):
 
     # ------------------------------------------------------------------ work
     def prepare(self, items: pd.DataFrame, root: Path | None) -> list[ItemInput]:
-        chosen = self.template.check(list(items.columns))
-        used = [c for c in dict.fromkeys(chosen) if c is not None]
-        out: list[ItemInput] = []
-        for row in items[used].to_dict("records"):
-            try:
-                text, has_content, file = self.template.render(row, chosen, root)
-            except ItemProblem as problem:
-                out.append(ItemInput(None, file=problem.file, problem=problem.reason))
-                continue
-            if not has_content:
-                out.append(ItemInput(None, file=file, problem="empty text (all template fields are empty)"))
-                continue
-            out.append(ItemInput(content_hash(text), payload=text, file=file))
-        return out
+        return prepare_text_items(self.template, items, root)
 
     def sort_key(self, item: ItemInput) -> int:
         """Longest first, like sentence-transformers: batches of similar length pad less."""
