@@ -69,8 +69,7 @@ class _SplitTruth:
     users: np.ndarray             # [U] internal user ids evaluated, ascending
     truth: sp.csr_matrix          # [U, n_items] held-out positives
     mask: sp.csr_matrix           # [U, n_items] items to exclude from the ranking
-    truth_rows: torch.Tensor      # [nnz(truth)] local row of every truth entry
-    truth_cols: torch.Tensor
+    truth_keys: torch.Tensor      # [nnz(truth)] sorted keys local_row * n_items + item
     mask_rows: torch.Tensor
     mask_cols: torch.Tensor
     n_pos: torch.Tensor           # [U] float64
@@ -252,10 +251,11 @@ class Evaluator:
             return (torch.from_numpy(rows).to(self.device),
                     torch.from_numpy(mat.indices.astype(np.int64)).to(self.device))
 
+        truth.sort_indices()
         t_rows, t_cols = coo(truth)
         m_rows, m_cols = coo(mask)
         info = _SplitTruth(
-            users=users, truth=truth, mask=mask, truth_rows=t_rows, truth_cols=t_cols,
+            users=users, truth=truth, mask=mask, truth_keys=t_rows * self.n_items + t_cols,
             mask_rows=m_rows, mask_cols=m_cols,
             n_pos=torch.from_numpy(np.diff(truth.indptr).astype(np.float64)).to(self.device),
             candidates=candidates,
@@ -268,8 +268,9 @@ class Evaluator:
         return self.split_truth(split).users.copy()
 
     # ------------------------------------------------------------------ scoring
-    def _scorer(self, model_or_fn: Any) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[], None]]:
-        """Uniform ``LongTensor users -> float scores`` callable plus a cleanup hook.
+    def _scorer(self, model_or_fn: Any) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[], None], set[int]]:
+        """Uniform ``LongTensor users -> float scores`` callable, a cleanup hook, and the
+        storage pointers of the model's parameters/buffers (scores sharing them are copied).
 
         A model is switched to eval mode (no dropout) for the pass and put back
         in its previous mode afterwards, since the trainer validates mid-training.
@@ -284,64 +285,93 @@ class Evaluator:
                 if was_training and hasattr(model, "train"):
                     model.train(True)
 
-            return (lambda users: model.full_sort_predict(users)), restore
+            owned: set[int] = set()
+            if isinstance(model, torch.nn.Module):
+                for t in (*model.parameters(), *model.buffers()):
+                    owned.add(t.untyped_storage().data_ptr())
+            return (lambda users: model.full_sort_predict(users)), restore, owned
         if callable(model_or_fn):
             fn = model_or_fn
-            return (lambda users: fn(users.cpu().numpy())), (lambda: None)
+
+            def from_numpy(users: torch.Tensor) -> torch.Tensor:
+                out = fn(users.cpu().numpy())
+                # a numpy result may be the caller's own array: always work on a copy
+                return torch.tensor(out) if isinstance(out, np.ndarray) else torch.as_tensor(out).clone()
+
+            return from_numpy, (lambda: None), set()
         raise TypeError(
             f"expected a RecModel or a score function users -> [B, n_items], got {type(model_or_fn).__name__}"
         )
 
-    def _scores(self, score: Callable[[torch.Tensor], torch.Tensor], users: np.ndarray) -> torch.Tensor:
+    def _scores(self, score: Callable[[torch.Tensor], torch.Tensor], users: np.ndarray,
+                owned: set[int]) -> torch.Tensor:
+        """Scores of a batch as a float32 tensor on ``self.device`` that may be written in place."""
         users_t = torch.from_numpy(users).to(self.device)
-        raw = score(users_t)
-        scores = torch.as_tensor(raw)
-        if scores.shape != (len(users), self.n_items):
+        raw = torch.as_tensor(score(users_t))
+        if raw.shape != (len(users), self.n_items):
             raise ValueError(
-                f"scores for {len(users)} users have shape {tuple(scores.shape)}; expected "
+                f"scores for {len(users)} users have shape {tuple(raw.shape)}; expected "
                 f"({len(users)}, {self.n_items}) = (users in the batch, items in the dataset)"
             )
-        # always copy: masking writes in place, and a model may return a view of its own
-        # buffers (e.g. popularity broadcast over the batch)
-        scores = scores.to(device=self.device, dtype=torch.float32, copy=True)
-        if bool(torch.isnan(scores).any()):
-            bad = int(torch.isnan(scores).any(dim=1).nonzero()[0, 0])
-            raise ValueError(
-                f"the model produced NaN scores (first for user {int(users[bad])}); "
-                "check for diverged training (lower the learning rate) or NaN features"
-            )
+        scores = raw.to(device=self.device, dtype=torch.float32)
+        # Masking writes -inf in place. A fresh result (e.g. a matmul) is ours to modify;
+        # a view (a broadcast popularity row, a slice of a cached score matrix) or storage
+        # shared with a parameter/buffer is copied first so the model is never corrupted.
+        if scores is raw and (raw._base is not None or raw.untyped_storage().data_ptr() in owned
+                              or not raw.is_contiguous()):
+            scores = raw.clone(memory_format=torch.contiguous_format)
         return scores
 
     def _batches(self, n: int) -> Iterator[tuple[int, int]]:
         for start in range(0, n, self.batch_users):
             yield start, min(start + self.batch_users, n)
 
+    def _masked_topk(self, scores: torch.Tensor, k: int, users: np.ndarray
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``torch.topk`` of already-masked scores; ``(values, ids)`` padded to ``k`` with -inf/0."""
+        kk = min(k, self.n_items)
+        vals, idx = torch.topk(scores, kk, dim=1)
+        # topk ranks NaN above every number, so any NaN that survived masking shows up here;
+        # checking the [B, k] result is far cheaper than scanning the [B, n_items] scores
+        nan_rows = torch.isnan(vals).any(dim=1)
+        if bool(nan_rows.any()):
+            bad = int(users[int(nan_rows.nonzero()[0, 0])])
+            raise ValueError(
+                f"the model produced NaN scores (first for user {bad}); "
+                "check for diverged training (lower the learning rate) or NaN features"
+            )
+        if kk < k:
+            pad = k - kk
+            vals = torch.cat([vals, vals.new_full((vals.shape[0], pad), float("-inf"))], dim=1)
+            idx = torch.cat([idx, idx.new_zeros(idx.shape[0], pad)], dim=1)
+        return vals, idx
+
     def _ranked_batches(self, model_or_fn: Any, split: str
                         ) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
         """Yield ``(start, end, topk item ids [B, kmax] with -1 for empty slots, hits [B, kmax])``."""
         info = self.split_truth(split)
-        score, restore = self._scorer(model_or_fn)
+        score, restore, owned = self._scorer(model_or_fn)
         n_users = len(info.users)
         t_ptr, m_ptr = info.truth.indptr, info.mask.indptr
+        neg_inf = float("-inf")
         try:
             with torch.no_grad():
                 for b0, b1 in self._batches(n_users):
-                    scores = self._scores(score, info.users[b0:b1])
+                    scores = self._scores(score, info.users[b0:b1], owned)
                     m0, m1 = int(m_ptr[b0]), int(m_ptr[b1])
-                    scores[info.mask_rows[m0:m1] - b0, info.mask_cols[m0:m1]] = float("-inf")
+                    scores[info.mask_rows[m0:m1] - b0, info.mask_cols[m0:m1]] = neg_inf
                     if info.candidates is not None:
-                        scores.masked_fill_(~info.candidates, float("-inf"))
-                    k = min(self.kmax, self.n_items)
-                    vals, idx = torch.topk(scores, k, dim=1)
-                    valid = vals > float("-inf")   # fewer rankable items than K: empty slots
-                    if k < self.kmax:
-                        pad = self.kmax - k
-                        idx = torch.cat([idx, idx.new_zeros(b1 - b0, pad)], dim=1)
-                        valid = torch.cat([valid, valid.new_zeros(b1 - b0, pad)], dim=1)
-                    truth = torch.zeros((b1 - b0, self.n_items), dtype=torch.bool, device=self.device)
-                    t0, t1 = int(t_ptr[b0]), int(t_ptr[b1])
-                    truth[info.truth_rows[t0:t1] - b0, info.truth_cols[t0:t1]] = True
-                    hits = truth.gather(1, idx) & valid
+                        scores.masked_fill_(~info.candidates, neg_inf)
+                    vals, idx = self._masked_topk(scores, self.kmax, info.users[b0:b1])
+                    del scores
+                    valid = vals > neg_inf   # fewer rankable items than K: empty slots
+                    # hit test by binary search of (row, item) keys in the sorted truth keys:
+                    # O(B * K * log nnz) instead of materialising a dense [B, n_items] truth
+                    keys = info.truth_keys[int(t_ptr[b0]):int(t_ptr[b1])]
+                    rows = torch.arange(b0, b1, device=self.device).unsqueeze(1)
+                    query = rows * self.n_items + idx
+                    pos = torch.searchsorted(keys, query).clamp_(max=keys.numel() - 1)
+                    hits = (keys[pos] == query) & valid
                     lists = torch.where(valid, idx, torch.full_like(idx, -1))
                     yield b0, b1, lists, hits
         finally:
@@ -448,25 +478,23 @@ class Evaluator:
         candidates = None
         if split != "all" and self.candidates == "test_items":
             candidates = self.split_truth(split).candidates
-        score, restore = self._scorer(model_or_fn)
+        score, restore, owned = self._scorer(model_or_fn)
         out_ids = np.full((len(users), k), -1, dtype=np.int64)
         out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
-        kk = min(k, self.n_items)
         try:
             with torch.no_grad():
                 for b0, b1 in self._batches(len(users)):
-                    scores = self._scores(score, users[b0:b1])
+                    scores = self._scores(score, users[b0:b1], owned)
                     sub = mask_full[users[b0:b1]]
                     rows = np.repeat(np.arange(b1 - b0), np.diff(sub.indptr))
                     scores[torch.from_numpy(rows).to(self.device),
                            torch.from_numpy(sub.indices.astype(np.int64)).to(self.device)] = float("-inf")
                     if candidates is not None:
                         scores.masked_fill_(~candidates, float("-inf"))
-                    vals, idx = torch.topk(scores, kk, dim=1)
+                    vals, idx = self._masked_topk(scores, k, users[b0:b1])
                     valid = (vals > float("-inf")).cpu().numpy()
-                    ids = idx.cpu().numpy()
-                    out_ids[b0:b1, :kk] = np.where(valid, ids, -1)
-                    out_scores[b0:b1, :kk] = np.where(valid, vals.cpu().numpy(), -np.inf)
+                    out_ids[b0:b1] = np.where(valid, idx.cpu().numpy(), -1)
+                    out_scores[b0:b1] = np.where(valid, vals.cpu().numpy(), -np.inf)
         finally:
             restore()
         return (out_ids, out_scores) if return_scores else out_ids

@@ -67,7 +67,11 @@ class FixedModel(RecModel):
 
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
         self.seen_training_flags.append(self.training)
-        return self.table[users] if users.numel() > 1 else self.table[users].expand(1, -1)
+        if users.numel() == self.table.shape[0] and bool((users == torch.arange(len(users))).all()):
+            return self.table                                  # the buffer itself
+        if bool((users.diff() == 1).all()):
+            return self.table[int(users[0]):int(users[-1]) + 1]  # a view into the buffer
+        return self.table[users]                               # a fresh copy
 
 
 @pytest.fixture()
@@ -194,6 +198,14 @@ def test_model_path_restores_mode_and_does_not_touch_buffers(ds: Dataset) -> Non
     assert model.seen_training_flags and not any(model.seen_training_flags)  # scored in eval mode
     assert model.training                                                     # and put back
     np.testing.assert_array_equal(model.table.numpy(), SCORES)                # masking wrote a copy
+    # the whole buffer returned as is (all users in one batch) must not be written either
+    ev_all = Evaluator(ds, ks=(1, 2, 3), batch_users=100)
+    assert ev_all.topk(model, [0, 1, 2, 3], 2, "all").tolist() == [[5, -1], [5, 4], [1, 4], [5, 3]]
+    np.testing.assert_array_equal(model.table.numpy(), SCORES)
+    # a numpy scorer returning its own array is not written to either
+    table = SCORES.copy()
+    ev_all.topk(lambda u: table if len(u) == 4 else table[u], [0, 1, 2, 3], 2, "all")
+    np.testing.assert_array_equal(table, SCORES)
 
 
 def test_topk_masks_per_split(ds: Dataset) -> None:
