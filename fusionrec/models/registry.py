@@ -15,6 +15,9 @@ _MODELS: dict[str, str] = {
     "itemknn": "fusionrec.models.itemknn:ItemKNN",
     "bpr": "fusionrec.models.bpr:BPRMF",
     "lightgcn": "fusionrec.models.lightgcn:LightGCN",
+    "vbpr": "fusionrec.models.vbpr:VBPR",
+    "two_tower": "fusionrec.models.two_tower:TwoTower",
+    "content_knn": "fusionrec.models.content:ContentKNN",
 }
 
 
