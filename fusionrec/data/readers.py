@@ -245,13 +245,15 @@ def _read_delimited(path: Path, delimiter: str | None, names: list[str] | None) 
         ordinal = ordinal + np.searchsorted(b_adj, ordinal, side="right")
     line = ordinal + first_line
 
-    frame = table.to_pandas()
     # A blank line parses as a row of empty fields: drop such rows silently (they carry no data).
     blank = np.ones(n, dtype=bool)
     for col in table.columns:
         blank &= (pc.utf8_length(col).to_numpy(zero_copy_only=False) == 0)
     bad = [b for b in bad if b[1].strip() != ""]
-    frame = frame.replace("", pd.NA) if n else frame
+    # empty cells -> null in Arrow (C speed) so pandas sees NA
+    table = pa.table({name: pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+                      for name, col in zip(table.column_names, table.columns)})
+    frame = table.to_pandas()
     keep = ~blank
     frame = frame[keep].reset_index(drop=True)
     malformed = pd.DataFrame(

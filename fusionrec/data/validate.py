@@ -342,25 +342,63 @@ def _resolve_roles(
     return resolved
 
 
+def _arrow_text(series: pd.Series) -> pa.ChunkedArray:
+    """Cell values as an Arrow string array, whitespace-trimmed, empty cells null.
+
+    Works in Arrow (C) because interaction files can have millions of rows.
+    Numeric columns (Parquet) become their text form; whole floats lose the ``.0``
+    so ids read from Parquet match ids read from CSV.
+    """
+    if pd.api.types.is_bool_dtype(series):
+        arr = pa.chunked_array([pa.array([None if pd.isna(v) else str(v) for v in series.to_numpy(dtype=object)],
+                                         type=pa.string())])
+    elif pd.api.types.is_numeric_dtype(series):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = np.isfinite(values)
+        if pd.api.types.is_integer_dtype(series) or np.all(values[finite] == np.round(values[finite])):
+            ints = pa.array(np.where(finite, values, 0).astype(np.int64), mask=~finite)
+            arr = pa.chunked_array([pc.cast(ints, pa.string())])
+        else:
+            arr = pa.chunked_array([pc.cast(pa.array(values, mask=~finite), pa.string())])
+    else:
+        try:
+            arr = pa.array(series.array, type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arr = pa.array([None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v)
+                            for v in series.to_numpy(dtype=object)], type=pa.string())
+        if isinstance(arr, pa.Array):
+            arr = pa.chunked_array([arr])
+    arr = pc.utf8_trim_whitespace(arr)
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
+def _np(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return arr.to_numpy(zero_copy_only=False) if isinstance(arr, pa.Array) else np.asarray(arr)
+
+
+def _nulls(arr: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _strip(series: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(series):
-        return series.astype(object).where(series.notna(), pd.NA).map(
-            lambda v: v if v is pd.NA else (str(int(v)) if float(v).is_integer() else str(v)))
-    return series.astype("string").str.strip().replace("", pd.NA)
+    """Trimmed text with empty cells as NA (an Arrow-backed pandas Series)."""
+    return pd.Series(pd.arrays.ArrowExtensionArray(_arrow_text(series)), index=series.index)
 
 
 def _to_float(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Values as float64, a mask of cells that are present but not finite numbers, and a NA mask."""
-    na = series.isna().to_numpy()
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        na = series.isna().to_numpy()
     else:
+        arr = _arrow_text(series)
+        na = _nulls(arr)
         try:  # fast path: Arrow's cast parses clean numeric text in C
-            arr = pa.array(series.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string())
-            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-            values = np.where(na, np.nan, values)
+            values = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            values = pd.to_numeric(series.astype(object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            values = pd.to_numeric(pd.Series(_np(arr), dtype=object), errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan)
+        values = np.where(na, np.nan, values)
     bad = ~na & ~np.isfinite(values)
     return values, bad, na
 
@@ -381,14 +419,30 @@ def _to_seconds(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return values, bad
 
 
-def _ids_are_ints(*arrays: np.ndarray) -> bool:
+def _int_mask(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """True where the text is a canonical integer (no leading zeros: '007' stays a string id)."""
+    return np.asarray(pc.fill_null(pc.match_substring_regex(arr, _INT_RE.pattern), False)
+                      .to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _ids_are_ints(*arrays: Any) -> bool:
     for arr in arrays:
         if len(arr) == 0:
             continue
-        strings = pa.array(np.asarray(arr, dtype=object), type=pa.string())
-        if not pc.all(pc.match_substring_regex(strings, _INT_RE.pattern)).as_py():
+        if not isinstance(arr, (pa.Array, pa.ChunkedArray)):
+            arr = pa.array(np.asarray(arr, dtype=object), type=pa.string())
+        arr = arr.drop_null()
+        if len(arr) and not _int_mask(arr).all():
             return False
     return True
+
+
+def _arrow_col(p: pd.DataFrame, role: str, good_only: bool = True) -> pa.ChunkedArray:
+    """An Arrow-backed id column of a checked part, optionally only its good rows."""
+    arr = pa.array(p[role].array)
+    if isinstance(arr, pa.Array):
+        arr = pa.chunked_array([arr])
+    return arr.filter(pa.array(p["_good"].to_numpy())) if good_only else arr
 
 
 # ---------------------------------------------------------------------- main entry
@@ -444,8 +498,8 @@ def _build(check: _Checker, report: ValidationReport) -> Dataset:
     users = _load_users(check) if src.users_path is not None else None
 
     # ---------------- ids: integers when every id everywhere is an integer
-    user_vals = [p["user"].to_numpy() for p in parts]
-    item_vals = [p["item"].to_numpy() for p in parts]
+    user_vals: list[Any] = [_arrow_col(p, "user") for p in parts]
+    item_vals: list[Any] = [_arrow_col(p, "item") for p in parts]
     if items is not None:
         item_vals.append(items.ids)
     if users is not None:
@@ -458,28 +512,28 @@ def _build(check: _Checker, report: ValidationReport) -> Dataset:
         for role, as_int in (("user", int_users), ("item", int_items)):
             if not as_int:
                 continue
-            ok_int = pc.match_substring_regex(
-                pa.array(p[role].to_numpy(dtype=object), type=pa.string()), _INT_RE.pattern
-            ).to_numpy(zero_copy_only=False)
-            ok_int = np.asarray(ok_int, dtype=bool)
-            if src.integer_ids:
-                ok_int &= ~p[role].astype(str).str.startswith("-").to_numpy()
+            ok_int = _int_mask(_arrow_col(p, role, good_only=False))
+            if src.integer_ids:  # MMRec ids index rows of the feature files: no negatives
+                ok_int &= ~np.asarray(pc.fill_null(pc.starts_with(_arrow_col(p, role, False), "-"), False)
+                                      .to_numpy(zero_copy_only=False), dtype=bool)
             newly = good & ~ok_int
             check.quarantine(raw, p["_row"].to_numpy()[newly], "bad_id", roles[role])
             good &= ok_int
         p["_good"] = good
 
-    def cast_ids(values: np.ndarray, as_int: bool) -> np.ndarray:
+    def cast_ids(values: Any, as_int: bool, good: np.ndarray | None = None) -> np.ndarray:
+        arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(
+            np.asarray(values, dtype=object), type=pa.string())
+        if good is not None:  # rows already set aside get a harmless placeholder key
+            arr = pc.if_else(pa.array(good), arr, pa.scalar("0"))
         if as_int:
-            return pd.to_numeric(pd.Series(values, dtype=object)).to_numpy(np.int64)
-        return np.asarray(values, dtype=object)
+            return np.asarray(pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        return np.asarray(_np(arr), dtype=object)
 
     for p in parts:
-        good = p["_good"].to_numpy().copy()
-        p["user_key"] = pd.Series(cast_ids(np.where(good, p["user"].to_numpy(dtype=object), "0"), int_users),
-                                  dtype=object if not int_users else np.int64)
-        p["item_key"] = pd.Series(cast_ids(np.where(good, p["item"].to_numpy(dtype=object), "0"), int_items),
-                                  dtype=object if not int_items else np.int64)
+        good = p["_good"].to_numpy()
+        p["user_key"] = cast_ids(_arrow_col(p, "user", False), int_users, good)
+        p["item_key"] = cast_ids(_arrow_col(p, "item", False), int_items, good)
     item_keys_table = cast_ids(items.ids, int_items) if items is not None else None
     user_keys_table = cast_ids(users.ids, int_users) if users is not None else None
 
@@ -614,9 +668,9 @@ def _check_interaction_rows(check: _Checker, raw: RawTable, roles: dict[str, str
     out = pd.DataFrame({"_row": np.arange(n, dtype=np.int64)})
     good = np.ones(n, dtype=bool)
     for role in ("user", "item"):
-        ids = _strip(f[roles[role]])
-        out[role] = ids.to_numpy(dtype=object, na_value=None)
-        missing = ids.isna().to_numpy()
+        ids = _arrow_text(f[roles[role]])
+        out[role] = pd.arrays.ArrowExtensionArray(ids)
+        missing = _nulls(ids)
         check.quarantine(raw, np.flatnonzero(good & missing), "missing_id", roles[role])
         good &= ~missing
     for role, reason in (("rating", "bad_rating"), ("label", "bad_label")):
@@ -634,12 +688,15 @@ def _check_interaction_rows(check: _Checker, raw: RawTable, roles: dict[str, str
     if forced_split is not None:
         out["split_v"] = forced_split
     elif "split" in roles:
-        text = _strip(f[roles["split"]]).str.lower()
-        mapped = text.map(SPLIT_VALUES)
-        bad = (text.notna() & mapped.isna()).to_numpy()
+        text = pc.utf8_lower(_arrow_text(f[roles["split"]]))
+        keys = pa.array(list(SPLIT_VALUES), type=pa.string())
+        pos = pc.index_in(text, value_set=keys)  # null where the value is not a known split name
+        canon = pa.array(list(SPLIT_VALUES.values()), type=pa.string())
+        mapped = _np(pc.take(canon, pos)) if len(text) else np.array([], dtype=object)
+        bad = ~_nulls(text) & _nulls(pos)
         check.quarantine(raw, np.flatnonzero(good & bad), "bad_split", roles["split"])
         good &= ~bad
-        out["split_v"] = mapped.to_numpy(dtype=object, na_value=None)
+        out["split_v"] = np.asarray(mapped, dtype=object)
     out["_good"] = good
     return out
 
@@ -779,6 +836,7 @@ def _check_paths(check: _Checker, raw: RawTable, spec: str, role: str, keep: np.
         values = _strip(f[spec]).astype(object).where(f[spec].notna(), None)
         templated = False
     out = np.full(len(f), None, dtype=object)
+    parents: dict[str, Path] = {}  # resolved folders: media files usually share a few folders
     reasons: dict[str, list[int]] = {"path_absolute": [], "path_outside_root": [], "file_missing": []}
     details: dict[str, list[str]] = {k: [] for k in reasons}
     for i, value in enumerate(values):
@@ -791,7 +849,14 @@ def _check_paths(check: _Checker, raw: RawTable, spec: str, role: str, keep: np.
             details["path_absolute"].append("absolute path")
             continue
         try:
-            resolved = (root / p).resolve()
+            # resolve(root/p) == resolve(resolve(root/parent)/name) when name is a plain,
+            # non-symlink entry, so folders are resolved once and cached
+            key = str(p.parent)
+            if key not in parents:
+                parents[key] = (root / p.parent).resolve()
+            resolved = parents[key] / p.name
+            if p.name in ("", ".", "..") or resolved.is_symlink():
+                resolved = resolved.resolve()
         except (OSError, RuntimeError) as err:  # symlink loops
             reasons["path_outside_root"].append(i)
             details["path_outside_root"].append(f"cannot resolve: {err}")
