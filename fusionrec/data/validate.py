@@ -736,6 +736,7 @@ def _load_items(check: _Checker) -> _SideTable | None:
     check.quarantine(raw, np.flatnonzero(dup), "duplicate_item", id_col)
     keep &= ~dup
     ids_arr = ids.to_numpy(dtype=object, na_value=None)
+    source_ids = None
 
     # MMRec: translate the table's original ids into MMRec integer ids through the id map
     if mapping.get("id_map"):
@@ -745,10 +746,12 @@ def _load_items(check: _Checker) -> _SideTable | None:
         check.quarantine(raw, np.flatnonzero(unmapped), "unknown_item", id_col,
                          detail=f"not in the id map {mapping['id_map']}", severity="warning")
         keep &= ~unmapped
-        ids_arr = mapped.to_numpy(dtype=object, na_value=None)
+        source_ids, ids_arr = ids_arr, mapped.to_numpy(dtype=object, na_value=None)
 
     canon = pd.DataFrame(index=np.arange(len(f)))
     canon["item_id"] = ids_arr
+    if source_ids is not None:  # keep the table's own id (e.g. the MovieLens id) next to MMRec's
+        canon["source_item_id"] = source_ids
     text_cols = _split_list(mapping.get("text"))
     if not text_cols and "text" not in mapping:
         # RecBole: token_seq columns hold words; plain tables: a 'text'/'title'/'description' column
