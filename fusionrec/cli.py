@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "data": "fusionrec.data.cli",
     "encode": "fusionrec.encoders.cli",
     "serve": "fusionrec.serve.cli",
+    "ablate": "fusionrec.experiments.ablate",
 }
 
 
