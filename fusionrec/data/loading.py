@@ -166,7 +166,14 @@ def load_dataset_with_report(
     if cfg.kcore and cfg.kcore > 1:
         dataset = kcore_filter(dataset, cfg.kcore)
     split = cfg.split
-    dataset = apply_split(dataset, split.method, split.ratios, split.seed, split.min_interactions)
+    # A file that ships its own split (MMRec x_label, a split column, RecBole benchmark files)
+    # keeps it unless the config explicitly asks for another method: SplitConfig's default
+    # 'random' must not silently replace a benchmark's official split.
+    explicit = "split" in cfg.model_fields_set and "method" in split.model_fields_set
+    if dataset.has_split and not explicit:
+        log.info("keeping the split that %s ships with (set data.split.method to re-split)", dataset.name)
+    else:
+        dataset = apply_split(dataset, split.method, split.ratios, split.seed, split.min_interactions)
     report.stats.update(summarise(dataset))
     return dataset, report
 

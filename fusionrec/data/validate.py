@@ -377,7 +377,7 @@ def _np(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def _nulls(arr: pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    return np.array(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)  # a writable copy
 
 
 def _strip(series: pd.Series) -> pd.Series:
@@ -407,13 +407,13 @@ def _to_seconds(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Timestamps as float seconds: numbers as they are, otherwise parsed as dates."""
     values, bad, na = _to_float(series)
     present = ~na
+    # a column that is mostly non-numeric holds dates (ISO strings etc.), not unix seconds
     if bad.sum() > 0.5 * max(int(present.sum()), 1):
         parsed = pd.to_datetime(series.astype(object), errors="coerce", utc=True, format="mixed")
         ok = parsed.notna().to_numpy()
         secs = np.full(len(series), np.nan)
-        secs[ok] = parsed[ok].astype("int64").to_numpy() / 1e9 if ok.any() else secs[ok]
-        # pandas may store datetimes in ns/us/s: normalise through Timestamp units
         if ok.any():
+            # subtracting the epoch is independent of the ns/us/s unit pandas picked
             secs[ok] = (parsed[ok] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
         values, bad = secs, present & ~ok
     return values, bad
@@ -421,8 +421,8 @@ def _to_seconds(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _int_mask(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """True where the text is a canonical integer (no leading zeros: '007' stays a string id)."""
-    return np.asarray(pc.fill_null(pc.match_substring_regex(arr, _INT_RE.pattern), False)
-                      .to_numpy(zero_copy_only=False), dtype=bool)
+    return np.array(pc.fill_null(pc.match_substring_regex(arr, _INT_RE.pattern), False)
+                    .to_numpy(zero_copy_only=False), dtype=bool)  # a writable copy
 
 
 def _ids_are_ints(*arrays: Any) -> bool:
@@ -893,7 +893,7 @@ def _load_users(check: _Checker) -> _SideTable | None:
         raise check.fatal(f"user table has no user id column; its columns are {list(f.columns)}",
                           f"{raw.path} line 1", "name it user_id", "missing_column")
     ids = _strip(f[id_col])
-    keep = ids.notna().to_numpy()
+    keep = ids.notna().to_numpy().copy()  # pandas hands out read-only views (copy-on-write)
     check.quarantine(raw, np.flatnonzero(~keep), "missing_id", id_col)
     dup = np.zeros(len(f), dtype=bool)
     dup[keep] = ids[keep].duplicated(keep="first").to_numpy()

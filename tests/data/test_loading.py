@@ -105,3 +105,11 @@ def test_convert_cli_writes_recbole(tmp_path: Path, shared_data: Path, capsys: p
                  "--name", "baby"]) == 0
     inter = pd.read_csv(tmp_path / "rb" / "baby.test.inter", sep="\t")
     assert list(inter.columns) == ["user_id:token", "item_id:token"] and len(inter) == 20559
+
+
+def test_file_split_is_kept_unless_a_method_is_asked_for(shared_data: Path) -> None:
+    path = str(shared_data / "lastfm2k")
+    kept = load_dataset(DataConfig(name="lfm", format="mmrec", path=path))
+    assert kept.interactions["split"].value_counts()["test"] == 7219
+    resplit = load_dataset(DataConfig(name="lfm", format="auto", path=path, split={"method": "random", "seed": 1}))
+    assert not (resplit.interactions["split"] == kept.interactions["split"]).all()
