@@ -18,6 +18,8 @@ _MODELS: dict[str, str] = {
     "vbpr": "fusionrec.models.vbpr:VBPR",
     "two_tower": "fusionrec.models.two_tower:TwoTower",
     "content_knn": "fusionrec.models.content:ContentKNN",
+    "mmgraph": "fusionrec.models.mmgraph:MMGraph",
+    "ease": "fusionrec.models.ease:EASE",
 }
 
 
