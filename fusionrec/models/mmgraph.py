@@ -1,0 +1,408 @@
+"""MMGraph: graph multimodal retrieval (FREEDOM / LGMRec class), trained with a softmax loss.
+
+The model combines three signals, each of which can be switched off by config so
+that ablations use the *same* model:
+
+1. **Collaborative graph.** LightGCN propagation of user and item ID embeddings
+   over the symmetric-normalised user-item training graph, with FREEDOM-style
+   degree-sensitive edge dropout resampled before every epoch.
+2. **Frozen modality item-item graphs.** For every modality a cosine kNN graph
+   is built once from the raw feature matrix (mask-aware: an item without that
+   modality has no edges in it). The graphs are mixed per item with weights
+   renormalised over the modalities the item actually has, so an item missing an
+   image uses its text graph only -- never an imputed mean vector. Item
+   embeddings are smoothed over this graph and added to the collaborative ones.
+3. **Aligned content.** Every modality is projected (linear or MLP) into the ID
+   space; the projections are fused (mask-aware mean, learned weights, or
+   attention over modalities) into one content vector per item, which is added
+   to the item ID embedding *before* graph propagation, so items with few or no
+   interactions still get a meaningful position. An InfoNCE loss aligns each
+   item's content vector with its collaborative embedding, which is what places
+   cold items in the same space as warm ones.
+
+Training uses a full softmax over the whole catalogue (the catalogues here have
+a few thousand items, so this is exact and cheap) on cosine scores divided by a
+temperature; BPR and sampled softmax are available for larger catalogues and
+for comparison. Scores are inner products of the final user and item vectors,
+so :meth:`user_embeddings` / :meth:`item_embeddings` enable ANN serving.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fusionrec.align.contrastive import info_nce
+from fusionrec.align.projection import Projection
+from fusionrec.data.dataset import FeatureModality, TrainData
+from fusionrec.errors import UserError
+from fusionrec.fuse.feature import FUSIONS, build_fusion, modality_dropout
+from fusionrec.models.base import RecModel
+
+LOSSES = ("softmax", "sampled_softmax", "bpr")
+ALIGNS = ("none", "infonce")
+PROJECTIONS = ("linear", "mlp")
+FEATURE_NORMS = ("l2", "standard", "none")
+
+
+# ---------------------------------------------------------------------- graph helpers
+def _to_torch_sparse(mat: sp.spmatrix) -> torch.Tensor:
+    """scipy -> torch sparse CSR (float32); CSR spmm is the fastest CPU path."""
+    coo = mat.tocoo()
+    idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    val = torch.from_numpy(coo.data.astype(np.float32))
+    return torch.sparse_coo_tensor(idx, val, coo.shape).coalesce().to_sparse_csr()
+
+
+def normalized_bipartite(train: sp.csr_matrix) -> sp.csr_matrix:
+    """The (n_users+n_items)^2 matrix D^-1/2 [[0, R], [R^T, 0]] D^-1/2 used by LightGCN."""
+    n_users, n_items = train.shape
+    r = train.tocsr().astype(np.float32)
+    r.data[:] = 1.0
+    adj = sp.bmat([[None, r], [r.T, None]], format="csr", dtype=np.float32)
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    # isolated nodes (cold items, users without training rows) keep a zero row
+    inv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1e-12)), 0.0).astype(np.float32)
+    d = sp.diags(inv)
+    return (d @ adj @ d).tocsr()
+
+
+def knn_graph(features: np.ndarray, mask: np.ndarray, k: int, chunk: int = 2048) -> sp.csr_matrix:
+    """Directed cosine kNN graph over the items with ``mask`` True (self excluded).
+
+    Rows/columns of items without the modality are empty, so no item is linked
+    through a placeholder vector. Computed in row chunks to bound memory.
+    """
+    n = features.shape[0]
+    present = np.flatnonzero(mask)
+    if len(present) <= 1 or k <= 0:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    k_eff = min(k, len(present) - 1)
+    x = torch.from_numpy(features[present].astype(np.float32))
+    x = F.normalize(x, dim=1)
+    rows, cols = [], []
+    for start in range(0, len(present), chunk):
+        block = x[start:start + chunk]
+        sim = block @ x.T
+        local = torch.arange(block.shape[0])
+        sim[local, local + start] = -float("inf")  # no self loops
+        nbr = torch.topk(sim, k_eff, dim=1).indices.numpy()
+        rows.append(np.repeat(present[start:start + block.shape[0]], k_eff))
+        cols.append(present[nbr.ravel()])
+    r = np.concatenate(rows)
+    c = np.concatenate(cols)
+    return sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n, n))
+
+
+def sym_normalize(adj: sp.csr_matrix) -> sp.csr_matrix:
+    """D_r^-1/2 A D_c^-1/2 (row and column degrees), zero-safe."""
+    rdeg = np.asarray(adj.sum(axis=1)).ravel()
+    cdeg = np.asarray(adj.sum(axis=0)).ravel()
+    rinv = np.where(rdeg > 0, 1.0 / np.sqrt(np.maximum(rdeg, 1e-12)), 0.0)
+    cinv = np.where(cdeg > 0, 1.0 / np.sqrt(np.maximum(cdeg, 1e-12)), 0.0)
+    return (sp.diags(rinv.astype(np.float32)) @ adj @ sp.diags(cinv.astype(np.float32))).tocsr()
+
+
+def modality_item_graph(
+    modalities: dict[str, FeatureModality], k: int, weights: dict[str, float] | None = None
+) -> sp.csr_matrix | None:
+    """Mix per-modality kNN graphs with per-item weights renormalised over present modalities."""
+    if not modalities:
+        return None
+    n = next(iter(modalities.values())).n_items
+    names = list(modalities)
+    w = np.array([float((weights or {}).get(m, 1.0)) for m in names], dtype=np.float64)
+    masks = np.stack([modalities[m].mask for m in names], axis=1).astype(np.float64)  # [n, M]
+    per_item = masks * w[None, :]
+    total = per_item.sum(axis=1, keepdims=True)
+    per_item = np.divide(per_item, total, out=np.zeros_like(per_item), where=total > 0)
+    mixed = sp.csr_matrix((n, n), dtype=np.float32)
+    for j, m in enumerate(names):
+        g = sym_normalize(knn_graph(modalities[m].features, modalities[m].mask, k))
+        mixed = mixed + sp.diags(per_item[:, j].astype(np.float32)) @ g
+    return mixed.tocsr()
+
+
+def _prepare_features(feat: FeatureModality, how: str) -> np.ndarray:
+    """Scale raw encoder outputs so one learning rate suits every modality."""
+    x = feat.features.astype(np.float32).copy()
+    m = feat.mask
+    if how == "l2":
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    elif how == "standard" and m.any():
+        mu = x[m].mean(axis=0)
+        sd = x[m].std(axis=0) + 1e-6
+        x = (x - mu) / sd
+    x[~m] = 0.0
+    return x
+
+
+# ---------------------------------------------------------------------- the model
+class MMGraph(RecModel):
+    """Graph multimodal retrieval: LightGCN + frozen modality kNN graphs + aligned content.
+
+    Hyper-parameters (defaults in ``fusionrec/configs/models/mmgraph.yaml``):
+    ``embedding_size``, ``n_ui_layers`` (user-item propagation depth),
+    ``n_mm_layers`` / ``knn_k`` / ``modality_graph`` / ``mm_graph_weight`` /
+    ``modality_weights`` (item-item graphs), ``use_content`` / ``content_weight``
+    / ``projection`` / ``feature_norm`` / ``fusion`` / ``modality_dropout``
+    (aligned content), ``align`` / ``align_weight`` / ``align_temperature``
+    (content-ID InfoNCE), ``loss`` / ``temperature`` / ``normalize`` /
+    ``n_negatives`` / ``reg_weight`` (objective), ``edge_dropout``.
+    """
+
+    name: ClassVar[str] = "mmgraph"
+    trainable: ClassVar[bool] = True
+    batch_kind: ClassVar[str] = "pairwise"
+
+    def __init__(self, data: TrainData, params: dict[str, Any] | None = None) -> None:
+        super().__init__(data, params)
+        p = self.params
+        self.dim = int(p.get("embedding_size", 64))
+        self.n_ui_layers = int(p.get("n_ui_layers", 2))
+        self.n_mm_layers = int(p.get("n_mm_layers", 1))
+        self.knn_k = int(p.get("knn_k", 10))
+        self.loss_kind = str(p.get("loss", "softmax"))
+        self.temperature = float(p.get("temperature", 0.2))
+        self.normalize = bool(p.get("normalize", True))
+        self.n_negatives = int(p.get("n_negatives", 256))
+        self.align = str(p.get("align", "none"))
+        self.align_weight = float(p.get("align_weight", 0.1))
+        self.align_temperature = float(p.get("align_temperature", 0.2))
+        self.reg_weight = float(p.get("reg_weight", 0.0))
+        self.edge_dropout = float(p.get("edge_dropout", 0.0))
+        self.modality_dropout = float(p.get("modality_dropout", 0.0))
+        self.content_weight = float(p.get("content_weight", 1.0))
+        self.mm_graph_weight = float(p.get("mm_graph_weight", 1.0))
+        self.fusion_name = str(p.get("fusion", "weighted_sum"))
+        self.projection = str(p.get("projection", "linear"))
+        self.use_mm_graph = bool(p.get("modality_graph", True))
+        self.use_content = bool(p.get("use_content", True))
+        self.feature_norm = str(p.get("feature_norm", "l2"))
+        self._check_params()
+
+        # which modalities the model uses: all in TrainData unless narrowed here
+        mods = dict(data.modalities)
+        wanted = p.get("modalities")
+        if wanted is not None:
+            unknown = [m for m in wanted if m not in mods]
+            if unknown:
+                raise UserError(f"mmgraph: modalities {unknown} are not in the data", "model.params.modalities",
+                                f"use a subset of {sorted(mods)} (or null for all)")
+            mods = {m: mods[m] for m in wanted}
+        if not self.use_content:
+            mods = {}
+        self.modality_names = list(mods)
+
+        # --- collaborative graph (fixed) + edge sampling weights for dropout
+        train = data.train.tocsr().astype(np.float32)
+        train.data[:] = 1.0
+        self._full_adj = _to_torch_sparse(normalized_bipartite(train))
+        self._epoch_adj = self._full_adj
+        coo = train.tocoo()
+        self._edge_u = coo.row.astype(np.int64)
+        self._edge_i = coo.col.astype(np.int64)
+        deg_u = np.asarray(train.sum(axis=1)).ravel()
+        deg_i = np.asarray(train.sum(axis=0)).ravel()
+        # FREEDOM's degree-sensitive pruning samples kept edges with prob ~ 1/sqrt(d_u d_i)
+        edge_p = 1.0 / np.sqrt(deg_u[self._edge_u] * deg_i[self._edge_i]) if len(self._edge_u) else np.ones(0)
+        self._edge_p = torch.from_numpy(edge_p / max(edge_p.sum(), 1e-12))
+
+        # --- ID embeddings
+        self.user_emb = nn.Embedding(self.n_users, self.dim)
+        self.item_emb = nn.Embedding(self.n_items, self.dim)
+        nn.init.xavier_uniform_(self.user_emb.weight)
+        nn.init.xavier_uniform_(self.item_emb.weight)
+
+        # --- frozen modality item-item graph
+        self._mm_adj: torch.Tensor | None = None
+        if self.use_mm_graph and mods and self.n_mm_layers > 0 and self.mm_graph_weight != 0:
+            g = modality_item_graph(mods, self.knn_k, p.get("modality_weights"))
+            if g is not None and g.nnz > 0:
+                self._mm_adj = _to_torch_sparse(g)
+
+        # --- content: per-modality projection into the ID space, then mask-aware fusion
+        self.proj = nn.ModuleDict()
+        self.fusion: nn.Module | None = None
+        for m, fm in mods.items():
+            self.register_buffer(f"feat_{m}", torch.from_numpy(_prepare_features(fm, self.feature_norm)),
+                                 persistent=False)
+            self.register_buffer(f"mask_{m}", torch.from_numpy(fm.mask.copy()), persistent=False)
+            self.proj[m] = Projection(fm.dim, self.dim, self.projection, hidden=p.get("hidden_dim"))
+        if mods:
+            self.fusion = build_fusion(self.fusion_name, list(mods), self.dim)
+
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ config checks
+    def _check_params(self) -> None:
+        checks = [
+            ("loss", self.loss_kind, LOSSES),
+            ("fusion", self.fusion_name, FUSIONS + ("sum",)),
+            ("projection", self.projection, PROJECTIONS),
+            ("align", self.align, ALIGNS),
+            ("feature_norm", self.feature_norm, FEATURE_NORMS),
+        ]
+        for key, val, allowed in checks:
+            if val not in allowed:
+                raise UserError(f"mmgraph: {key} {val!r} is not supported", f"model.params.{key}",
+                                f"use one of {list(allowed)}")
+        if self.fusion_name == "user_attention":
+            raise UserError("mmgraph: user-conditioned fusion does not fit a graph model (item vectors are "
+                            "propagated before any user is known)", "model.params.fusion",
+                            "use weighted_sum, attention, gated, concat or joint")
+        if not 0.0 <= self.edge_dropout < 1.0:
+            raise UserError(f"mmgraph: edge_dropout {self.edge_dropout} must be in [0, 1)",
+                            "model.params.edge_dropout", "e.g. 0.1, or 0 to disable")
+        if self.temperature <= 0 or self.align_temperature <= 0:
+            raise UserError(f"mmgraph: temperatures must be > 0 (got {self.temperature}, "
+                            f"{self.align_temperature})", "model.params.temperature", "e.g. 0.2")
+
+    # ------------------------------------------------------------------ pieces
+    def content(self, items: torch.Tensor | None = None, drop: bool = False) -> torch.Tensor | None:
+        """Fused projected content [n, dim] of ``items`` (all items when None), mask-aware.
+
+        Absent modalities are excluded by the fusion (never imputed); in
+        training, modality dropout hides present modalities at random (never all
+        of an item's) so the model learns to rank from any subset.
+        """
+        if self.fusion is None:
+            return None
+        views, masks = {}, {}
+        for m, layer in self.proj.items():
+            feat = getattr(self, f"feat_{m}")
+            mask = getattr(self, f"mask_{m}")
+            if items is not None:
+                feat, mask = feat[items], mask[items]
+            views[m] = layer(feat)
+            masks[m] = mask
+        if drop and self.modality_dropout > 0:
+            masks = modality_dropout(masks, self.modality_dropout, training=True)
+        return self.fusion(views, masks)
+
+    def modality_weights(self) -> dict[str, float]:
+        """Mean fusion weight per modality over the items that have it (for reports)."""
+        if self.fusion is None:
+            return {}
+        with torch.no_grad():
+            views = {m: self.proj[m](getattr(self, f"feat_{m}")) for m in self.proj}
+            masks = {m: getattr(self, f"mask_{m}") for m in self.proj}
+            w = self.fusion.weights(views, masks)
+            if w is None:
+                return {}
+            return {m: float(w[masks[m], j].mean()) if masks[m].any() else 0.0
+                    for j, m in enumerate(self.proj)}
+
+    def item_inputs(self, drop: bool = False) -> torch.Tensor:
+        """Layer-0 item vectors: ID embedding plus (weighted) fused content."""
+        item0 = self.item_emb.weight
+        c = self.content(drop=drop)
+        if c is not None and self.content_weight != 0:
+            item0 = item0 + self.content_weight * c
+        return item0
+
+    def propagate(self, adj: torch.Tensor, drop: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final user and item vectors over the user-item graph ``adj`` and the modality graph."""
+        item0 = self.item_inputs(drop)
+        x = torch.cat([self.user_emb.weight, item0], dim=0)
+        acc = x
+        for _ in range(self.n_ui_layers):
+            x = torch.sparse.mm(adj, x)
+            acc = acc + x
+        out = acc / (self.n_ui_layers + 1)  # LightGCN's mean over layers 0..L
+        users, items = out[: self.n_users], out[self.n_users:]
+        if self._mm_adj is not None:
+            h = item0
+            for _ in range(self.n_mm_layers):
+                h = torch.sparse.mm(self._mm_adj, h)
+            items = items + self.mm_graph_weight * h
+        if self.normalize:
+            users = F.normalize(users, dim=1)
+            items = F.normalize(items, dim=1)
+        return users, items
+
+    # ------------------------------------------------------------------ training
+    def pre_epoch(self) -> None:
+        """Resample the pruned user-item graph for this epoch (FREEDOM's degree-sensitive dropout)."""
+        self._cache = None
+        if self.edge_dropout <= 0 or len(self._edge_u) == 0:
+            self._epoch_adj = self._full_adj
+            return
+        n_keep = max(1, int(len(self._edge_u) * (1.0 - self.edge_dropout)))
+        keep = torch.multinomial(self._edge_p, n_keep, replacement=False).numpy()
+        sub = sp.csr_matrix((np.ones(n_keep, np.float32), (self._edge_u[keep], self._edge_i[keep])),
+                            shape=(self.n_users, self.n_items))
+        self._epoch_adj = _to_torch_sparse(normalized_bipartite(sub))
+
+    def train(self, mode: bool = True) -> "MMGraph":
+        self._cache = None  # a mode switch invalidates the cached inference vectors
+        return super().train(mode)
+
+    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        users = batch["user"].long()
+        pos = batch["pos_item"].long()
+        u_all, i_all = self.propagate(self._epoch_adj, drop=True)
+        u = u_all[users]
+        # cosine scores need a temperature; raw inner products are used as they are
+        scale = 1.0 / self.temperature if self.normalize else 1.0
+        if self.loss_kind == "softmax":
+            # exact softmax over the whole catalogue: cheap for catalogues of a few thousand items
+            rec = F.cross_entropy((u @ i_all.T) * scale, pos)
+        elif self.loss_kind == "sampled_softmax":
+            # uniform shared negatives: logQ is the same constant for every item, so no correction
+            negs = torch.randint(0, self.n_items, (self.n_negatives,))
+            pos_s = (u * i_all[pos]).sum(dim=1, keepdim=True)
+            neg_s = (u @ i_all[negs].T).masked_fill(negs.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))
+            rec = F.cross_entropy(torch.cat([pos_s, neg_s], dim=1) * scale,
+                                  torch.zeros(len(users), dtype=torch.long))
+        else:
+            neg = batch["neg_item"].long()
+            diff = ((u * i_all[pos]).sum(1) - (u * i_all[neg]).sum(1)) * scale
+            rec = -F.logsigmoid(diff).mean()
+        loss = rec
+        if self.align == "infonce" and self.fusion is not None and self.align_weight > 0:
+            loss = loss + self.align_weight * self.align_loss(pos)
+        if self.reg_weight > 0:
+            loss = loss + self.reg_weight * (
+                self.user_emb.weight[users].pow(2).sum() + self.item_emb.weight[pos].pow(2).sum()
+            ) / len(users)
+        return loss
+
+    def align_loss(self, items: torch.Tensor) -> torch.Tensor:
+        """Symmetric InfoNCE between each batch item's fused content and its ID embedding.
+
+        This ties the content projection to the collaborative space, so an item
+        with no interactions (ID embedding never trained) is placed by its content
+        where a warm item with the same content would be.
+        """
+        items = torch.unique(items)
+        return info_nce(self.content(items, drop=True), self.item_emb.weight[items], self.align_temperature)
+
+    # ------------------------------------------------------------------ inference
+    def _final(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._cache is not None and not self.training:
+            return self._cache
+        with torch.no_grad():
+            out = self.propagate(self._full_adj, drop=False)
+        if not self.training:
+            self._cache = out
+        return out
+
+    def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
+        u, i = self._final()
+        return u[users.long()] @ i.T
+
+    def user_embeddings(self) -> torch.Tensor:
+        return self._final()[0]
+
+    def item_embeddings(self) -> torch.Tensor:
+        return self._final()[1]
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
+        self._cache = None  # restored weights (e.g. the valid-best ones) invalidate cached vectors
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
