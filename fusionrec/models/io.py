@@ -92,6 +92,9 @@ def load_dataset_artifact(directory: str | Path) -> Dataset:
     meta = json.loads(meta_path.read_text())
     interactions = pd.read_parquet(directory / "interactions.parquet")
     items = pd.read_parquet(directory / "items.parquet")
+    if items.shape[1] == 0:
+        # a column-less item table does not keep its row count through parquet
+        items = pd.DataFrame(index=pd.RangeIndex(len(meta["item_ids"])))
     modalities = {}
     for m in meta.get("modalities", []):
         feats = np.load(directory / "modalities" / f"{m['file']}.features.npy", allow_pickle=False)
