@@ -1,12 +1,16 @@
 """Top-k maximum-inner-product search over item vectors with faiss.
 
 * Small catalogues (``<= exact_threshold`` items) use an exact ``IndexFlatIP``.
-* Larger ones use HNSW or IVF. Both are L2 indexes, so inner products are turned
-  into distances with the standard augmentation (Bachrach et al., 2014): item
-  ``x`` becomes ``[x, sqrt(M^2 - |x|^2)]`` and query ``q`` becomes ``[q, 0]``,
-  where ``M`` is the largest item norm; then ``|q' - x'|^2 = |q|^2 + M^2 - 2 q.x``
-  and the nearest neighbour is the largest inner product. (HNSW built directly
-  on inner products loses recall because IP is not a metric.)
+* Larger ones use HNSW or IVF. HNSW searches inner products directly (faiss
+  ``METRIC_INNER_PRODUCT``; a similarity graph works for MIPS, Morozov & Babenko
+  2018). IVF uses the MIPS-to-L2 augmentation (Bachrach et al., 2014): item ``x``
+  becomes ``[x, sqrt(M^2 - |x|^2)]`` and query ``q`` becomes ``[q, 0]``, where
+  ``M`` is the largest item norm, so ``|q' - x'|^2 = |q|^2 + M^2 - 2 q.x`` and
+  the nearest neighbour is the largest inner product; k-means cells of the
+  augmented vectors then group items by direction *and* norm. Measured on
+  clustered vectors (tests/serve/test_index.py, 20k x 32): HNSW-IP recall@10
+  0.98 vs 0.78 for HNSW on augmented vectors at efSearch 64; IVF on augmented
+  vectors 0.99 vs 0.96 for IVF-IP at nprobe 16.
 * Items added or changed after the build (``POST /items``) are kept beside the
   ANN index and scored exactly; a changed item's old ANN entry is ignored. A
   retrain rebuilds the index from scratch.
@@ -86,15 +90,16 @@ class ItemIndex:
             index = faiss.IndexFlatIP(self.dim)
             index.add(x)
             return index
-        xa = _augment_items(x, self.max_norm)
         if self.kind == "hnsw":
-            index = faiss.IndexHNSWFlat(self.dim + 1, cfg.hnsw_m)
+            index = faiss.IndexHNSWFlat(self.dim, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = cfg.hnsw_ef_construction
             index.hnsw.efSearch = cfg.hnsw_ef_search
-            index.add(xa)
+            index.add(x)
             return index
         if self.kind == "ivf":
-            nlist = cfg.ivf_nlist or max(16, int(4 * math.sqrt(x.shape[0])))
+            xa = _augment_items(x, self.max_norm)
+            # ~4 sqrt(n) cells, but at least 39 training points per cell (faiss's minimum)
+            nlist = cfg.ivf_nlist or max(1, min(int(4 * math.sqrt(x.shape[0])), x.shape[0] // 39))
             quantizer = faiss.IndexFlatL2(self.dim + 1)
             index = faiss.IndexIVFFlat(quantizer, self.dim + 1, nlist, faiss.METRIC_L2)
             # k-means on a sample: 64 points per centroid is faiss's own recommendation
@@ -194,12 +199,11 @@ class ItemIndex:
         return self._exact(table, q, k, allowed, exclude, stats)
 
     def _ann(self, q: np.ndarray, fetch: int) -> np.ndarray:
-        qa = _augment_queries(q[None, :])
         if self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(self.cfg.hnsw_ef_search, fetch))
-            _, ids = self._index.search(qa, fetch, params=params)
+            _, ids = self._index.search(q[None, :], fetch, params=params)
         else:
-            _, ids = self._index.search(qa, fetch)
+            _, ids = self._index.search(_augment_queries(q[None, :]), fetch)
         ids = ids[0]
         return ids[ids >= 0].astype(np.int64)
 
@@ -228,7 +232,7 @@ class ItemIndex:
     def search_batch(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Unfiltered top-``k`` for many queries at once (benchmarks, offline use); scores are inner products."""
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        if self.kind == "flat":
+        if self.kind in ("flat", "hnsw"):
             scores, ids = self._index.search(q, k)
             return ids, scores
         _, ids = self._index.search(_augment_queries(q), k)
