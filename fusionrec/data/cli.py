@@ -53,12 +53,26 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from fusionrec.data.validate import validate_path
 
     fmt = None if args.format == "auto" else args.format
-    _, report = validate_path(
-        args.path, fmt, quarantine_dir=args.quarantine_dir,
-        columns=_mapping(args.columns, "--columns") or None,
-        items_path=args.items, item_columns=_mapping(args.item_columns, "--item-columns") or None,
-        features=_features(args.features) or None,
-    )
+    if args.dataset:
+        # a preset (or any name with a preset) is validated exactly as load_dataset would read it
+        from fusionrec.config import DataConfig
+        from fusionrec.data.loading import expand_preset, source_from_config
+        from fusionrec.data.validate import validate_source
+
+        cfg = expand_preset(DataConfig(name=args.dataset))
+        if cfg.format == "demo":
+            raise UserError(f"dataset {args.dataset!r} is generated, not read from files", "--dataset",
+                            "validate a dataset folder or a file-based preset")
+        _, report = validate_source(source_from_config(cfg), args.quarantine_dir)
+    elif args.path:
+        _, report = validate_path(
+            args.path, fmt, quarantine_dir=args.quarantine_dir,
+            columns=_mapping(args.columns, "--columns") or None,
+            items_path=args.items, item_columns=_mapping(args.item_columns, "--item-columns") or None,
+            features=_features(args.features) or None,
+        )
+    else:
+        raise UserError("nothing to validate", "fusionrec data validate", "pass a PATH or --dataset NAME")
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     elif not report.fatal:
@@ -137,7 +151,8 @@ def add_parser(subparsers: Any) -> None:
         p.add_argument("--format", choices=FORMATS, default="auto", help="input format (default: detect)")
 
     v = sub.add_parser("validate", help="check a dataset; quarantine bad rows; exit 0 unless it cannot load")
-    common(v)
+    common(v, path_required=False)
+    v.add_argument("--dataset", help="validate a preset instead of a path (e.g. ml100k)")
     v.add_argument("--quarantine-dir", help="write quarantine.csv (one line per bad row) and report.json here")
     v.add_argument("--columns", action="append", metavar="ROLE=COL",
                    help="interaction column roles: user, item, rating, timestamp, label, split")

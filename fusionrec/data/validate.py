@@ -183,8 +183,8 @@ class ValidationReport:
             for ex in issue.examples[:max_examples]:
                 lines.append(f"    - {ex}")
             if issue.count > max_examples and issue.examples:
-                lines.append(f"    ... {issue.count - min(len(issue.examples), max_examples)} more "
-                             "(all listed in the quarantine file)")
+                where_all = " (all listed in the quarantine file)" if issue.code in REASON_HELP else ""
+                lines.append(f"    ... {issue.count - min(len(issue.examples), max_examples)} more{where_all}")
             if issue.fix:
                 lines.append(f"    fix: {issue.fix}")
         if self.counts:

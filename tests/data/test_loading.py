@@ -96,6 +96,8 @@ def test_data_info_cli(shared_data: Path, capsys: pytest.CaptureFixture) -> None
     assert info["split"] == {"train": 80000, "valid": 9988, "test": 10012}
     cov = {m["name"]: m["coverage"] for m in info["modalities"]}
     assert cov["text"] == 1.0 and cov["image"] == pytest.approx(1 - 19 / 1682)
+    assert main(["data", "validate", "--dataset", "lastfm2k"]) == 0
+    assert "no problems found" in capsys.readouterr().out
 
 
 def test_convert_cli_writes_recbole(tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture) -> None:
