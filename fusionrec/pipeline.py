@@ -52,10 +52,9 @@ def ensure_split(dataset: Dataset, cfg: RunConfig) -> Dataset:
     """Return ``dataset`` with a split, making one from ``cfg.data.split`` when it has none."""
     if dataset.has_split:
         return dataset
-    from fusionrec.data.split import apply_split  # lazy: engineer A's module
+    from fusionrec.data.split import apply_split_config
 
-    split = cfg.data.split
-    return apply_split(dataset, split.method, tuple(split.ratios), split.seed, split.min_interactions)
+    return apply_split_config(dataset, cfg.data.split)
 
 
 def make_evaluator(dataset: Dataset, cfg: RunConfig) -> Evaluator:
@@ -216,6 +215,15 @@ def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_roo
         gen.update(q.get("data", {}))
         base = _merge(base, q.get("run", {}))
     dataset = make_demo_dataset(root=data_root, **gen)
+    encoders = list(settings.get("encoders") or [])
+    if encoders:
+        # content features for the multimodal models (baselines ignore them); cached on disk
+        from fusionrec.encoders.pipeline import encode_dataset  # lazy: loads the encoder stack
+
+        from fusionrec.encoders.cli import default_cache_dir
+
+        store = Path(data_root) / "features" if data_root is not None else default_cache_dir()
+        encode_dataset(dataset, encoders, store_dir=store, progress=verbose)
     # the split comes from the shared run settings (data.split), identical for every model
     dataset = ensure_split(dataset, _resolve_from_dict(_merge(base, {"model": {"name": "pop"}})))
     if verbose:
