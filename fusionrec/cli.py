@@ -14,8 +14,9 @@ import sys
 
 from fusionrec.errors import UserError
 
-# subcommand -> module with add_parser(subparsers); imported lazily so that
-# `fusionrec --help` stays fast and one stage's heavy imports stay out of the others.
+# subcommand -> (module with add_parser(subparsers), one-line summary). Only the module
+# of the subcommand being run is imported, so `fusionrec data validate` does not pay for
+# torch/faiss imports of other stages; `fusionrec --help` imports nothing heavy.
 SUBCOMMANDS: dict[str, str] = {
     "demo": "fusionrec.pipeline",
     "train": "fusionrec.pipeline",
@@ -25,35 +26,52 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "fusionrec.serve.cli",
     "ablate": "fusionrec.experiments.ablate",
 }
+SUMMARIES: dict[str, str] = {
+    "demo": "generate the built-in synthetic shop and run the pipeline on it",
+    "train": "train and evaluate a model on a dataset (valid-only selection, test once)",
+    "evaluate": "evaluate a saved model on a split",
+    "data": "validate, inspect and convert datasets",
+    "encode": "encode item text/images/audio/attributes into the feature store",
+    "serve": "start the HTTP recommendation service",
+    "ablate": "run modality x fusion x alignment ablations and write one table",
+}
+
+DESCRIPTION = (
+    "Multimodal recommendation with pretrained encoders. Typical flow: "
+    "`fusionrec data validate` -> `fusionrec encode` -> `fusionrec train` -> "
+    "`fusionrec serve`. `fusionrec demo` runs the whole pipeline on built-in synthetic data. "
+    "`fusionrec COMMAND --help` explains each command."
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fusionrec",
-        description=(
-            "Multimodal recommendation with pretrained encoders. Typical flow: "
-            "`fusionrec data validate` -> `fusionrec encode` -> `fusionrec train` -> "
-            "`fusionrec serve`. `fusionrec demo` runs the whole pipeline on built-in synthetic data."
-        ),
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in dict.fromkeys(SUBCOMMANDS.values()):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            # Only a subcommand module that is absent altogether is skipped (a partial
-            # install); any other import error is a real bug and propagates.
-            # tests/test_cli.py asserts every registered module imports.
-            if err.name != module_name:
-                raise
+def _chosen_command(argv: list[str]) -> str | None:
+    for token in argv:
+        if token.startswith("-"):
             continue
-        module.add_parser(sub)
+        return token if token in SUBCOMMANDS else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv`` naming a subcommand only that subcommand's module is imported."""
+    parser = argparse.ArgumentParser(prog="fusionrec", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = _chosen_command(argv) if argv is not None else None
+    if chosen is None and argv is not None:
+        # top-level help or an unknown command: summaries only, no stage imports
+        for name, summary in SUMMARIES.items():
+            sub.add_parser(name, help=summary)
+        return parser
+    modules = [SUBCOMMANDS[chosen]] if chosen else list(dict.fromkeys(SUBCOMMANDS.values()))
+    for module_name in modules:
+        importlib.import_module(module_name).add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

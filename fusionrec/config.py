@@ -30,6 +30,9 @@ class SplitConfig(_Section):
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 999
     min_interactions: int = 10  # MMRec's rule: fewer -> n-2/1/1
+    # per-user counts for the others: "mmrec" = MMRec's notebook (valid+test = int(0.2 n), halved);
+    # "round" = round(0.8 n) / round(0.1 n) / rest, which is how ml100k/mmrec/ was made.
+    rounding: Literal["mmrec", "round"] = "mmrec"
 
 
 class DataConfig(_Section):

@@ -19,7 +19,7 @@ from typing import Any
 from fusionrec.config import DataConfig, dataset_presets, deep_merge, load_yaml_resource
 from fusionrec.data.dataset import Dataset
 from fusionrec.data.readers import DataSource, mmrec_source, recbole_source, table_source
-from fusionrec.data.split import apply_split, kcore_filter
+from fusionrec.data.split import apply_split_config, kcore_filter
 from fusionrec.data.validate import ValidationReport, summarise, validate_source
 from fusionrec.errors import UserError
 
@@ -173,7 +173,7 @@ def load_dataset_with_report(
     if dataset.has_split and not explicit:
         log.info("keeping the split that %s ships with (set data.split.method to re-split)", dataset.name)
     else:
-        dataset = apply_split(dataset, split.method, split.ratios, split.seed, split.min_interactions)
+        dataset = apply_split_config(dataset, split)
     report.stats.update(summarise(dataset))
     return dataset, report
 

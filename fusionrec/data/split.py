@@ -214,7 +214,7 @@ def kcore_filter(dataset: Dataset, k: int, item_k: int | None = None, compact: b
 
 
 def apply_split(dataset: Dataset, method: str, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 999,
-                min_interactions: int = 10) -> Dataset:
+                min_interactions: int = 10, rounding: str = "mmrec") -> Dataset:
     """Dispatch on a SplitConfig ``method``; ``predefined`` requires the file's own split."""
     if method == "predefined":
         if not dataset.has_split:
@@ -224,7 +224,7 @@ def apply_split(dataset: Dataset, method: str, ratios: Sequence[float] = (0.8, 0
                             "leave_last_out/cold_start")
         return dataset
     if method == "random":
-        return random_split(dataset, ratios, seed, min_interactions)
+        return random_split(dataset, ratios, seed, min_interactions, rounding=rounding)
     if method == "leave_last_out":
         return leave_last_out_split(dataset)
     if method == "temporal":
@@ -247,5 +247,11 @@ def split_summary(dataset: Dataset) -> pd.DataFrame:
 
 __all__ = [
     "random_split", "leave_last_out_split", "temporal_split", "cold_start_split", "kcore_filter",
-    "apply_split", "mmrec_counts", "split_summary",
+    "apply_split", "apply_split_config", "mmrec_counts", "split_summary",
 ]
+
+
+def apply_split_config(dataset: Dataset, split) -> Dataset:
+    """Apply a :class:`fusionrec.config.SplitConfig` (method, ratios, seed, rule, rounding)."""
+    return apply_split(dataset, split.method, tuple(split.ratios), split.seed, split.min_interactions,
+                       rounding=split.rounding)
