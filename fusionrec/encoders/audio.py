@@ -1,13 +1,16 @@
 """Audio: log-mel / MFCC summary statistics from audio files, and precomputed audio arrays.
 
-:class:`LogMelAudioEncoder` reads a file (soundfile; librosa/audioread as a fallback
-for formats libsndfile lacks), mixes to mono, resamples, keeps the first
+:class:`LogMelAudioEncoder` reads a file with soundfile (libsndfile: wav, flac, ogg,
+mp3), mixes to mono, resamples (``scipy.signal.resample_poly``), keeps the first
 ``max_seconds`` and summarises the clip as
 
     [mean, std] of the log-mel bands  +  [mean, std] of the MFCCs  +  [mean, std] of their deltas
 
 i.e. ``2 * n_mels + 4 * n_mfcc`` numbers (208 with the defaults), a fixed-size
-vector for clips of any length. A zero-length file, a file with no samples, or
+vector for clips of any length. The spectrogram path is soundfile + scipy with
+librosa's conventions (centred Hann STFT, Slaney mel filters, orthonormal DCT-II,
+Savitzky-Golay deltas); librosa itself is not imported because its numba stack
+costs seconds of start-up in every decoding worker. A zero-length file, a file with no samples, or
 undecodable data is reported per item (the item keeps its other modalities).
 
 Precomputed audio embeddings (e.g. VGGish / Whisper arrays shipped with a dataset)
@@ -39,27 +42,52 @@ def read_audio(path: str | Path, sample_rate: int, max_seconds: float | None) ->
         raise ItemProblem("audio file not found", path) from err
     try:
         info = sf.info(path)
-        frames = None if max_seconds is None else int(max_seconds * info.samplerate)
-        data, sr = sf.read(path, frames=-1 if frames is None else frames, dtype="float32", always_2d=True)
-        data = data.mean(axis=1)
-    except ItemProblem:
-        raise
-    except Exception as sf_err:  # libsndfile cannot read it (e.g. an old mp3 build): try librosa
-        try:
-            import librosa
-
-            data, sr = librosa.load(path, sr=None, mono=True, duration=max_seconds)
-        except Exception as err:
-            raise ItemProblem(f"not a readable audio file: {sf_err}", path) from err
+        frames = -1 if max_seconds is None else int(max_seconds * info.samplerate)
+        data, sr = sf.read(path, frames=frames, dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises LibsndfileError/RuntimeError/TypeError for bad data
+        raise ItemProblem(f"not a readable audio file: {err}", path) from err
+    data = data.mean(axis=1)
     if data.size == 0:
         raise ItemProblem("audio has no samples (zero length)", path)
     if not np.isfinite(data).all():
         raise ItemProblem("audio contains NaN/inf samples", path)
     if sr != sample_rate:
-        import librosa
+        from math import gcd
 
-        data = librosa.resample(data, orig_sr=sr, target_sr=sample_rate)
+        from scipy.signal import resample_poly
+
+        g = gcd(int(sr), int(sample_rate))
+        data = resample_poly(data, sample_rate // g, int(sr) // g)
     return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def _hz_to_mel(freq: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, log above."""
+    freq = np.asarray(freq, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(freq >= min_log_hz, min_log_mel + np.log(np.maximum(freq, 1e-10) / min_log_hz) / logstep,
+                    freq / f_sp)
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    mels = np.asarray(mels, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(mels >= min_log_mel, min_log_hz * np.exp(logstep * (mels - min_log_mel)), f_sp * mels)
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """``[n_mels, 1 + n_fft // 2]`` triangular filters, Slaney area-normalised (as librosa.filters.mel)."""
+    fft_freqs = np.linspace(0, sample_rate / 2, 1 + n_fft // 2)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
+    return weights.astype(np.float32)
 
 
 class LogMelAudioEncoder(Encoder):
@@ -90,13 +118,12 @@ class LogMelAudioEncoder(Encoder):
         self.n_fft = int(n_fft)
         self.hop_length = int(hop_length)
         self.max_seconds = max_seconds
+        self._filters: np.ndarray | None = None
 
     def _id_parts(self) -> dict[str, Any]:
-        import librosa
-
         return {
             "sample_rate": self.sample_rate, "n_mels": self.n_mels, "n_mfcc": self.n_mfcc, "n_fft": self.n_fft,
-            "hop_length": self.hop_length, "max_seconds": self.max_seconds, "librosa": librosa.__version__,
+            "hop_length": self.hop_length, "max_seconds": self.max_seconds, "impl": "scipy-slaney-1",
         }
 
     @property
@@ -136,17 +163,27 @@ class LogMelAudioEncoder(Encoder):
 
     def features(self, signal: np.ndarray) -> np.ndarray:
         """Summary statistics of one mono signal at ``sample_rate``."""
-        import librosa
+        from scipy.fft import dct, rfft
+        from scipy.signal import get_window, savgol_filter
 
-        mel = librosa.feature.melspectrogram(
-            y=signal, sr=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels
-        )
-        log_mel = librosa.power_to_db(mel, ref=1.0, top_db=None)
-        # A silent clip would give -inf dB: floor at -100 dB so the statistics stay finite.
-        log_mel = np.maximum(log_mel, -100.0)
-        mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=self.n_mfcc)
-        width = min(9, mfcc.shape[1] if mfcc.shape[1] % 2 == 1 else mfcc.shape[1] - 1)
-        delta = librosa.feature.delta(mfcc, width=width) if width >= 3 else np.zeros_like(mfcc)
+        # Centred, zero-padded frames, like librosa.stft(center=True, pad_mode="constant").
+        pad = self.n_fft // 2
+        y = np.pad(signal.astype(np.float32), pad)
+        if y.size < self.n_fft:
+            y = np.pad(y, (0, self.n_fft - y.size))
+        frames = np.lib.stride_tricks.sliding_window_view(y, self.n_fft)[:: self.hop_length]
+        window = get_window("hann", self.n_fft, fftbins=True).astype(np.float32)
+        power = np.abs(rfft(frames * window, axis=1)) ** 2  # [frames, 1 + n_fft // 2]
+        if self._filters is None:
+            self._filters = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels)
+        mel = self._filters @ power.T  # [n_mels, frames]
+        # power_to_db(ref=1, amin=1e-10); floor at -100 dB so silence stays finite.
+        log_mel = np.maximum(10.0 * np.log10(np.maximum(mel, 1e-10)), -100.0)
+        mfcc = dct(log_mel, type=2, axis=0, norm="ortho")[: self.n_mfcc]
+        n_frames = mfcc.shape[1]
+        width = min(9, n_frames if n_frames % 2 == 1 else n_frames - 1)
+        delta = (savgol_filter(mfcc, width, polyorder=1, deriv=1, axis=1, mode="interp")
+                 if width >= 3 else np.zeros_like(mfcc))
         parts = [log_mel.mean(1), log_mel.std(1), mfcc.mean(1), mfcc.std(1), delta.mean(1), delta.std(1)]
         return np.concatenate(parts).astype(np.float32)
 

@@ -142,3 +142,42 @@ def shop_items() -> pd.DataFrame:
         "title": [f"{rng.choice(WORDS)} {rng.choice(WORDS)} {i}" for i in range(n)],
         "description": [" ".join(rng.choice(WORDS, 6)) for _ in range(n)],
     })
+
+
+class PixelStatsEncoder(Encoder):
+    """A cheap image "model" (per-channel mean/std of the preprocessed crop) for pipeline tests.
+
+    It goes through the real image path handling, Pillow preprocessing and worker pool;
+    only the network is replaced, so tests stay fast on a loaded 2-core machine.
+    """
+
+    name = "pixel-stats"
+    kind = "image"
+    parallel_load = True
+
+    def __init__(self, modality: str | None = None) -> None:
+        from fusionrec.encoders.image import ImagePreprocessor
+
+        super().__init__(modality)
+        self.preprocess = ImagePreprocessor(resize=40, crop=32)
+        self.calls = 0
+
+    def _id_parts(self) -> dict[str, Any]:
+        return self.preprocess.id_parts()
+
+    @property
+    def dim(self) -> int:
+        return 6
+
+    def prepare(self, items: pd.DataFrame, root: Path | None) -> list[ItemInput]:
+        from fusionrec.encoders.image import prepare_image_items
+
+        return prepare_image_items(items, root, None)
+
+    def load(self, payload: str) -> np.ndarray:
+        return self.preprocess(payload)
+
+    def encode(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        self.calls += 1
+        x = np.stack(list(batch))
+        return np.concatenate([x.mean(axis=(2, 3)), x.std(axis=(2, 3))], axis=1).astype(np.float32)

@@ -1,0 +1,85 @@
+"""Text template rendering and the sentence-transformers encoder on a tiny local model."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fusionrec.encoders import build_encoder, encode_dataset
+from fusionrec.encoders.text import SentenceTransformerEncoder, TextTemplate
+from fusionrec.errors import UserError
+
+from .conftest import make_dataset
+
+
+def test_template_matches_the_reference_recipe():
+    t = TextTemplate()  # "{title}. {genres}. {overview,plot,description,tags}"
+    cols = t.check(["item_id", "title", "genres", "overview"])
+    text, ok, _ = t.render({"title": "Toy Story (1995)", "genres": "Animation|Children's|Comedy",
+                            "overview": "Toys come alive."}, cols, None)
+    assert ok and text == "Toy Story (1995). Animation, Children's, Comedy. Toys come alive."
+    # Empty overview keeps its separator (tokenises like the reference); ml1m names it "plot".
+    text, ok, _ = t.render({"title": "Vermin (1998)", "genres": "Comedy", "plot": None},
+                           t.check(["title", "genres", "plot"]), None)
+    assert ok and text == "Vermin (1998). Comedy. "
+
+
+def test_template_drops_absent_columns_and_joins_lists():
+    t = TextTemplate("{title}. {genres}. {description}")
+    text, ok, _ = t.render({"title": "Lamp", "description": "A desk lamp"}, t.check(["title", "description"]), None)
+    assert text == "Lamp. A desk lamp"
+    text, _, _ = t.render({"title": "Mug", "genres": np.array(["kitchen", "gift"]), "description": ""},
+                          t.check(["title", "genres", "description"]), None)
+    assert text == "Mug. kitchen, gift. "
+    with pytest.raises(UserError, match="none of the text template fields"):
+        t.check(["item_id", "price"])
+    with pytest.raises(UserError, match="names no item field"):
+        TextTemplate("no placeholders")
+
+
+def test_tiny_hf_model_path_encodes_and_truncates_long_text(tmp_path, tiny_text_model):
+    items = pd.DataFrame({
+        "item_id": [1, 2, 3, 4],
+        "title": ["red lamp", "blue mug", "wood desk chair", "toy"],
+        "description": ["soft", "hard metal", "the a", "story " * 20000],  # 20k words >> 64 positions
+    })
+    enc = SentenceTransformerEncoder(model_path=tiny_text_model, template="{title}. {description}")
+    assert enc.dim == 32
+    ds = make_dataset(items)
+    rep = encode_dataset(ds, [enc], store_dir=tmp_path, batch_size=2, progress=False)
+    text = ds.modalities["text"]
+    assert text.mask.all() and text.features.shape == (4, 32) and np.isfinite(text.features).all()
+    assert rep.issues == []
+    # Same vectors as calling the library directly (the pipeline adds no transformation).
+    direct = enc.model.encode([f"{t}. {d}" for t, d in zip(items.title, items.description)], batch_size=4)
+    np.testing.assert_allclose(text.features, direct, atol=1e-5)
+    # Different texts -> different vectors; the id changes with the model's weights.
+    assert not np.allclose(text.features[0], text.features[1])
+    assert enc.encoder_id.startswith("sentence-transformer:v1:")
+
+
+def test_encoder_id_depends_on_model_files_and_settings(tmp_path, tiny_text_model):
+    a = SentenceTransformerEncoder(model_path=tiny_text_model)
+    b = SentenceTransformerEncoder(model_path=tiny_text_model, normalize=True)
+    c = SentenceTransformerEncoder(model_path=tiny_text_model, template="{title}")
+    assert a.encoder_id != b.encoder_id
+    assert a.encoder_id == c.encoder_id  # the template changes the content key, not the model
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_text_model, copy)
+    with open(copy / "vocab.txt", "a") as fh:
+        fh.write("extra\n")
+    assert SentenceTransformerEncoder(model_path=copy).encoder_id != a.encoder_id
+
+
+def test_registry_defaults_and_errors(tmp_path):
+    enc = build_encoder("minilm")
+    assert enc.template.template == "{title}. {genres}. {overview,plot,description,tags}"
+    assert enc.modality == "text" and enc.kind == "text"
+    with pytest.raises(UserError, match="has no parameter"):
+        build_encoder("minilm", batch_sise=3)
+    with pytest.raises(UserError, match="unknown encoder"):
+        build_encoder("bert-huge")
+    with pytest.raises(UserError, match="does not exist"):
+        SentenceTransformerEncoder(model_path=tmp_path / "nope")
