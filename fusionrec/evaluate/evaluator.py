@@ -69,11 +69,12 @@ class _SplitTruth:
     users: np.ndarray             # [U] internal user ids evaluated, ascending
     truth: sp.csr_matrix          # [U, n_items] held-out positives
     mask: sp.csr_matrix           # [U, n_items] items to exclude from the ranking
-    truth_keys: torch.Tensor      # [nnz(truth)] sorted keys local_row * n_items + item
-    mask_rows: torch.Tensor
-    mask_cols: torch.Tensor
-    n_pos: torch.Tensor           # [U] float64
-    candidates: torch.Tensor | None  # [n_items] bool, None = all items
+    truth_keys: np.ndarray        # [nnz(truth)] sorted keys local_row * n_items + item
+    mask_keys: np.ndarray         # [nnz(mask)] flat positions local_row * n_items + item
+    mask_keys_t: torch.Tensor     # the same on ``device`` (for masking on an accelerator)
+    n_pos: np.ndarray             # [U] int64
+    candidates: np.ndarray | None     # [n_items] bool, None = all items
+    non_candidates_t: torch.Tensor | None  # [n_items] bool on device: True = never ranked
 
 
 class Evaluator:
@@ -165,13 +166,13 @@ class Evaluator:
         self._serve_masks: dict[str, sp.csr_matrix] = {}
         self.last_seconds = 0.0  # wall time of the last evaluate() pass
 
-        self._unit_features: torch.Tensor | None = None
-        self._feature_present: torch.Tensor | None = None
+        self._unit_features: np.ndarray | None = None
+        self._feature_present: np.ndarray | None = None
         if item_features is not None:
             self._set_item_features(item_features)
-        self._self_info: torch.Tensor | None = None
+        self._self_info: np.ndarray | None = None
         if self.beyond_accuracy and self.item_popularity.sum() > 0:
-            self._self_info = torch.from_numpy(self_information(self.item_popularity)).to(self.device)
+            self._self_info = self_information(self.item_popularity)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -203,9 +204,7 @@ class Evaluator:
                 f"item_features has shape {feats.shape} but the dataset has {self.n_items} items",
                 where="Evaluator(item_features=...)", fix="pass one feature row per item, row j = item j",
             )
-        unit, present = normalise_features(feats, mask)
-        self._unit_features = torch.from_numpy(unit).to(self.device)
-        self._feature_present = torch.from_numpy(present).to(self.device)
+        self._unit_features, self._feature_present = normalise_features(feats, mask)
 
     # ------------------------------------------------------------------ split preparation
     def _check_split(self, split: str) -> None:
@@ -240,25 +239,18 @@ class Evaluator:
         users = np.flatnonzero(n_pos_all > 0).astype(np.int64)
         truth = truth_full[users]
         mask = mask_full[users]
-        candidates = None
+        candidates = non_candidates_t = None
         if self.candidates == "test_items":
-            cand = np.zeros(self.n_items, dtype=bool)
-            cand[self._positives[split].indices] = True
-            candidates = torch.from_numpy(cand).to(self.device)
-
-        def coo(mat: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor]:
-            rows = np.repeat(np.arange(mat.shape[0], dtype=np.int64), np.diff(mat.indptr))
-            return (torch.from_numpy(rows).to(self.device),
-                    torch.from_numpy(mat.indices.astype(np.int64)).to(self.device))
-
+            candidates = np.zeros(self.n_items, dtype=bool)
+            candidates[self._positives[split].indices] = True
+            non_candidates_t = torch.from_numpy(~candidates).to(self.device)
         truth.sort_indices()
-        t_rows, t_cols = coo(truth)
-        m_rows, m_cols = coo(mask)
+        mask_keys = _flat_keys(mask, self.n_items)
         info = _SplitTruth(
-            users=users, truth=truth, mask=mask, truth_keys=t_rows * self.n_items + t_cols,
-            mask_rows=m_rows, mask_cols=m_cols,
-            n_pos=torch.from_numpy(np.diff(truth.indptr).astype(np.float64)).to(self.device),
-            candidates=candidates,
+            users=users, truth=truth, mask=mask, truth_keys=_flat_keys(truth, self.n_items),
+            mask_keys=mask_keys, mask_keys_t=torch.from_numpy(mask_keys).to(self.device),
+            n_pos=np.diff(truth.indptr).astype(np.int64),
+            candidates=candidates, non_candidates_t=non_candidates_t,
         )
         self._cache[split] = info
         return info
@@ -326,53 +318,63 @@ class Evaluator:
         for start in range(0, n, self.batch_users):
             yield start, min(start + self.batch_users, n)
 
-    def _masked_topk(self, scores: torch.Tensor, k: int, users: np.ndarray
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``torch.topk`` of already-masked scores; ``(values, ids)`` padded to ``k`` with -inf/0."""
+    def _apply_mask(self, scores: torch.Tensor, flat_keys: np.ndarray, flat_keys_t: torch.Tensor | None,
+                    non_candidates: torch.Tensor | None) -> None:
+        """Set masked positions (flat indices into the contiguous batch) and non-candidates to -inf."""
+        if scores.device.type == "cpu":
+            # numpy fancy assignment: single-threaded, so no thread-pool wake-up for a few
+            # thousand writes (that overhead dominated on a busy 2-core machine)
+            scores.numpy().reshape(-1)[flat_keys] = -np.inf
+        else:
+            keys = flat_keys_t if flat_keys_t is not None else torch.from_numpy(flat_keys).to(scores.device)
+            scores.view(-1).index_fill_(0, keys, float("-inf"))
+        if non_candidates is not None:
+            scores.masked_fill_(non_candidates, float("-inf"))
+
+    def _masked_topk(self, scores: torch.Tensor, k: int, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``torch.topk`` of masked scores as numpy ``(ids with -1 for empty slots, values)``, width ``k``."""
         kk = min(k, self.n_items)
-        vals, idx = torch.topk(scores, kk, dim=1)
+        vals_t, idx_t = torch.topk(scores, kk, dim=1)
+        vals, idx = vals_t.cpu().numpy(), idx_t.cpu().numpy()
         # topk ranks NaN above every number, so any NaN that survived masking shows up here;
         # checking the [B, k] result is far cheaper than scanning the [B, n_items] scores
-        nan_rows = torch.isnan(vals).any(dim=1)
-        if bool(nan_rows.any()):
-            bad = int(users[int(nan_rows.nonzero()[0, 0])])
+        nan_rows = np.isnan(vals).any(axis=1)
+        if nan_rows.any():
+            bad = int(users[int(np.flatnonzero(nan_rows)[0])])
             raise ValueError(
                 f"the model produced NaN scores (first for user {bad}); "
                 "check for diverged training (lower the learning rate) or NaN features"
             )
-        if kk < k:
-            pad = k - kk
-            vals = torch.cat([vals, vals.new_full((vals.shape[0], pad), float("-inf"))], dim=1)
-            idx = torch.cat([idx, idx.new_zeros(idx.shape[0], pad)], dim=1)
-        return vals, idx
+        ids = np.full((len(users), k), -1, dtype=np.int64)
+        values = np.full((len(users), k), -np.inf, dtype=np.float32)
+        valid = vals > -np.inf   # fewer rankable items than K: empty slots
+        ids[:, :kk] = np.where(valid, idx, -1)
+        values[:, :kk] = np.where(valid, vals, -np.inf)
+        return ids, values
 
-    def _ranked_batches(self, model_or_fn: Any, split: str
-                        ) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
-        """Yield ``(start, end, topk item ids [B, kmax] with -1 for empty slots, hits [B, kmax])``."""
+    def _ranked_batches(self, model_or_fn: Any, split: str) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """Yield ``(start, end, top-kmax item ids [B, kmax] with -1 for empty slots, hits [B, kmax])``."""
         info = self.split_truth(split)
         score, restore, owned = self._scorer(model_or_fn)
         n_users = len(info.users)
         t_ptr, m_ptr = info.truth.indptr, info.mask.indptr
-        neg_inf = float("-inf")
         try:
             with torch.no_grad():
                 for b0, b1 in self._batches(n_users):
                     scores = self._scores(score, info.users[b0:b1], owned)
                     m0, m1 = int(m_ptr[b0]), int(m_ptr[b1])
-                    scores[info.mask_rows[m0:m1] - b0, info.mask_cols[m0:m1]] = neg_inf
-                    if info.candidates is not None:
-                        scores.masked_fill_(~info.candidates, neg_inf)
-                    vals, idx = self._masked_topk(scores, self.kmax, info.users[b0:b1])
+                    offset = b0 * self.n_items
+                    self._apply_mask(scores, info.mask_keys[m0:m1] - offset,
+                                     info.mask_keys_t[m0:m1] - offset if scores.device.type != "cpu" else None,
+                                     info.non_candidates_t)
+                    lists, _ = self._masked_topk(scores, self.kmax, info.users[b0:b1])
                     del scores
-                    valid = vals > neg_inf   # fewer rankable items than K: empty slots
                     # hit test by binary search of (row, item) keys in the sorted truth keys:
                     # O(B * K * log nnz) instead of materialising a dense [B, n_items] truth
                     keys = info.truth_keys[int(t_ptr[b0]):int(t_ptr[b1])]
-                    rows = torch.arange(b0, b1, device=self.device).unsqueeze(1)
-                    query = rows * self.n_items + idx
-                    pos = torch.searchsorted(keys, query).clamp_(max=keys.numel() - 1)
-                    hits = (keys[pos] == query) & valid
-                    lists = torch.where(valid, idx, torch.full_like(idx, -1))
+                    query = np.arange(b0, b1, dtype=np.int64)[:, None] * self.n_items + lists
+                    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+                    hits = (keys[pos] == query) & (lists >= 0)
                     yield b0, b1, lists, hits
         finally:
             restore()
@@ -398,60 +400,76 @@ class Evaluator:
         metric), e.g. for paired significance tests between two models."""
         return self._evaluate(model_or_fn, split, per_user=True)[1]
 
+    def ranked_lists(self, model_or_fn: Any, split: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(users [U], top-kmax item ids [U, kmax] with -1 for empty slots, hits [U, kmax])``
+        for every user evaluated on ``split`` (e.g. to save recommendations or inspect errors)."""
+        lists, hits = self._rank_all(model_or_fn, split)
+        return self.split_truth(split).users.copy(), lists, hits
+
+    def _rank_all(self, model_or_fn: Any, split: str) -> tuple[np.ndarray, np.ndarray]:
+        # The [U, kmax] results are small (40k users x 50 = 2 M entries), so they are kept
+        # and the metrics computed once at the end rather than per batch.
+        n = len(self.split_truth(split).users)
+        all_lists = np.empty((n, self.kmax), dtype=np.int64)
+        all_hits = np.empty((n, self.kmax), dtype=bool)
+        for b0, b1, lists, hits in self._ranked_batches(model_or_fn, split):
+            all_lists[b0:b1] = lists
+            all_hits[b0:b1] = hits
+        return all_lists, all_hits
+
     def _evaluate(self, model_or_fn: Any, split: str, per_user: bool
                   ) -> tuple[dict[str, float], pd.DataFrame | None]:
         start = time.perf_counter()
         info = self.split_truth(split)
         n = len(info.users)
-        sums: dict[str, float] = {}
-        rows: dict[str, list[np.ndarray]] = {}
-        best_rank = torch.full((self.n_items,), self.kmax, dtype=torch.long, device=self.device)
-        beyond = {f"{name}@{k}": [0.0, 0] for name in ("novelty", "diversity") for k in self.ks}
-        for b0, b1, lists, hits in self._ranked_batches(model_or_fn, split):
-            values = ranking_metrics_per_user(hits, info.n_pos[b0:b1], self.ks, self.metrics)
-            for key, val in values.items():
-                sums[key] = sums.get(key, 0.0) + float(val.sum())
-                if per_user:
-                    rows.setdefault(key, []).append(val.cpu().numpy())
-            if self.beyond_accuracy:
-                self._accumulate_beyond(lists, best_rank, beyond)
-        result: dict[str, float] = {}
-        for key in values_keys(self.metrics, self.ks):
-            result[key] = sums.get(key, 0.0) / n if n else float("nan")
+        lists, hits = self._rank_all(model_or_fn, split)
+        values = ranking_metrics_per_user(hits, info.n_pos, self.ks, self.metrics)
+        result: dict[str, float] = {
+            key: float(values[key].mean()) if n else float("nan") for key in values_keys(self.metrics, self.ks)
+        }
         if self.beyond_accuracy:
-            n_cand = int(info.candidates.sum()) if info.candidates is not None else self.n_items
-            for k in self.ks:
-                result[f"coverage@{k}"] = float((best_rank < k).sum()) / n_cand if n_cand else float("nan")
-                if self._self_info is not None:
-                    total, count = beyond[f"novelty@{k}"]
-                    result[f"novelty@{k}"] = total / count if count else float("nan")
-                if self._unit_features is not None and k >= 2:  # a 1-item list has no pair
-                    total, count = beyond[f"diversity@{k}"]
-                    result[f"diversity@{k}"] = total / count if count else float("nan")
+            result.update(self._beyond(lists, info))
         result["n_users"] = float(n)
         self.last_seconds = time.perf_counter() - start
         frame = None
         if per_user:
-            frame = pd.DataFrame({"user": info.users, "n_pos": info.n_pos.cpu().numpy().astype(np.int64)})
+            frame = pd.DataFrame({"user": info.users, "n_pos": info.n_pos})
             for key in values_keys(self.metrics, self.ks):
-                frame[key] = np.concatenate(rows[key]) if rows.get(key) else np.zeros(0)
+                frame[key] = values[key]
         return result, frame
 
-    def _accumulate_beyond(self, lists: torch.Tensor, best_rank: torch.Tensor,
-                           beyond: dict[str, list]) -> None:
+    def _beyond(self, lists: np.ndarray, info: _SplitTruth, chunk: int = 4096) -> dict[str, float]:
+        """Coverage, novelty and diversity of the recommended lists at every K."""
+        out: dict[str, float] = {}
         valid = lists >= 0
-        positions = torch.arange(self.kmax, device=self.device).expand_as(lists)
+        n_cand = int(info.candidates.sum()) if info.candidates is not None else self.n_items
         # best (smallest) rank at which each item was recommended to anyone: coverage@K = #(rank < K)
-        best_rank.scatter_reduce_(0, lists[valid], positions[valid], reduce="amin")
-        if self._self_info is not None:
-            for k, (val, defined) in novelty_per_user(lists, self._self_info, self.ks).items():
-                beyond[f"novelty@{k}"][0] += float(val[defined].sum())
-                beyond[f"novelty@{k}"][1] += int(defined.sum())
-        if self._unit_features is not None:
-            per = intra_list_diversity_per_user(lists, self._unit_features, self._feature_present, self.ks)
-            for k, (val, defined) in per.items():
-                beyond[f"diversity@{k}"][0] += float(val[defined].sum())
-                beyond[f"diversity@{k}"][1] += int(defined.sum())
+        best_rank = np.full(self.n_items, self.kmax, dtype=np.int64)
+        positions = np.broadcast_to(np.arange(self.kmax), lists.shape)
+        np.minimum.at(best_rank, lists[valid], positions[valid])
+        sums = {f"{name}@{k}": [0.0, 0] for name in ("novelty", "diversity") for k in self.ks}
+        div_ks = [k for k in self.ks if k >= 2]  # a 1-item list has no pair
+        # per-user work in chunks: diversity gathers [chunk, K, d] feature blocks
+        for c0 in range(0, lists.shape[0], chunk):
+            part = lists[c0:c0 + chunk]
+            if self._self_info is not None:
+                for k, (val, defined) in novelty_per_user(part, self._self_info, self.ks).items():
+                    sums[f"novelty@{k}"][0] += float(val[defined].sum())
+                    sums[f"novelty@{k}"][1] += int(defined.sum())
+            if self._unit_features is not None and div_ks:
+                per = intra_list_diversity_per_user(part, self._unit_features, self._feature_present, div_ks)
+                for k, (val, defined) in per.items():
+                    sums[f"diversity@{k}"][0] += float(val[defined].sum())
+                    sums[f"diversity@{k}"][1] += int(defined.sum())
+        for k in self.ks:
+            out[f"coverage@{k}"] = float((best_rank < k).sum()) / n_cand if n_cand else float("nan")
+            if self._self_info is not None:
+                total, count = sums[f"novelty@{k}"]
+                out[f"novelty@{k}"] = total / count if count else float("nan")
+            if self._unit_features is not None and k >= 2:
+                total, count = sums[f"diversity@{k}"]
+                out[f"diversity@{k}"] = total / count if count else float("nan")
+        return out
 
     def topk(self, model_or_fn: Any, users: Sequence[int] | np.ndarray, k: int, split: str = "test",
              return_scores: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -475,9 +493,9 @@ class Evaluator:
         if split not in self._serve_masks:
             self._serve_masks[split] = self._mask_matrix(split)
         mask_full = self._serve_masks[split]
-        candidates = None
+        non_candidates = None
         if split != "all" and self.candidates == "test_items":
-            candidates = self.split_truth(split).candidates
+            non_candidates = self.split_truth(split).non_candidates_t
         score, restore, owned = self._scorer(model_or_fn)
         out_ids = np.full((len(users), k), -1, dtype=np.int64)
         out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
@@ -486,15 +504,10 @@ class Evaluator:
                 for b0, b1 in self._batches(len(users)):
                     scores = self._scores(score, users[b0:b1], owned)
                     sub = mask_full[users[b0:b1]]
-                    rows = np.repeat(np.arange(b1 - b0), np.diff(sub.indptr))
-                    scores[torch.from_numpy(rows).to(self.device),
-                           torch.from_numpy(sub.indices.astype(np.int64)).to(self.device)] = float("-inf")
-                    if candidates is not None:
-                        scores.masked_fill_(~candidates, float("-inf"))
-                    vals, idx = self._masked_topk(scores, k, users[b0:b1])
-                    valid = (vals > float("-inf")).cpu().numpy()
-                    out_ids[b0:b1] = np.where(valid, idx.cpu().numpy(), -1)
-                    out_scores[b0:b1] = np.where(valid, vals.cpu().numpy(), -np.inf)
+                    flat = np.repeat(np.arange(b1 - b0, dtype=np.int64), np.diff(sub.indptr)) * self.n_items
+                    flat += sub.indices
+                    self._apply_mask(scores, flat, None, non_candidates)
+                    out_ids[b0:b1], out_scores[b0:b1] = self._masked_topk(scores, k, users[b0:b1])
         finally:
             restore()
         return (out_ids, out_scores) if return_scores else out_ids
@@ -503,6 +516,12 @@ class Evaluator:
         return (f"Evaluator({self.dataset.name!r}, ks={list(self.ks)}, protocol={self.protocol!r}, "
                 f"candidates={self.candidates!r}, metrics={list(self.metrics)}, "
                 f"beyond_accuracy={self.beyond_accuracy})")
+
+
+def _flat_keys(mat: sp.csr_matrix, n_items: int) -> np.ndarray:
+    """``row * n_items + col`` of every stored entry, in CSR order (sorted when indices are)."""
+    rows = np.repeat(np.arange(mat.shape[0], dtype=np.int64), np.diff(mat.indptr))
+    return rows * n_items + mat.indices.astype(np.int64)
 
 
 def values_keys(metrics: Sequence[str], ks: Sequence[int]) -> list[str]:

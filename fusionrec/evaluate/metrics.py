@@ -28,10 +28,9 @@ individual (user, item) pairs.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
-import torch
 from scipy.stats import rankdata
 
 from fusionrec.errors import UserError
@@ -80,67 +79,70 @@ def check_ks(ks: Iterable[int] | int) -> tuple[int, ...]:
 
 
 # ---------------------------------------------------------------------------- ranking
-def _discounts(n: int, device: torch.device) -> torch.Tensor:
-    return 1.0 / torch.log2(torch.arange(2, n + 2, dtype=torch.float64, device=device))
+def _as_numpy(x: Any) -> np.ndarray:
+    # accept torch tensors too, without importing torch here (metrics are plain numpy:
+    # [users, K] arrays are small, and numpy avoids thread-pool overhead on tiny ops)
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
 
 
 def ranking_metrics_per_user(
-    hits: torch.Tensor | np.ndarray,
-    n_pos: torch.Tensor | np.ndarray,
+    hits: np.ndarray | Any,
+    n_pos: np.ndarray | Any,
     ks: Sequence[int],
     metrics: Sequence[str] = RANKING_METRICS,
-) -> dict[str, torch.Tensor]:
+) -> dict[str, np.ndarray]:
     """Per-user ranking metrics from a hit matrix.
 
     ``hits``: bool ``[U, L]`` with ``L >= max(ks)`` (rank order, best first);
     ``n_pos``: ``[U]`` number of held-out positives per user (must be > 0).
-    Returns ``{"recall@10": float64 tensor [U], ...}`` for every metric and K.
+    Returns ``{"recall@10": float64 array [U], ...}`` for every metric and K.
     One cumulative pass serves all cutoffs, so asking for many K is cheap.
     """
-    hits_t = torch.as_tensor(hits).to(torch.bool)
-    n_pos_t = torch.as_tensor(n_pos).to(device=hits_t.device, dtype=torch.float64)
-    if hits_t.ndim != 2:
-        raise ValueError(f"hits must be 2-D [users, ranks], got shape {tuple(hits_t.shape)}")
+    hits_a = _as_numpy(hits).astype(bool, copy=False)
+    n_pos_a = _as_numpy(n_pos).astype(np.float64)
+    if hits_a.ndim != 2:
+        raise ValueError(f"hits must be 2-D [users, ranks], got shape {hits_a.shape}")
     ks = check_ks(ks)
     metrics = canonical_metrics(metrics)
     kmax = max(ks)
-    if hits_t.shape[1] < kmax:
-        raise ValueError(f"hit matrix has {hits_t.shape[1]} ranks but K={kmax} was requested")
-    if n_pos_t.shape != (hits_t.shape[0],):
-        raise ValueError(f"n_pos has shape {tuple(n_pos_t.shape)}, expected ({hits_t.shape[0]},)")
-    if hits_t.shape[0] and bool((n_pos_t <= 0).any()):
+    if hits_a.shape[1] < kmax:
+        raise ValueError(f"hit matrix has {hits_a.shape[1]} ranks but K={kmax} was requested")
+    if n_pos_a.shape != (hits_a.shape[0],):
+        raise ValueError(f"n_pos has shape {n_pos_a.shape}, expected ({hits_a.shape[0]},)")
+    if (n_pos_a <= 0).any():
         raise ValueError("every evaluated user needs at least one positive (n_pos > 0)")
 
-    h = hits_t[:, :kmax].to(torch.float64)
-    device = h.device
-    cum_hits = h.cumsum(dim=1)                                  # hits within the first j ranks
-    ranks = torch.arange(1, kmax + 1, dtype=torch.float64, device=device)
-    out: dict[str, torch.Tensor] = {}
-    disc = _discounts(kmax, device)
+    h = hits_a[:, :kmax].astype(np.float64)
+    cum_hits = h.cumsum(axis=1)                                 # hits within the first j ranks
+    ranks = np.arange(1, kmax + 1, dtype=np.float64)
+    disc = 1.0 / np.log2(ranks + 1.0)                           # rank j -> 1 / log2(j + 1)
+    out: dict[str, np.ndarray] = {}
     if "ndcg" in metrics:
-        dcg = (h * disc).cumsum(dim=1)
-        ideal = disc.cumsum(dim=0)                               # IDCG for m >= j
+        dcg = (h * disc).cumsum(axis=1)
+        ideal = disc.cumsum()                                   # IDCG when m >= j
     if "map" in metrics:
-        ap_sum = (cum_hits / ranks * h).cumsum(dim=1)            # sum of P@j over hit ranks
+        ap_sum = (cum_hits / ranks * h).cumsum(axis=1)          # sum of P@j over hit ranks
     if "mrr" in metrics:
-        # rank of the first hit (kmax + 1 when there is none) -> reciprocal within each K
-        first = torch.where(h > 0, ranks, torch.full_like(h, float(kmax + 1))).min(dim=1).values
+        # rank of the first hit (kmax + 1 when there is none)
+        first = np.where(h > 0, ranks, kmax + 1.0).min(axis=1) if len(h) else np.zeros(0)
     for k in ks:
         col = cum_hits[:, k - 1]
         for name in metrics:
             if name == "recall":
-                val = col / n_pos_t
+                val = col / n_pos_a
             elif name == "precision":
                 val = col / k
             elif name == "hit":
-                val = (col > 0).to(torch.float64)
+                val = (col > 0).astype(np.float64)
             elif name == "ndcg":
-                ideal_len = torch.clamp(n_pos_t, max=k).to(torch.long)
+                ideal_len = np.minimum(n_pos_a, k).astype(np.int64)
                 val = dcg[:, k - 1] / ideal[ideal_len - 1]
             elif name == "map":
-                val = ap_sum[:, k - 1] / torch.clamp(n_pos_t, max=k)
+                val = ap_sum[:, k - 1] / np.minimum(n_pos_a, k)
             elif name == "mrr":
-                val = torch.where(first <= k, 1.0 / first, torch.zeros_like(first))
+                val = np.where(first <= k, 1.0 / first, 0.0)
             else:  # pragma: no cover - canonical_metrics guards this
                 raise AssertionError(name)
             out[f"{name}@{k}"] = val
@@ -148,14 +150,14 @@ def ranking_metrics_per_user(
 
 
 def ranking_metrics(
-    hits: torch.Tensor | np.ndarray,
-    n_pos: torch.Tensor | np.ndarray,
+    hits: np.ndarray | Any,
+    n_pos: np.ndarray | Any,
     ks: Sequence[int],
     metrics: Sequence[str] = RANKING_METRICS,
 ) -> dict[str, float]:
     """Mean over users of :func:`ranking_metrics_per_user`."""
     per_user = ranking_metrics_per_user(hits, n_pos, ks, metrics)
-    return {key: float(val.mean()) if val.numel() else float("nan") for key, val in per_user.items()}
+    return {key: float(val.mean()) if val.size else float("nan") for key, val in per_user.items()}
 
 
 def hits_from_lists(lists: np.ndarray, positives: Sequence[Iterable[int]]) -> np.ndarray:
@@ -209,8 +211,8 @@ def catalogue_coverage(lists: np.ndarray, n_items: int, k: int | None = None) ->
 
 
 def intra_list_diversity_per_user(
-    lists: torch.Tensor, unit_features: torch.Tensor, present: torch.Tensor, ks: Sequence[int]
-) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    lists: np.ndarray, unit_features: np.ndarray, present: np.ndarray, ks: Sequence[int]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per-user ILD@K = mean over item pairs of ``1 - cos`` (only items with features count).
 
     Uses ``sum_{i<j} cos_ij = (||sum_i f_i||^2 - sum_i ||f_i||^2) / 2`` on unit
@@ -218,56 +220,53 @@ def intra_list_diversity_per_user(
     Returns ``{k: (values [U], defined [U] bool)}``; a list with fewer than two
     items that have features has no pair and is left out of the average.
     """
+    lists = _as_numpy(lists)
     valid = lists >= 0
-    safe = torch.where(valid, lists, torch.zeros_like(lists))
+    safe = np.where(valid, lists, 0)
     use = valid & present[safe]
-    out: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for k in ks:
         sel = use[:, :k]
-        vecs = unit_features[safe[:, :k]] * sel.unsqueeze(-1).to(unit_features.dtype)
-        total = vecs.sum(dim=1).to(torch.float64)
-        n = sel.sum(dim=1).to(torch.float64)
-        pair_cos = ((total * total).sum(dim=1) - n) / 2.0
+        vecs = unit_features[safe[:, :k]] * sel[..., None]
+        total = vecs.sum(axis=1, dtype=np.float64)
+        n = sel.sum(axis=1).astype(np.float64)
+        pair_cos = ((total * total).sum(axis=1) - n) / 2.0
         n_pairs = n * (n - 1) / 2.0
         defined = n_pairs > 0
-        ild = torch.where(defined, 1.0 - pair_cos / torch.clamp(n_pairs, min=1.0), torch.zeros_like(n))
-        out[k] = (ild, defined)
+        out[k] = (np.where(defined, 1.0 - pair_cos / np.maximum(n_pairs, 1.0), 0.0), defined)
     return out
 
 
 def intra_list_diversity(lists: np.ndarray, features: np.ndarray, k: int | None = None,
                          mask: np.ndarray | None = None) -> float:
     """Mean over users of the mean pairwise ``1 - cosine`` between the items of each list."""
-    lists_t = torch.as_tensor(np.asarray(lists), dtype=torch.long)
-    k = lists_t.shape[1] if k is None else k
+    lists = np.asarray(lists, dtype=np.int64)
+    k = lists.shape[1] if k is None else k
     unit, present = normalise_features(features, mask)
-    vals, defined = intra_list_diversity_per_user(
-        lists_t, torch.from_numpy(unit), torch.from_numpy(present), [k])[k]
-    return float(vals[defined].mean()) if bool(defined.any()) else float("nan")
+    vals, defined = intra_list_diversity_per_user(lists, unit, present, [k])[k]
+    return float(vals[defined].mean()) if defined.any() else float("nan")
 
 
-def novelty_per_user(lists: torch.Tensor, info: torch.Tensor, ks: Sequence[int]
-                     ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+def novelty_per_user(lists: np.ndarray, info: np.ndarray, ks: Sequence[int]
+                     ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per-user mean self-information of the first K recommended items (``-1`` slots skipped)."""
+    lists = _as_numpy(lists)
     valid = lists >= 0
-    safe = torch.where(valid, lists, torch.zeros_like(lists))
-    vals = torch.where(valid, info[safe], torch.zeros((), dtype=info.dtype, device=info.device))
+    vals = np.where(valid, info[np.where(valid, lists, 0)], 0.0)
     out = {}
     for k in ks:
-        n = valid[:, :k].sum(dim=1).to(info.dtype)
+        n = valid[:, :k].sum(axis=1).astype(np.float64)
         defined = n > 0
-        out[k] = (torch.where(defined, vals[:, :k].sum(dim=1) / torch.clamp(n, min=1.0),
-                              torch.zeros_like(n)), defined)
+        out[k] = (np.where(defined, vals[:, :k].sum(axis=1) / np.maximum(n, 1.0), 0.0), defined)
     return out
 
 
 def novelty(lists: np.ndarray, item_popularity: np.ndarray, k: int | None = None) -> float:
     """Mean over users of the mean ``-log2(popularity share)`` of the recommended items."""
-    lists_t = torch.as_tensor(np.asarray(lists), dtype=torch.long)
-    k = lists_t.shape[1] if k is None else k
-    info = torch.from_numpy(self_information(item_popularity))
-    vals, defined = novelty_per_user(lists_t, info, [k])[k]
-    return float(vals[defined].mean()) if bool(defined.any()) else float("nan")
+    lists = np.asarray(lists, dtype=np.int64)
+    k = lists.shape[1] if k is None else k
+    vals, defined = novelty_per_user(lists, self_information(item_popularity), [k])[k]
+    return float(vals[defined].mean()) if defined.any() else float("nan")
 
 
 # ---------------------------------------------------------------------------- pointwise
