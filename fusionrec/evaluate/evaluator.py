@@ -99,6 +99,10 @@ class Evaluator:
         ``novelty@K`` (mean ``-log2`` training-popularity share of recommended
         items) and, when item features are available, ``diversity@K`` (mean
         pairwise ``1 - cosine`` within a list).
+    beyond_accuracy_splits:
+        The splits on which beyond-accuracy metrics are computed (default both);
+        :meth:`from_config` limits them to ``("test",)`` as ``EvalConfig`` documents,
+        so per-epoch validation during training does not pay for them.
     item_features:
         For diversity: an ``[n_items, d]`` array, a
         :class:`~fusionrec.data.dataset.FeatureModality`, or the name of one of
@@ -118,6 +122,7 @@ class Evaluator:
         beyond_accuracy: bool = False,
         item_features: np.ndarray | FeatureModality | str | None = None,
         device: str | torch.device = "cpu",
+        beyond_accuracy_splits: Sequence[str] = EVAL_SPLITS,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise UserError(f"unknown evaluation protocol {protocol!r}", where="eval.protocol",
@@ -141,6 +146,11 @@ class Evaluator:
         self.batch_users = int(batch_users)
         self.candidates = candidates
         self.beyond_accuracy = bool(beyond_accuracy)
+        bad = [x for x in beyond_accuracy_splits if x not in EVAL_SPLITS]
+        if bad:
+            raise UserError(f"beyond_accuracy_splits has unknown split(s) {bad}",
+                            where="Evaluator(beyond_accuracy_splits=...)", fix=f"use some of {list(EVAL_SPLITS)}")
+        self.beyond_accuracy_splits = tuple(beyond_accuracy_splits)
         self.device = torch.device(device)
         self.n_users = dataset.n_users
         self.n_items = dataset.n_items
@@ -177,10 +187,15 @@ class Evaluator:
     # ------------------------------------------------------------------ construction helpers
     @classmethod
     def from_config(cls, dataset: Dataset, cfg: Any, **overrides: Any) -> "Evaluator":
-        """Build from a :class:`fusionrec.config.EvalConfig` (``overrides`` win)."""
+        """Build from a :class:`fusionrec.config.EvalConfig` (``overrides`` win).
+
+        ``cfg.beyond_accuracy`` means "on the test split" (see ``EvalConfig``), so
+        validation during training stays as cheap as plain ranking metrics.
+        """
         kwargs = dict(
             ks=tuple(cfg.ks), protocol=cfg.protocol, metrics=tuple(cfg.metrics),
             batch_users=cfg.batch_users, candidates=cfg.candidates, beyond_accuracy=cfg.beyond_accuracy,
+            beyond_accuracy_splits=("test",),
         )
         kwargs.update(overrides)
         return cls(dataset, **kwargs)
@@ -427,7 +442,7 @@ class Evaluator:
         result: dict[str, float] = {
             key: float(values[key].mean()) if n else float("nan") for key in values_keys(self.metrics, self.ks)
         }
-        if self.beyond_accuracy:
+        if self.beyond_accuracy and split in self.beyond_accuracy_splits:
             result.update(self._beyond(lists, info))
         result["n_users"] = float(n)
         self.last_seconds = time.perf_counter() - start
