@@ -3,7 +3,8 @@
 Deep CCA (Andrew et al., ICML 2013) trains two networks so that their outputs
 have maximal total canonical correlation. For centred views ``H1``, ``H2`` with
 covariances ``S11``, ``S22`` and cross-covariance ``S12``, the canonical
-correlations are the singular values of ``T = S11^-1/2 S12 S22^-1/2``; the loss
+correlations are the singular values of ``T = S11^-1/2 S12 S22^-1/2`` (any whitening gives the
+same values; Cholesky is used); the loss
 is minus their sum (or of the top ``k``). A ridge ``eps`` keeps the inverse
 square roots stable on small batches.
 """
@@ -13,11 +14,14 @@ import torch
 from torch import nn
 
 
-def _inv_sqrt(mat: torch.Tensor, eps: float) -> torch.Tensor:
-    # eigh of a symmetric PSD matrix; clamp tiny eigenvalues so the inverse stays finite
-    vals, vecs = torch.linalg.eigh(mat)
-    vals = vals.clamp_min(eps)
-    return vecs @ torch.diag(vals.rsqrt()) @ vecs.T
+def _whiten(cov: torch.Tensor, cross: torch.Tensor, left: bool) -> torch.Tensor:
+    # Cholesky whitening (L^-1 X): canonical correlations are invariant to the choice of
+    # whitening, and unlike an eigendecomposition its gradient stays finite when
+    # eigenvalues repeat (which happens on small batches).
+    chol = torch.linalg.cholesky(cov)
+    if left:
+        return torch.linalg.solve_triangular(chol, cross, upper=False)
+    return torch.linalg.solve_triangular(chol, cross.T, upper=False).T
 
 
 def canonical_correlations(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
@@ -33,7 +37,7 @@ def canonical_correlations(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-4) 
     s11 = a.T @ a / (n - 1) + eps * torch.eye(a.shape[1], device=a.device, dtype=a.dtype)
     s22 = b.T @ b / (n - 1) + eps * torch.eye(b.shape[1], device=b.device, dtype=b.dtype)
     s12 = a.T @ b / (n - 1)
-    t = _inv_sqrt(s11, eps) @ s12 @ _inv_sqrt(s22, eps)
+    t = _whiten(s22, _whiten(s11, s12, left=True), left=False)
     return torch.linalg.svdvals(t)
 
 
