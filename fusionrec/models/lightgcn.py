@@ -44,8 +44,10 @@ def normalized_adjacency(train: sp.spmatrix, eps: float = 1e-7) -> torch.Tensor:
         # "sparse CSR support is in beta": we only use sparse @ dense, which is stable.
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(
-            torch.from_numpy(norm.indptr.astype(np.int64)),
-            torch.from_numpy(norm.indices.astype(np.int64)),
+            # int32 indices: the CPU sparse kernel works on int32 and would otherwise
+            # convert 2 x nnz indices on every product (~10% of a LightGCN step)
+            torch.from_numpy(norm.indptr.astype(np.int32)),
+            torch.from_numpy(norm.indices.astype(np.int32)),
             torch.from_numpy(norm.data),
             size=(n_users + n_items, n_users + n_items),
         )
