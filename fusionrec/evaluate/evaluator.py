@@ -152,6 +152,8 @@ class Evaluator:
                             where="Evaluator(beyond_accuracy_splits=...)", fix=f"use some of {list(EVAL_SPLITS)}")
         self.beyond_accuracy_splits = tuple(beyond_accuracy_splits)
         self.device = torch.device(device)
+        # CPU: write masks through numpy (see _apply_mask); elsewhere torch index_fill_
+        self._numpy_mask = self.device.type == "cpu"
         self.n_users = dataset.n_users
         self.n_items = dataset.n_items
 
@@ -336,7 +338,7 @@ class Evaluator:
     def _apply_mask(self, scores: torch.Tensor, flat_keys: np.ndarray, flat_keys_t: torch.Tensor | None,
                     non_candidates: torch.Tensor | None) -> None:
         """Set masked positions (flat indices into the contiguous batch) and non-candidates to -inf."""
-        if scores.device.type == "cpu":
+        if self._numpy_mask and scores.device.type == "cpu":
             # numpy fancy assignment: single-threaded, so no thread-pool wake-up for a few
             # thousand writes (that overhead dominated on a busy 2-core machine)
             scores.numpy().reshape(-1)[flat_keys] = -np.inf
@@ -380,7 +382,7 @@ class Evaluator:
                     m0, m1 = int(m_ptr[b0]), int(m_ptr[b1])
                     offset = b0 * self.n_items
                     self._apply_mask(scores, info.mask_keys[m0:m1] - offset,
-                                     info.mask_keys_t[m0:m1] - offset if scores.device.type != "cpu" else None,
+                                     None if self._numpy_mask else info.mask_keys_t[m0:m1] - offset,
                                      info.non_candidates_t)
                     lists, _ = self._masked_topk(scores, self.kmax, info.users[b0:b1])
                     del scores

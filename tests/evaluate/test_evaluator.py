@@ -298,3 +298,24 @@ def test_matches_naive_reference_on_random_data() -> None:
         assert got["n_users"] == count
         assert got["recall@10"] == pytest.approx(recall / count)
         assert got["ndcg@10"] == pytest.approx(ndcg / count)
+
+
+def test_torch_masking_path_agrees_with_numpy_path(ds: Dataset) -> None:
+    # accelerators mask with torch.index_fill_ instead of numpy; exercise that branch on CPU
+    ref = Evaluator(ds, ks=(1, 2, 3), candidates="test_items", batch_users=1)
+    alt = Evaluator(ds, ks=(1, 2, 3), candidates="test_items", batch_users=1)
+    alt._numpy_mask = False
+    for split in ("valid", "test"):
+        assert alt.evaluate_scores(score_fn, split) == ref.evaluate_scores(score_fn, split)
+    assert alt.topk(score_fn, [0, 1, 2, 3], 3, "all").tolist() == ref.topk(score_fn, [0, 1, 2, 3], 3, "all").tolist()
+
+
+def test_from_config_limits_beyond_accuracy_to_test(ds: Dataset) -> None:
+    from fusionrec.config import EvalConfig
+
+    cfg = EvalConfig(ks=[1, 3], protocol="mmrec", metrics=["Recall", "NDCG"], beyond_accuracy=True, batch_users=2)
+    ev = Evaluator.from_config(ds, cfg)
+    assert (ev.ks, ev.protocol, ev.metrics, ev.batch_users) == ((1, 3), "mmrec", ("recall", "ndcg"), 2)
+    valid, test = ev.evaluate_scores(score_fn, "valid"), ev.evaluate_scores(score_fn, "test")
+    assert "coverage@3" not in valid and "coverage@3" in test and "novelty@3" in test
+    assert set(valid) == {"recall@1", "recall@3", "ndcg@1", "ndcg@3", "n_users"}
