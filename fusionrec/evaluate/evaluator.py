@@ -14,6 +14,11 @@ Protocols (``protocol=``):
     Reproduces MMRec (``common/trainer.py`` + ``utils/dataloader.py``
     ``EvalDataLoader``): only training positives are masked, for valid and test
     alike, and the ground truth is every positive of the evaluated split.
+    Deliberate differences, all invisible on MMRec-format data: MMRec writes
+    ``-1e10`` where we write ``-inf`` and would count such a masked item if it
+    reached a top-K list (only possible when fewer than K items are unmasked; we
+    leave the slot empty); MMRec counts a repeated (user, item) row of the split
+    twice in ``len(pos)`` where we count distinct items; MMRec rounds to 4 decimals.
 
 In both protocols the users evaluated are the users with at least one
 positive in the evaluated split; metrics are means over those users, with

@@ -99,9 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--synthetic", action="store_true", help="also run 40k users x 25k items")
+    parser.add_argument("--only", default=None, help="run only the case with this name")
+    parser.add_argument("--no-beyond", action="store_true", help="skip the beyond-accuracy runs")
     args = parser.parse_args(argv)
     print(f"torch threads: {torch.get_num_threads()}")
-    cases = []
+    cases: list[tuple[str, Dataset]] = []
     if (SHARED / "lastfm2k" / "lfm2k.inter").is_file():
         cases.append(("lastfm2k", mmrec_dataset(SHARED / "lastfm2k" / "lfm2k.inter", "lastfm2k")))
     if (SHARED / "amazon-baby" / "baby.inter").is_file():
@@ -109,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.synthetic:
         cases.append(("synthetic-40kx25k", synthetic_dataset(40_000, 25_000)))
     for name, ds in cases:
-        for beyond in (False, True):
+        if args.only and name != args.only:
+            continue
+        for beyond in (False,) if args.no_beyond else (False, True):
             res = bench(ds, args.repeats, beyond)
             print(f"{name:20s} {ds.n_users}x{ds.n_items} beyond={beyond!s:5s} eval users={int(res['users'])} "
                   f"first={res['first_s']:.3f}s median={res['median_s']:.3f}s "
