@@ -245,7 +245,8 @@ def encode_items(
             # Similar lengths in a batch -> less padding (what sentence-transformers does per call).
             work.sort(key=sort_key)
         if work:
-            report.encode_seconds = _run_work(encoder, work, store, batch_size, num_workers, flush_every, progress)
+            report.n_encoded, report.encode_seconds = _run_work(
+                encoder, work, store, batch_size, num_workers, flush_every, progress)
         store.set_items(item_ids, keys)
         store.flush()
         store.compact()
@@ -259,7 +260,6 @@ def encode_items(
                 continue
             reason = it.problem if it.key is None else (store.failure(it.key) or "not encoded")
             report.issues.append(ItemIssue(_plain(item_ids[pos]), encoder.modality, it.file, reason))
-    report.n_encoded = len(work)
     report.n_present = int(found.sum())
     report.seconds = time.perf_counter() - started
     modality = FeatureModality(encoder.modality, encoder.kind, feats, found, source=f"{encoder.name} ({info.encoder_id})")
@@ -269,10 +269,12 @@ def encode_items(
 def _run_work(
     encoder: Encoder, work: list[ItemInput], store: Any, batch_size: int, num_workers: int,
     flush_every: int, progress: bool,
-) -> float:
+) -> tuple[int, float]:
+    """Decode + encode the work list into the store; returns (vectors computed, seconds)."""
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
+    n_done = 0
     bar = tqdm(total=len(work), desc=f"encode {encoder.modality} ({encoder.name})", unit="item",
                disable=not progress, dynamic_ncols=True)
     try:
@@ -282,12 +284,13 @@ def _run_work(
             if indices:
                 feats = encoder.encode(batch)
                 store.add([work[i].key for i in indices], feats)
+                n_done += len(indices)
             if store.pending >= flush_every:
                 store.flush()
             bar.update(len(indices) + len(problems))
     finally:
         bar.close()
-    return time.perf_counter() - started
+    return n_done, time.perf_counter() - started
 
 
 def encode_dataset(

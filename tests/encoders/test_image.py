@@ -101,6 +101,7 @@ def test_every_bad_image_is_reported_and_the_item_keeps_its_text(tmp_path):
     img = ds.modalities["image"]
     assert img.mask.tolist() == [True, False, False, False, False, False, False, True]
     assert img.dim == 6 and not img.features[~img.mask].any()
+    assert rep.modalities["image"].n_encoded == 2  # failed decodes are not counted as encoded
     reasons = {i.item_id: i.reason for i in rep.modalities["image"].issues}
     files = {i.item_id: i.file for i in rep.modalities["image"].issues}
     assert reasons[1].startswith("not a readable image") and files[1].endswith("corrupt.jpg")
