@@ -89,6 +89,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True, help="JSON file for the results")
+    ap.add_argument("--time-only", type=int, default=0, metavar="N",
+                    help="only time N training epochs and N valid evaluations (CPU and wall seconds); "
+                         "CPU time is what to compare on a shared machine")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
 
@@ -100,6 +103,9 @@ def main() -> None:
     cfg = TrainConfig(epochs=args.epochs, batch_size=2048, lr=args.lr, weight_decay=0.0, patience=args.patience,
                       eval_every=args.eval_every, valid_metric="recall@20", seeds=[args.seed], num_threads=args.threads,
                       checkpoint=False, progress=False)
+    if args.time_only:
+        time_only(args, dataset, evaluator, cfg)
+        return
     grid = []
     for reg in (args.reg or [None]):
         for layers in (args.layers if args.model == "lightgcn" else [None]):
@@ -116,12 +122,13 @@ def main() -> None:
         seed_everything(args.seed)
         data = dataset.train_data([])
         model = build_model(args.model, data, params)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = Trainer(model, data, cfg, evaluator, seed=args.seed).fit()
         run = {
             "params": model.params, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
             "valid": result.best_valid, "seconds_per_epoch": result.seconds_per_epoch,
             "eval_seconds": result.eval_seconds_per_epoch, "total_seconds": time.perf_counter() - start,
+            "total_cpu_seconds": time.process_time() - cpu_start,
             "stopped_early": result.stopped_early,
             "valid_curve": [h.get("valid", {}).get("recall@20") for h in result.history],
         }
@@ -144,6 +151,44 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2, default=float))
     print(json.dumps({k: report[k] for k in ("model", "chosen_params", "test", "relative_gap", "within_5pct")},
                      indent=1, default=float))
+
+
+def time_only(args: argparse.Namespace, dataset: Dataset, evaluator: Evaluator, cfg: TrainConfig) -> None:
+    """Median CPU / wall seconds of one training epoch and one full valid evaluation."""
+    from fusionrec.train.sampling import make_sampler
+    from fusionrec.train.trainer import make_adam
+
+    torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    data = dataset.train_data([])
+    params = {"embedding_size": 64}
+    if args.reg:
+        params["reg_weight"] = args.reg[0]
+    if args.model == "lightgcn":
+        params["n_layers"] = args.layers[0]
+    model = build_model(args.model, data, params)
+    opt = make_adam(list(model.parameters()), args.lr)
+    sampler = make_sampler("pairwise", data, 2048)
+    rows = []
+    evaluator.evaluate(model, "valid")  # warm-up: builds and caches the split masks
+    for epoch in range(args.time_only):
+        w0, c0 = time.perf_counter(), time.process_time()
+        model.train()
+        for batch in sampler.epoch(np.random.default_rng([args.seed, epoch])):
+            opt.zero_grad(set_to_none=True)
+            model.calculate_loss(batch).backward()
+            opt.step()
+        w1, c1 = time.perf_counter(), time.process_time()
+        evaluator.evaluate(model, "valid")
+        w2, c2 = time.perf_counter(), time.process_time()
+        rows.append({"train_wall": w1 - w0, "train_cpu": c1 - c0, "eval_wall": w2 - w1, "eval_cpu": c2 - c1})
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    med = {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
+    report = {"model": args.model, "machine": machine(), "threads": args.threads, "load_avg": os.getloadavg(),
+              "epochs": args.time_only, "median": med, "runs": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report["median"]))
 
 
 if __name__ == "__main__":
