@@ -16,6 +16,7 @@ from fusionrec.encoders.registry import (
     DEFAULT_ENCODERS,
     available_encoders,
     build_encoder,
+    build_encoders,
     default_params,
     register,
 )
@@ -23,6 +24,6 @@ from fusionrec.encoders.store import FeatureStore
 
 __all__ = [
     "DEFAULT_ENCODERS", "EncodeReport", "Encoder", "EncoderInfo", "FeatureStore", "ItemInput", "ItemIssue",
-    "ItemProblem", "ModalityReport", "available_encoders", "build_encoder", "content_hash", "default_params",
+    "ItemProblem", "ModalityReport", "available_encoders", "build_encoder", "build_encoders", "content_hash", "default_params",
     "encode_dataset", "encode_items", "register",
 ]

@@ -100,17 +100,9 @@ def parse_encoder_args(modalities: list[str], encoder_args: list[str], param_arg
 
 
 def build_encoders(spec: dict[str, tuple[str, dict[str, Any]]]) -> list:
-    from fusionrec.data.dataset import MODALITY_KINDS
-    from fusionrec.encoders.registry import build_encoder
+    from fusionrec.encoders.registry import build_encoders as from_config
 
-    encoders = []
-    for mod, (name, params) in spec.items():
-        params = dict(params)
-        # `--modalities clip_image --encoder clip_image=clip-image` names the produced modality.
-        if mod not in MODALITY_KINDS:
-            params.setdefault("modality", mod)
-        encoders.append(build_encoder(name, **params))
-    return encoders
+    return from_config({mod: {"name": name, **params} for mod, (name, params) in spec.items()})
 
 
 def load_dataset_for_encoding(dataset: str | None, config: str | None, overrides: list[str]):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from fusionrec.config import load_yaml_resource
 from fusionrec.encoders.base import Encoder
@@ -79,3 +79,37 @@ def build_encoder(name: str, **params: Any) -> Encoder:
                 fix=f"valid parameters: {sorted(set(accepted) - {'self'})}",
             )
     return cls(**merged)
+
+
+def build_encoders(spec: Mapping[str, str | Mapping[str, Any] | None] | Sequence[str]) -> list[Encoder]:
+    """Encoders from a config section: ``{modality: name | {name: ..., **params} | None}``.
+
+    ``None`` (or a list of modality names) picks the default encoder of that modality::
+
+        build_encoders({"text": {"name": "minilm", "template": "{title}. {plot}"}, "image": None})
+        build_encoders(["text", "image"])
+
+    A key that is not a modality kind names the produced modality (``clip_image: clip-image``).
+    """
+    from fusionrec.data.dataset import MODALITY_KINDS
+
+    if not isinstance(spec, Mapping):
+        spec = {m: None for m in spec}
+    encoders: list[Encoder] = []
+    for modality, entry in spec.items():
+        if entry is None or isinstance(entry, str):
+            name, params = entry, {}
+        else:
+            params = dict(entry)
+            name = params.pop("name", None)
+        name = name or DEFAULT_ENCODERS.get(modality)
+        if name is None:
+            raise UserError(
+                f"no encoder named for modality {modality!r} and it has no default",
+                fix=f"give one, e.g. {modality}: {{name: clip-image, model_path: ...}}; defaults exist for "
+                f"{sorted(DEFAULT_ENCODERS)}",
+            )
+        if modality not in MODALITY_KINDS:
+            params.setdefault("modality", modality)
+        encoders.append(build_encoder(name, **params))
+    return encoders

@@ -83,3 +83,19 @@ def test_registry_defaults_and_errors(tmp_path):
         build_encoder("bert-huge")
     with pytest.raises(UserError, match="does not exist"):
         SentenceTransformerEncoder(model_path=tmp_path / "nope")
+
+
+def test_encoders_from_a_config_section(tiny_clip):
+    from fusionrec.encoders import build_encoders
+
+    text, image, clip = build_encoders({
+        "text": {"name": "minilm", "template": "{title}. {plot}"},
+        "image": None,
+        "clip_image": {"name": "clip-image", "model_path": str(tiny_clip)},
+    })
+    assert (text.name, text.template.template) == ("minilm", "{title}. {plot}")
+    assert (image.name, image.modality) == ("efficientnet-lite0", "image")
+    assert (clip.name, clip.modality, clip.kind) == ("clip-image", "clip_image", "image")
+    assert [e.name for e in build_encoders(["text", "attribute"])] == ["minilm", "attributes"]
+    with pytest.raises(UserError, match="no encoder named"):
+        build_encoders({"smell": None})
