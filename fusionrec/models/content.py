@@ -49,7 +49,7 @@ class ContentKNN(RecModel):
         coo = train.tocoo()
         self._r = torch.sparse_coo_tensor(
             torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)),
-            torch.ones(coo.nnz), tuple(train.shape)).coalesce()
+            torch.ones(coo.nnz), tuple(train.shape), check_invariants=False).coalesce()
 
     def fit(self, data: TrainData) -> None:
         """Nothing to learn: the features are the model. (Kept for the closed-form contract.)"""

@@ -139,7 +139,7 @@ class TwoTower(RecModel):
             coo = train.tocoo()
             self._hist_sparse = torch.sparse_coo_tensor(
                 torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)),
-                torch.ones(coo.nnz), (self.n_users, self.n_items)).coalesce()
+                torch.ones(coo.nnz), (self.n_users, self.n_items), check_invariants=False).coalesce()
             hist = np.full((self.n_users, max(self.history_len, 1)), -1, dtype=np.int64)
             self.register_buffer("hist", torch.from_numpy(hist), persistent=False)
             self._resample_history(np.random.default_rng(0))
@@ -256,8 +256,9 @@ class TwoTower(RecModel):
         item_vecs, extras = self._item_vectors(training=True)
         u = self._user_vectors(users, item_vecs, exclude=pos)
         if self.loss_name == "softmax":
-            u_n, v_n = self._score_space(u), self._score_space(item_vecs[pos])
-            logits = u_n @ v_n.T / self.temperature
+            # temperature applied to the [B, d] side, not to the [B, B] logits (cheaper)
+            u_n, v_n = self._score_space(u) / self.temperature, self._score_space(item_vecs[pos])
+            logits = u_n @ v_n.T
             if self.logq:
                 logits = logits - self.log_q[pos][None, :]
             same = pos[:, None] == pos[None, :]
