@@ -27,7 +27,7 @@ import itertools
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -136,12 +136,14 @@ def run_ablation(
     out_dir: str | Path | None = None,
     verbose: bool = False,
     metrics: Sequence[str] = TABLE_METRICS,
+    on_row: Callable[[pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """Run every variant of ``grid`` over ``seeds``; one DataFrame row per variant.
 
     Columns: the grid keys (readable labels), ``<metric>`` and ``<metric>_std`` for
     the test metrics, ``valid_<valid_metric>``, ``best_epoch``, ``s_per_epoch``,
-    ``total_s`` (mean over seeds) and ``run_dir``.
+    ``total_s`` (mean over seeds) and ``run_dir``. ``on_row(partial_df)`` is called after
+    every variant (the CLI rewrites its table then, so a long grid leaves usable output).
     """
     from fusionrec.pipeline import load_data, run_experiment
 
@@ -170,6 +172,8 @@ def run_ablation(
         row["total_s"] = res["timing"]["total_seconds"]["mean"]
         row["run_dir"] = res["run_dir"]
         rows.append(row)
+        if on_row is not None:
+            on_row(pd.DataFrame(rows))
         if verbose:
             print(f"[ablate {i + 1}/{len(variants)}] {row} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
     return pd.DataFrame(rows)
@@ -288,18 +292,25 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         grid["align"] = align
     seeds = _parse_seeds(args.seeds)
     runs = args.runs or str(Path(cfg.output_dir) / f"ablate_{cfg.data.name}")
-    df = run_ablation(cfg, grid, seeds, dataset=dataset, out_dir=runs, verbose=True)
     stem = args.out or f"docs/benchmarks/ablation_{cfg.data.name}"
     title = args.title or f"Ablation: {cfg.model.name} on {cfg.data.name}"
-    command = "fusionrec " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("fusionrec") else None
+    # argv[1:] starts with "ablate" both for the console script and for `python -m fusionrec.cli`
+    command = "fusionrec " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["ablate"] else None
     notes = [
         f"Protocol `{cfg.eval.protocol}`, candidates `{cfg.eval.candidates}`; model selected on valid "
         f"`{cfg.train.valid_metric}` with early stopping (patience {cfg.train.patience}); test scored once per seed.",
         f"Seeds {seeds}; cells are mean ± sample std over seeds. Single-modality rows have nothing to fuse "
-        "and are run once.",
+        "and are run once. s/epoch is wall time on a shared machine (noisy).",
     ]
     if command:
         notes.append(f"Command: `{command}`")
+    n_variants = len(expand_grid(grid))
+
+    def partial(df: pd.DataFrame) -> None:
+        extra = [] if len(df) == n_variants else [f"(partial: {len(df)} of {n_variants} variants done)"]
+        write_ablation(df, stem, title, notes + extra)
+
+    df = run_ablation(cfg, grid, seeds, dataset=dataset, out_dir=runs, verbose=True, on_row=partial)
     md, js = write_ablation(df, stem, title, notes)
     print(md.read_text())
     print(f"wrote {md} and {js}")
