@@ -7,8 +7,7 @@ declared length *and* on the bytes actually received, so a chunked upload
 cannot slip past), unknown ids 404/422. A handler for any other exception
 still answers JSON 500 -- the tests and the schemathesis run check it never fires.
 """
-from __future__ import annotations
-
+# no `from __future__ import annotations`: FastAPI must see the real (locally built) parameter types
 import logging
 import time
 from typing import Annotated, Any, Union
@@ -207,12 +206,12 @@ def create_app(service: RecService, keys: KeyChecker) -> FastAPI:
 
     header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="API key (write endpoints)")
 
-    def write_key(key: Annotated[str | None, Depends(header)]) -> None:
+    async def write_key(key: Annotated[str | None, Depends(header)]) -> None:
         if not keys.check(key):
             raise ServeError(401, API_KEY_HEADER, "missing or invalid API key",
                              f"send a configured key in the {API_KEY_HEADER} header")
 
-    def read_key(key: Annotated[str | None, Depends(header)]) -> None:
+    async def read_key(key: Annotated[str | None, Depends(header)]) -> None:
         if cfg.require_key_for_reads and not keys.check(key):
             raise ServeError(401, API_KEY_HEADER, "missing or invalid API key (reads require a key on this server)",
                              f"send a configured key in the {API_KEY_HEADER} header")
@@ -241,8 +240,11 @@ def create_app(service: RecService, keys: KeyChecker) -> FastAPI:
     K = Annotated[int, Query(ge=1, le=max_k, description=f"number of items, 1..{max_k}")]
     Filters = Annotated[str | None, Query(max_length=1000, description="e.g. genres:Comedy;year>=1990")]
 
+    # Reads that are pure in-memory work (well under a millisecond) are `async def`: they run on
+    # the event loop without a thread-pool hop. Anything that can block -- SQLite fsync (events,
+    # items, delete), model inference for text queries, retrain -- stays `def` (thread pool).
     @app.get("/recommendations/{user_id}", dependencies=[Depends(read_key)], responses=errors, tags=["recommend"])
-    def recommend(user_id: str, k: K = 10, exclude_seen: bool = True, filters: Filters = None) -> dict[str, Any]:
+    async def recommend(user_id: str, k: K = 10, exclude_seen: bool = True, filters: Filters = None) -> dict[str, Any]:
         """Top-k items for a known user (trained or with online events); seen items excluded by default."""
         return service.recommend_user(user_id, k=k, exclude_seen=exclude_seen, filters=filters)
 
@@ -253,12 +255,12 @@ def create_app(service: RecService, keys: KeyChecker) -> FastAPI:
                                            body.exclude_seen, body.filters)
 
     @app.get("/items/{item_id}/similar", dependencies=[Depends(read_key)], responses=errors, tags=["items"])
-    def similar(item_id: str, k: K = 10, filters: Filters = None) -> dict[str, Any]:
+    async def similar(item_id: str, k: K = 10, filters: Filters = None) -> dict[str, Any]:
         """Items closest to this one in the model's item space (cosine)."""
         return service.similar(item_id, k=k, filters=filters)
 
     @app.get("/items/{item_id}", dependencies=[Depends(read_key)], responses=errors, tags=["items"])
-    def item_profile(item_id: str) -> dict[str, Any]:
+    async def item_profile(item_id: str) -> dict[str, Any]:
         """Item profile: attributes, popularity, modalities present, nearest items."""
         return service.item_profile(item_id)
 
@@ -277,12 +279,12 @@ def create_app(service: RecService, keys: KeyChecker) -> FastAPI:
         return result
 
     @app.get("/explain/{user_id}/{item_id}", dependencies=[Depends(read_key)], responses=errors, tags=["explain"])
-    def explain(user_id: str, item_id: str) -> dict[str, Any]:
+    async def explain(user_id: str, item_id: str) -> dict[str, Any]:
         """Why this item: modality contributions to the score and the past items that drove it."""
         return service.explain(user_id, item_id)
 
     @app.get("/users/{user_id}/profile", dependencies=[Depends(read_key)], responses=errors, tags=["users"])
-    def user_profile(user_id: str) -> dict[str, Any]:
+    async def user_profile(user_id: str) -> dict[str, Any]:
         """Readable profile: top attributes, representative past items, how much each modality drives scores."""
         return service.user_profile(user_id)
 
@@ -303,7 +305,7 @@ def create_app(service: RecService, keys: KeyChecker) -> FastAPI:
         return dict(service.retrain_status)
 
     @app.get("/health", tags=["ops"])
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         """Liveness and a summary of what is served."""
         return service.health()
 

@@ -186,6 +186,9 @@ class RecService:
         exclude = self._seen_rows(state, user_id) if exclude_seen else np.zeros(0, np.int64)
         if state.inner_product:
             query, source = self._user_vector(state, user_id)
+            if query is None:  # only online events about items that are no longer served
+                raise ServeError(404, "user_id", f"user {user_id!r} has no usable history",
+                                 "post events about catalogue items, or use POST /recommendations")
             rows, scores, stats = self._rank(state, query, k, allowed, exclude)
             path = stats.path
         else:
