@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +60,20 @@ class Catalogue:
     def n_items(self) -> int:
         return len(self.item_ids)
 
-    def title(self, row: int) -> str | None:
-        for col in ("title", "name", "tmdb_title"):
+    @cached_property
+    def titles(self) -> list[str | None]:
+        """Display title per item, computed once per catalogue version (a pandas lookup per
+        returned item was a third of a recommendation's CPU time)."""
+        out: list[str | None] = [None] * self.n_items
+        for col in ("tmdb_title", "name", "title"):  # later columns win: title is preferred
             if col in self.frame.columns:
-                v = self.frame.iat[row, self.frame.columns.get_loc(col)]
-                if isinstance(v, str) and v:
-                    return v
-        return None
+                for j, v in enumerate(self.frame[col].tolist()):
+                    if isinstance(v, str) and v:
+                        out[j] = v
+        return out
+
+    def title(self, row: int) -> str | None:
+        return self.titles[row]
 
     def attributes(self, row: int) -> dict[str, Any]:
         rec = self.frame.iloc[row].to_dict()
