@@ -132,6 +132,7 @@ class Trainer:
                 "set trainable = False and implement fit(), or add nn.Parameters",
             )
         optimizer = make_adam(params, cfg.lr, cfg.weight_decay)
+        # pointwise models say how many sampled negatives per positive they want
         num_negatives = int(model.param("num_negatives", 4))
         sampler = make_sampler(type(model).batch_kind, self.data, cfg.batch_size, num_negatives)
 
@@ -148,6 +149,7 @@ class Trainer:
         bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=f"train {model.name}",
                    unit="epoch", disable=disable, dynamic_ncols=True, leave=False)
         stopped_early = False
+        last_valid = "-"  # the bar keeps showing the latest valid metric between evaluations
         try:
             while state["epoch"] < cfg.epochs:
                 epoch = state["epoch"] + 1
@@ -156,7 +158,7 @@ class Trainer:
                 train_secs = time.perf_counter() - t0
                 state["train_seconds"] += train_secs
                 record: dict[str, Any] = {"epoch": epoch, "loss": loss, "seconds": train_secs}
-                postfix = {"loss": f"{loss:.4f}"}
+                postfix = {"loss": f"{loss:.4f}", cfg.valid_metric: last_valid}
                 if not math.isfinite(loss):
                     # A diverged model is useless from here on: keep the best weights so far.
                     record["diverged"] = True
@@ -174,7 +176,7 @@ class Trainer:
                     state["n_evals"] += 1
                     score = self._score(valid)
                     record["valid"] = valid
-                    postfix[cfg.valid_metric] = f"{score:.4f}"
+                    last_valid = postfix[cfg.valid_metric] = f"{score:.4f}"
                     if score > state["best_score"]:
                         state.update(best_score=score, best_epoch=epoch, bad_evals=0, best_valid=valid,
                                      best_state=_clone_state(model))
