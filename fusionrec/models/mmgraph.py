@@ -28,6 +28,7 @@ so :meth:`user_embeddings` / :meth:`item_embeddings` enable ANN serving.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -52,10 +53,42 @@ FEATURE_NORMS = ("l2", "standard", "none")
 # ---------------------------------------------------------------------- graph helpers
 def _to_torch_sparse(mat: sp.spmatrix) -> torch.Tensor:
     """scipy -> torch sparse CSR (float32); CSR spmm is the fastest CPU path."""
-    coo = mat.tocoo()
-    idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    val = torch.from_numpy(coo.data.astype(np.float32))
-    return torch.sparse_coo_tensor(idx, val, coo.shape).coalesce().to_sparse_csr()
+    csr = sp.csr_matrix(mat, dtype=np.float32)
+    csr.sum_duplicates()
+    csr.sort_indices()
+    with warnings.catch_warnings():
+        # torch flags sparse CSR as "beta"; the spmm used here is stable and tested
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(csr.indptr.astype(np.int64)), torch.from_numpy(csr.indices.astype(np.int64)),
+            torch.from_numpy(csr.data), size=csr.shape,
+        )
+
+
+class _SpMM(torch.autograd.Function):
+    """``adj @ x`` with a precomputed transpose for the backward pass.
+
+    torch's generic sparse backward re-sorts the sparse indices on every call
+    (a transpose of a COO tensor); with the transpose given up front (and the
+    user-item graph being symmetric it is the matrix itself) backward is one
+    more CSR spmm.
+    """
+
+    @staticmethod
+    def forward(ctx, adj: torch.Tensor, adj_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.adj_t = adj_t
+        return torch.sparse.mm(adj, x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        return None, None, torch.sparse.mm(ctx.adj_t, grad)
+
+
+def spmm(adj: torch.Tensor, x: torch.Tensor, adj_t: torch.Tensor | None = None) -> torch.Tensor:
+    """Sparse ``adj @ x``; ``adj_t`` is the transpose (None: ``adj`` is symmetric)."""
+    if not x.requires_grad:
+        return torch.sparse.mm(adj, x)
+    return _SpMM.apply(adj, adj if adj_t is None else adj_t, x)
 
 
 def normalized_bipartite(train: sp.csr_matrix) -> sp.csr_matrix:
@@ -174,6 +207,7 @@ class MMGraph(RecModel):
         self.align = str(p.get("align", "none"))
         self.align_weight = float(p.get("align_weight", 0.1))
         self.align_temperature = float(p.get("align_temperature", 0.2))
+        self.align_batch = int(p.get("align_batch", 512))
         self.reg_weight = float(p.get("reg_weight", 0.0))
         self.edge_dropout = float(p.get("edge_dropout", 0.0))
         self.modality_dropout = float(p.get("modality_dropout", 0.0))
@@ -218,13 +252,20 @@ class MMGraph(RecModel):
         self.item_emb = nn.Embedding(self.n_items, self.dim)
         nn.init.xavier_uniform_(self.user_emb.weight)
         nn.init.xavier_uniform_(self.item_emb.weight)
+        # Items without training interactions have an ID embedding no positive ever trained;
+        # zeroing it makes such (cold) items rank purely by their aligned content.
+        warm = torch.from_numpy(deg_i > 0).float().unsqueeze(1)
+        self.register_buffer("_warm_items", warm if bool(p.get("zero_cold_ids", True)) else torch.ones_like(warm),
+                             persistent=False)
 
         # --- frozen modality item-item graph
         self._mm_adj: torch.Tensor | None = None
+        self._mm_adj_t: torch.Tensor | None = None
         if self.use_mm_graph and mods and self.n_mm_layers > 0 and self.mm_graph_weight != 0:
             g = modality_item_graph(mods, self.knn_k, p.get("modality_weights"))
             if g is not None and g.nnz > 0:
                 self._mm_adj = _to_torch_sparse(g)
+                self._mm_adj_t = _to_torch_sparse(g.T.tocsr())  # kNN graphs are directed
 
         # --- content: per-modality projection into the ID space, then mask-aware fusion
         self.proj = nn.ModuleDict()
@@ -300,7 +341,7 @@ class MMGraph(RecModel):
 
     def item_inputs(self, drop: bool = False) -> torch.Tensor:
         """Layer-0 item vectors: ID embedding plus (weighted) fused content."""
-        item0 = self.item_emb.weight
+        item0 = self.item_emb.weight * self._warm_items
         c = self.content(drop=drop)
         if c is not None and self.content_weight != 0:
             item0 = item0 + self.content_weight * c
@@ -312,14 +353,14 @@ class MMGraph(RecModel):
         x = torch.cat([self.user_emb.weight, item0], dim=0)
         acc = x
         for _ in range(self.n_ui_layers):
-            x = torch.sparse.mm(adj, x)
+            x = spmm(adj, x)  # the normalised user-item graph is symmetric
             acc = acc + x
         out = acc / (self.n_ui_layers + 1)  # LightGCN's mean over layers 0..L
         users, items = out[: self.n_users], out[self.n_users:]
         if self._mm_adj is not None:
             h = item0
             for _ in range(self.n_mm_layers):
-                h = torch.sparse.mm(self._mm_adj, h)
+                h = spmm(self._mm_adj, h, self._mm_adj_t)
             items = items + self.mm_graph_weight * h
         if self.normalize:
             users = F.normalize(users, dim=1)
@@ -347,22 +388,22 @@ class MMGraph(RecModel):
         users = batch["user"].long()
         pos = batch["pos_item"].long()
         u_all, i_all = self.propagate(self._epoch_adj, drop=True)
-        u = u_all[users]
-        # cosine scores need a temperature; raw inner products are used as they are
+        # cosine scores need a temperature; raw inner products are used as they are.
+        # The scale is folded into the [B, d] user rows, not the [B, n_items] logits.
         scale = 1.0 / self.temperature if self.normalize else 1.0
+        u = u_all[users] * scale
         if self.loss_kind == "softmax":
             # exact softmax over the whole catalogue: cheap for catalogues of a few thousand items
-            rec = F.cross_entropy((u @ i_all.T) * scale, pos)
+            rec = F.cross_entropy(u @ i_all.T, pos)
         elif self.loss_kind == "sampled_softmax":
             # uniform shared negatives: logQ is the same constant for every item, so no correction
             negs = torch.randint(0, self.n_items, (self.n_negatives,))
             pos_s = (u * i_all[pos]).sum(dim=1, keepdim=True)
             neg_s = (u @ i_all[negs].T).masked_fill(negs.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))
-            rec = F.cross_entropy(torch.cat([pos_s, neg_s], dim=1) * scale,
-                                  torch.zeros(len(users), dtype=torch.long))
+            rec = F.cross_entropy(torch.cat([pos_s, neg_s], dim=1), torch.zeros(len(users), dtype=torch.long))
         else:
             neg = batch["neg_item"].long()
-            diff = ((u * i_all[pos]).sum(1) - (u * i_all[neg]).sum(1)) * scale
+            diff = (u * i_all[pos]).sum(1) - (u * i_all[neg]).sum(1)
             rec = -F.logsigmoid(diff).mean()
         loss = rec
         if self.align == "infonce" and self.fusion is not None and self.align_weight > 0:
@@ -381,6 +422,9 @@ class MMGraph(RecModel):
         where a warm item with the same content would be.
         """
         items = torch.unique(items)
+        if len(items) > self.align_batch > 0:
+            # a random subset bounds the [n, n] similarity matrix; the loss is an average anyway
+            items = items[torch.randperm(len(items))[: self.align_batch]]
         return info_nce(self.content(items, drop=True), self.item_emb.weight[items], self.align_temperature)
 
     # ------------------------------------------------------------------ inference
