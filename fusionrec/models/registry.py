@@ -20,6 +20,8 @@ _MODELS: dict[str, str] = {
     "content_knn": "fusionrec.models.content:ContentKNN",
     "mmgraph": "fusionrec.models.mmgraph:MMGraph",
     "ease": "fusionrec.models.ease:EASE",
+    "dcn": "fusionrec.models.ranker:DCNRanker",
+    "cascade": "fusionrec.models.cascade:Cascade",
 }
 
 
