@@ -150,8 +150,11 @@ class Trainer:
                    unit="epoch", disable=disable, dynamic_ncols=True, leave=False)
         stopped_early = False
         last_valid = "-"  # the bar keeps showing the latest valid metric between evaluations
+        if self.evaluator is not None and state["n_evals"] and state["bad_evals"] >= cfg.patience:
+            # resumed from a run that had already stopped early: nothing left to train
+            stopped_early = True
         try:
-            while state["epoch"] < cfg.epochs:
+            while state["epoch"] < cfg.epochs and not stopped_early:
                 epoch = state["epoch"] + 1
                 t0 = time.perf_counter()
                 loss = self._train_epoch(sampler, optimizer, epoch)
