@@ -105,7 +105,7 @@ class DCNRanker(RecModel):
         coo = train.tocoo()
         self._hist = torch.sparse_coo_tensor(
             torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)),
-            torch.ones(coo.nnz), (self.n_users, self.n_items)).coalesce()
+            torch.ones(coo.nnz), (self.n_users, self.n_items), check_invariants=False).coalesce()
         self.register_buffer("user_deg", torch.from_numpy(np.asarray(train.sum(1)).ravel()), persistent=False)
         # sorted user * n_items + item keys of the training positives (hard-negative rejection)
         keys = np.sort(coo.row.astype(np.int64) * self.n_items + coo.col.astype(np.int64))
