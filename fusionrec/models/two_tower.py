@@ -212,7 +212,11 @@ class TwoTower(RecModel):
     def _encode_history(self, users: torch.Tensor, item_vecs: torch.Tensor,
                         exclude: torch.Tensor | None) -> torch.Tensor:
         d = self.dim
-        base = item_vecs[:, :d] if self.fusion_name == "late" else item_vecs
+        if self.fusion_name == "late" and self.use_content:
+            # the history summary needs one d-vector per item: sum the ID and weighted modality blocks
+            base = item_vecs.view(item_vecs.shape[0], -1, d).sum(dim=1)
+        else:
+            base = item_vecs
         if self.history == "mean":
             sums = torch.sparse.mm(self._hist_sparse, base)[users]                 # [B, d]
             deg = self.user_deg[users]
