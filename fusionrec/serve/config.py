@@ -29,7 +29,7 @@ class IndexConfig(BaseModel):
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 64
-    ivf_nlist: int = 0          # 0: about 4 * sqrt(n)
+    ivf_nlist: int = 0          # 0: about sqrt(n)
     ivf_nprobe: int = 32
     # when filters/seen items leave fewer than this share of the catalogue, skip
     # the ANN index and rank the allowed subset exactly (the ANN would have to
