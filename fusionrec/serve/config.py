@@ -28,7 +28,7 @@ class IndexConfig(BaseModel):
     large_kind: Literal["hnsw", "ivf"] = "hnsw"
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
-    hnsw_ef_search: int = 64
+    hnsw_ef_search: int = 128   # 1M items: recall@10 0.970 at 128 vs 0.945 at 64 (bench/ann_million.py)
     ivf_nlist: int = 0          # 0: about sqrt(n)
     ivf_nprobe: int = 32
     # when filters/seen items leave fewer than this share of the catalogue, skip
