@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -295,7 +296,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     stem = args.out or f"docs/benchmarks/ablation_{cfg.data.name}"
     title = args.title or f"Ablation: {cfg.model.name} on {cfg.data.name}"
     # argv[1:] starts with "ablate" both for the console script and for `python -m fusionrec.cli`
-    command = "fusionrec " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["ablate"] else None
+    command = "fusionrec " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["ablate"] else None
     notes = [
         f"Protocol `{cfg.eval.protocol}`, candidates `{cfg.eval.candidates}`; model selected on valid "
         f"`{cfg.train.valid_metric}` with early stopping (patience {cfg.train.patience}); test scored once per seed.",
