@@ -88,8 +88,10 @@ def own_features_ml100k() -> Dataset:
 
     base = load_preset("ml100k-mmrec")
     base.modalities = {}
-    encoded = encode_dataset(base, ["text", "image"])
-    return encoded
+    cache = Path(os.environ.get("FUSIONREC_BENCH_CACHE", REPO / "runs" / "feature_cache"))
+    # attach=True puts the encoded FeatureModality objects (with presence masks) on `base`
+    encode_dataset(base, ["minilm", "efficientnet-lite0"], store_dir=cache, progress=False)
+    return base
 
 
 def base_config(dataset: str, model: str = "mmgraph", extra: dict[str, Any] | None = None) -> RunConfig:
@@ -146,7 +148,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         data = dataset.train_data(cfg.data.modalities)
         model = build_model(cfg.model.name, data, cfg.model.params)
         t0 = time.perf_counter()
+        c0 = time.process_time()
         result = Trainer(model, data, cfg.train, evaluator, seed=seed).fit()
+        cpu_s = time.process_time() - c0
         row = {
             "point": i, "label": point.get("label", str(i)), "model": cfg.model.name,
             "modalities": cfg.data.modalities, "params": point.get("model", {}).get("params", {}),
@@ -154,7 +158,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             "valid": {m: round(float(result.best_valid[m]), 4) for m in METRICS if m in result.best_valid},
             "best_epoch": result.best_epoch, "epochs": len(result.history),
             "s_per_epoch": round(result.seconds_per_epoch, 3), "total_s": round(time.perf_counter() - t0, 1),
-            "load": round(os.getloadavg()[0], 1),
+            "cpu_s": round(cpu_s, 1), "load": round(os.getloadavg()[0], 1),
         }
         print(json.dumps(row), flush=True)
         with out_path.open("a") as fh:
@@ -163,22 +167,61 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- compare (3 seeds, test once)
+def _run_dir(dataset: str, model: str, seed: int, tag: str = "") -> Path:
+    return REPO / "runs" / "mmrec_compare" / f"{dataset}_{model}{('_' + tag) if tag else ''}_seed{seed}"
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
+    """Run each model with the committed config, one run directory per seed (seeds may run in parallel)."""
     from fusionrec.pipeline import run_experiment
 
     dataset = load(args.dataset)
-    rows = []
     for model in args.models:
-        cfg = base_config(args.dataset, model)
-        if args.seeds:
-            cfg.train.seeds = [int(s) for s in args.seeds]
-        t0 = time.perf_counter()
-        res = run_experiment(cfg, dataset, run_dir=REPO / "runs" / "mmrec_compare" / f"{args.dataset}_{model}",
-                             verbose=True)
-        rows.append({"model": model, "params": cfg.model.params, "modalities": cfg.data.modalities,
-                     "test": res["test"], "valid": res["valid"], "timing": res["timing"],
-                     "seeds": cfg.train.seeds, "wall_s": round(time.perf_counter() - t0, 1)})
-    payload = {"dataset": args.dataset, "machine": machine_note(), "rows": rows}
+        cfg = base_config(args.dataset, model, _overrides(args))
+        seeds = [int(s) for s in args.seeds] if args.seeds else list(cfg.train.seeds)
+        for seed in seeds:
+            one = cfg.model_copy(deep=True)
+            one.train.seeds = [seed]
+            res = run_experiment(one, dataset, run_dir=_run_dir(args.dataset, model, seed, args.tag), verbose=True)
+            print(json.dumps({"model": model, "seed": seed, "test": res["test"]}, default=str), flush=True)
+    return 0
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--set model.params.x=1`` style overrides (for ablation rows and what-if runs)."""
+    from fusionrec.config import parse_overrides
+
+    return parse_overrides(getattr(args, "overrides", None)) or None
+
+
+def collect(dataset: str, model: str, tag: str = "") -> dict[str, Any] | None:
+    """Aggregate the per-seed run directories of one (dataset, model, tag) into mean ± std."""
+    from fusionrec.evaluate.report import aggregate_seeds
+
+    pattern = f"{dataset}_{model}{('_' + tag) if tag else ''}_seed*"
+    runs = sorted((REPO / "runs" / "mmrec_compare").glob(pattern))
+    per_seed = []
+    for run in runs:
+        path = run / "results.json"
+        if path.is_file():
+            per_seed += json.loads(path.read_text())["per_seed"]
+    if not per_seed:
+        return None
+    cfg = yaml.safe_load((runs[0] / "config.yaml").read_text())
+    agg = lambda rows: {k: {"mean": m, "std": s} for k, (m, s) in aggregate_seeds(rows).items()}  # noqa: E731
+    timing_keys = ("seconds_per_epoch", "total_seconds", "best_epoch", "epochs_run", "test_seconds")
+    return {
+        "model": model, "tag": tag, "params": cfg["model"]["params"], "modalities": cfg["data"]["modalities"],
+        "seeds": [r["seed"] for r in per_seed], "test": agg([r["test"] for r in per_seed]),
+        "valid": agg([r["valid"] for r in per_seed]),
+        "timing": agg([{k: r[k] for k in timing_keys} for r in per_seed]),
+    }
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    """Write docs/benchmarks/mmrec_compare_<dataset>.{md,json} from the finished seed runs."""
+    rows = [r for r in (collect(args.dataset, m, t) for m, t in (x.partition(":")[::2] for x in args.models)) if r]
+    payload = {"dataset": args.dataset, "written": machine_note(), "rows": rows}
     (OUT / f"mmrec_compare_{args.dataset}.json").write_text(json.dumps(payload, indent=1, default=str))
     md = compare_markdown(args.dataset, rows)
     (OUT / f"mmrec_compare_{args.dataset}.md").write_text(md)
@@ -203,7 +246,8 @@ def compare_markdown(dataset: str, rows: list[dict[str, Any]]) -> str:
         t = row["test"]
         tim = row["timing"]
         lines.append(
-            f"| fusionrec ({len(row['seeds'])} seeds) | {row['model']} | " + " | ".join(_cell(t, m) for m in METRICS)
+            f"| fusionrec ({len(row['seeds'])} seeds) | {row['model']}{(' (' + row['tag'] + ')') if row['tag'] else ''} | "
+            + " | ".join(_cell(t, m) for m in METRICS)
             + f" | {tim['epochs_run']['mean']:.0f} ({tim['best_epoch']['mean']:.0f}) | {tim['seconds_per_epoch']['mean']:.2f} |"
         )
     lines.append("")
@@ -212,7 +256,7 @@ def compare_markdown(dataset: str, rows: list[dict[str, Any]]) -> str:
         if "recall@20" in t:
             gain_r = t["recall@20"]["mean"] / best_r - 1
             gain_n = t["ndcg@20"]["mean"] / best_n - 1
-            lines.append(f"- {row['model']}: R@20 {gain_r:+.1%}, N@20 {gain_n:+.1%} vs MMRec's best "
+            lines.append(f"- {row['model']}{(' (' + row['tag'] + ')') if row['tag'] else ''}: R@20 {gain_r:+.1%}, N@20 {gain_n:+.1%} vs MMRec's best "
                          f"(valid R@20 {row['valid']['recall@20']['mean']:.4f}).")
     return "\n".join(lines) + "\n"
 
@@ -254,6 +298,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     rows = []
     for rep in range(args.repeats):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         dataset = load(args.dataset)
         load_s = time.perf_counter() - t0
@@ -263,9 +308,13 @@ def cmd_timing(args: argparse.Namespace) -> int:
         t1 = time.perf_counter()
         res = run_experiment(cfg, dataset, run_dir=REPO / "runs" / "mmrec_timing" / f"{args.dataset}_{rep}")
         run_s = time.perf_counter() - t1
+        cpu_s = time.process_time() - c0
         seed = res["per_seed"][0]
         rows.append({
             "repeat": rep, "load_s": round(load_s, 1), "train_plus_test_s": round(run_s, 1),
+            # CPU seconds of this 1-thread process (load + train + test): what the wall time is on an
+            # otherwise idle machine, and far less noisy than wall time on a shared one
+            "cpu_s_whole_process": round(cpu_s, 1),
             "trainer_total_s": round(seed["total_seconds"], 1), "test_s": round(seed["test_seconds"], 2),
             "s_per_epoch": round(seed["seconds_per_epoch"], 3), "epochs": seed["epochs_run"],
             "best_epoch": seed["best_epoch"], "test_recall@20": round(seed["test"]["recall@20"], 4),
@@ -295,7 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--dataset", required=True)
     c.add_argument("--models", nargs="+", default=["mmgraph", "ease"])
     c.add_argument("--seeds", nargs="*", default=None)
+    c.add_argument("--tag", default="", help="suffix naming a variant run with --set overrides")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     c.set_defaults(func=cmd_compare)
+    tb = sub.add_parser("table", help="aggregate finished seed runs into the markdown table")
+    tb.add_argument("--dataset", required=True)
+    tb.add_argument("--models", nargs="+", default=["mmgraph", "ease"], help="model or model:tag")
+    tb.set_defaults(func=cmd_table)
     a = sub.add_parser("ablate", help="modality ablation with the same model")
     a.add_argument("--dataset", required=True)
     a.add_argument("--seeds", nargs="*", default=None)
