@@ -216,6 +216,10 @@ def create_app(service: RecService, keys: KeyChecker) -> FastAPI:
             raise ServeError(401, API_KEY_HEADER, "missing or invalid API key (reads require a key on this server)",
                              f"send a configured key in the {API_KEY_HEADER} header")
 
+    # Reads carry the key dependency only when the config asks for read keys: resolving a
+    # dependency is a measurable share of a sub-millisecond request.
+    reads = [Depends(read_key)] if cfg.require_key_for_reads else []
+
     @app.exception_handler(ServeError)
     async def _serve_error(request: Request, err: ServeError) -> JSONResponse:
         return JSONResponse(err.as_dict(), status_code=err.status)
@@ -243,23 +247,23 @@ def create_app(service: RecService, keys: KeyChecker) -> FastAPI:
     # Reads that are pure in-memory work (well under a millisecond) are `async def`: they run on
     # the event loop without a thread-pool hop. Anything that can block -- SQLite fsync (events,
     # items, delete), model inference for text queries, retrain -- stays `def` (thread pool).
-    @app.get("/recommendations/{user_id}", dependencies=[Depends(read_key)], responses=errors, tags=["recommend"])
+    @app.get("/recommendations/{user_id}", dependencies=reads, responses=errors, tags=["recommend"])
     async def recommend(user_id: str, k: K = 10, exclude_seen: bool = True, filters: Filters = None) -> dict[str, Any]:
         """Top-k items for a known user (trained or with online events); seen items excluded by default."""
         return service.recommend_user(user_id, k=k, exclude_seen=exclude_seen, filters=filters)
 
-    @app.post("/recommendations", dependencies=[Depends(read_key)], responses=errors, tags=["recommend"])
+    @app.post("/recommendations", dependencies=reads, responses=errors, tags=["recommend"])
     def recommend_anonymous(body: RecommendIn) -> dict[str, Any]:
         """Anonymous or new users: the items they touched and/or a free-text query."""
         return service.recommend_anonymous([str(i) for i in body.items], body.text, body.k,
                                            body.exclude_seen, body.filters)
 
-    @app.get("/items/{item_id}/similar", dependencies=[Depends(read_key)], responses=errors, tags=["items"])
+    @app.get("/items/{item_id}/similar", dependencies=reads, responses=errors, tags=["items"])
     async def similar(item_id: str, k: K = 10, filters: Filters = None) -> dict[str, Any]:
         """Items closest to this one in the model's item space (cosine)."""
         return service.similar(item_id, k=k, filters=filters)
 
-    @app.get("/items/{item_id}", dependencies=[Depends(read_key)], responses=errors, tags=["items"])
+    @app.get("/items/{item_id}", dependencies=reads, responses=errors, tags=["items"])
     async def item_profile(item_id: str) -> dict[str, Any]:
         """Item profile: attributes, popularity, modalities present, nearest items."""
         return service.item_profile(item_id)
@@ -278,12 +282,12 @@ def create_app(service: RecService, keys: KeyChecker) -> FastAPI:
         events_total.inc(result["accepted"])
         return result
 
-    @app.get("/explain/{user_id}/{item_id}", dependencies=[Depends(read_key)], responses=errors, tags=["explain"])
+    @app.get("/explain/{user_id}/{item_id}", dependencies=reads, responses=errors, tags=["explain"])
     async def explain(user_id: str, item_id: str) -> dict[str, Any]:
         """Why this item: modality contributions to the score and the past items that drove it."""
         return service.explain(user_id, item_id)
 
-    @app.get("/users/{user_id}/profile", dependencies=[Depends(read_key)], responses=errors, tags=["users"])
+    @app.get("/users/{user_id}/profile", dependencies=reads, responses=errors, tags=["users"])
     async def user_profile(user_id: str) -> dict[str, Any]:
         """Readable profile: top attributes, representative past items, how much each modality drives scores."""
         return service.user_profile(user_id)
@@ -299,7 +303,7 @@ def create_app(service: RecService, keys: KeyChecker) -> FastAPI:
         started = service.retrain_in_background()
         return {"started": started, "status": service.retrain_status}
 
-    @app.get("/admin/retrain", dependencies=[Depends(read_key)], tags=["admin"])
+    @app.get("/admin/retrain", dependencies=reads, tags=["admin"])
     def retrain_status() -> dict[str, Any]:
         """Whether a retrain is running, and the last one's outcome."""
         return dict(service.retrain_status)

@@ -347,7 +347,9 @@ class RecService:
         if image_bytes is not None:
             _check_image(image_bytes, f"{where}.image_base64" if it.get("image_base64") else f"{where}.image_path")
         features: dict[str, np.ndarray] = {}
-        has_content = bool(text and str(text).strip()) or image_file is not None
+        # attributes such as title/genres feed the text template too, so they count as content
+        has_content = (bool(text and str(text).strip()) or image_file is not None
+                       or any(isinstance(v, str) and v.strip() for v in attributes.values()))
         if has_content:
             if self.encoder is None:
                 raise ServeError(409, where, "the server runs without a content encoder, so item text/images "
