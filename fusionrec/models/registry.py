@@ -22,6 +22,7 @@ _MODELS: dict[str, str] = {
     "ease": "fusionrec.models.ease:EASE",
     "dcn": "fusionrec.models.ranker:DCNRanker",
     "cascade": "fusionrec.models.cascade:Cascade",
+    "content_cf": "fusionrec.models.content_cf:ContentCF",
 }
 
 

@@ -1,0 +1,139 @@
+"""Content-to-CF model for item cold start: user embeddings scored against a content-only item tower.
+
+``score(u, i) = <p_u, f(c_i)> + g(c_i)`` where ``c_i`` are item ``i``'s modality
+features, ``f`` projects every modality into the shared space (linear / MLP) and
+fuses them mask-aware (concat, weighted sum, attention, gated, joint -- see
+:mod:`fusionrec.fuse`), and ``g`` is a linear "how widely liked does this content
+look" bias. The item side never uses an item ID, so a brand-new item is scored
+by exactly the function that was trained on the warm ones: there is no
+warm/cold mismatch to bridge (the DropoutNet / CLCRec problem), at the price of
+not memorising warm items -- use it for cold start, not as a warm retriever.
+
+Training is Mult-VAE style (Liang et al., WWW 2018): one batch is a set of users
+(``batch_kind = "user"``) and the loss is the multinomial log-likelihood of each
+user's training items under a softmax over *all items seen in training*
+(``-sum_{i in I_u} log softmax(s_u)_i / |I_u|``). A full softmax is affordable
+because the item tower runs once per batch over the warm catalogue, and it is
+exact -- no sampled negatives, no logQ correction. Items without training
+interactions are left out of the softmax: their label is unknown, not negative.
+
+Regularisation: ``modality_dropout`` hides modalities so any subset works
+(posters can be missing), ``feature_dropout`` on the inputs, ``reg_weight`` L2
+on the batch's user vectors. Alignment losses from :mod:`fusionrec.align`
+(InfoNCE between an item's modalities) are optional via ``align``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fusionrec.align import Aligner, ModalityProjector
+from fusionrec.align.aligner import ALIGN_METHODS
+from fusionrec.data.dataset import TrainData
+from fusionrec.errors import UserError
+from fusionrec.fuse import build_fusion, modality_dropout
+from fusionrec.fuse.feature import FUSIONS
+from fusionrec.models.base import RecModel, require
+from fusionrec.models.modal_inputs import ModalInputs
+
+CONTENT_CF_FUSIONS = tuple(f for f in FUSIONS if f != "user_attention")
+
+
+class ContentCF(RecModel):
+    """User ID embedding x fused content tower, full-softmax multinomial likelihood."""
+
+    name = "content_cf"
+    trainable = True
+    batch_kind = "user"
+
+    def __init__(self, data: TrainData, params: dict[str, Any] | None = None) -> None:
+        super().__init__(data, params)
+        d = int(require(self.params, "embedding_size", self.name))
+        self.dim = d
+        fusion = str(self.param("fusion", "concat"))
+        if fusion not in CONTENT_CF_FUSIONS:
+            raise UserError(f"content_cf: fusion={fusion!r} is not supported", "model.params.fusion",
+                            f"use one of {CONTENT_CF_FUSIONS}")
+        align = str(self.param("align", "none"))
+        if align not in ALIGN_METHODS:
+            raise UserError(f"content_cf: align={align!r} is not supported", "model.params.align",
+                            f"use one of {ALIGN_METHODS}")
+        self.modality_dropout = float(self.param("modality_dropout", 0.0))
+        self.feature_dropout = float(self.param("feature_dropout", 0.0))
+        self.reg_weight = float(self.param("reg_weight", 0.0))
+        self.align_weight = float(self.param("align_weight", 0.0)) if align != "none" else 0.0
+        self.use_bias = bool(self.param("content_bias", True))
+
+        self.inputs = ModalInputs(data, self.param("modalities"), self.param("feature_norm", "standard"), self.name)
+        self.names = self.inputs.names
+        self.projector = ModalityProjector(self.inputs.dims, d, kind=self.param("projection", "mlp"),
+                                           hidden=self.param("hidden"), dropout=self.feature_dropout)
+        self.fusion = build_fusion(fusion, self.names, d, n_layers=self.param("joint_layers", 1),
+                                   n_heads=self.param("joint_heads", 2))
+        self.bias = nn.Linear(d, 1) if self.use_bias else None
+        self.aligner = Aligner(align, self.names, d, temperature=float(self.param("align_temperature", 0.2)),
+                               with_id=False)
+        self.user = nn.Embedding(self.n_users, d)
+        nn.init.normal_(self.user.weight, std=0.05)
+
+        train = data.train.tocsr().astype(np.float32)
+        pop = np.asarray(train.sum(axis=0)).ravel()
+        warm = np.flatnonzero(pop > 0)
+        if warm.size < 2:
+            raise UserError("content_cf needs at least two items with training interactions",
+                            "the training split", "check the split: every item seems cold")
+        self.register_buffer("warm_items", torch.from_numpy(warm.astype(np.int64)), persistent=False)
+        # user x warm-item training matrix (row-normalised targets are built per batch)
+        self._train_warm = train[:, warm].tocsr()
+
+    # ------------------------------------------------------------------ towers
+    def item_vectors(self, items: torch.Tensor | None = None, training: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Content vectors [N, d] and content biases [N] of ``items`` (None = every item)."""
+        if items is None:
+            feats, masks = self.inputs.all_features(), self.inputs.all_masks()
+        else:
+            feats, masks = self.inputs.gather(items)
+        views = self.projector(feats)
+        masks = modality_dropout(masks, self.modality_dropout, training)
+        fused = self.fusion(views, masks)
+        bias = self.bias(fused).squeeze(-1) if self.bias is not None else fused.new_zeros(fused.shape[0])
+        return fused, bias, {"views": views, "masks": masks, "content": fused}
+
+    # ------------------------------------------------------------------ contract
+    def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        users = batch["user"]
+        vecs, bias, extras = self.item_vectors(self.warm_items, training=self.training)
+        u = self.user(users)
+        logits = u @ vecs.T + bias[None, :]                                     # [B, n_warm]
+        rows = self._train_warm[users.numpy()]
+        target = torch.from_numpy(rows.toarray())
+        target = target / target.sum(1, keepdim=True).clamp_min(1.0)
+        loss = -(F.log_softmax(logits, dim=1) * target).sum(1).mean()
+        if self.reg_weight:
+            loss = loss + self.reg_weight * u.pow(2).sum(1).mean()
+        if self.align_weight:
+            pick = torch.randperm(len(self.warm_items))[: int(self.param("align_batch", 512))]
+            loss = loss + self.align_weight * self.aligner(
+                {k: v[pick] for k, v in extras["views"].items()},
+                {k: m[pick] for k, m in extras["masks"].items()}, content=extras["content"][pick])
+        return loss
+
+    @torch.no_grad()
+    def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
+        vecs, bias, _ = self.item_vectors(None, training=False)
+        return self.user(users) @ vecs.T + bias[None, :]
+
+    @torch.no_grad()
+    def user_embeddings(self) -> torch.Tensor:
+        # the content bias rides along as an extra dimension so serving stays an inner product
+        return torch.cat([self.user.weight, torch.ones(self.n_users, 1)], dim=1)
+
+    @torch.no_grad()
+    def item_embeddings(self) -> torch.Tensor:
+        vecs, bias, _ = self.item_vectors(None, training=False)
+        return torch.cat([vecs, bias[:, None]], dim=1)
