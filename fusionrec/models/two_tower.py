@@ -195,7 +195,6 @@ class TwoTower(RecModel):
         keep = self.warm.float()
         if training and self.id_dropout > 0:
             keep = keep * (torch.rand(self.n_items) >= self.id_dropout).float()
-        parts = []
         if self.use_id:
             id_vec = self.item_id.weight * keep[:, None]
             extras["id"] = self.item_id.weight
