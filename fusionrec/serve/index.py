@@ -17,8 +17,9 @@
 * Exclusions (seen items) and attribute filters: the ANN is asked for more
   candidates than ``k`` (scaled by the share of allowed items), the disallowed
   ones are dropped, and the request is retried with a larger fetch; if the
-  allowed set is small, or the retries still come up short, the allowed subset
-  is ranked exactly. So a request never returns fewer than ``k`` items when at
+  allowed set is small (``exact_subset_max`` rows or ``exact_subset_share`` of
+  the catalogue), or the retries still come up short, the allowed subset is
+  ranked exactly. So a request never returns fewer than ``k`` items when at
   least ``k`` qualify.
 """
 from __future__ import annotations
@@ -176,10 +177,12 @@ class ItemIndex:
         k = min(k, n_allowed)
         if k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if self.kind == "flat" or n_allowed <= self.cfg.exact_subset_share * n:
+        small_subset = allowed is not None and n_allowed <= max(self.cfg.exact_subset_share * n,
+                                                                self.cfg.exact_subset_max)
+        if self.kind == "flat" or small_subset:
             return self._exact(table, q, k, allowed, exclude, stats)
         share = n_allowed / n
-        fetch = min(self.n_base, int(math.ceil((k + len(exclude)) / share * 1.5)) + 16)
+        fetch = min(self.n_base, int(math.ceil((k + len(exclude)) / share * self.cfg.overfetch)) + 16)
         for round_ in range(1, self.cfg.max_overfetch_rounds + 1):
             stats.rounds = round_
             rows = self._ann(q, fetch)
