@@ -218,9 +218,8 @@ def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_roo
     encoders = list(settings.get("encoders") or [])
     if encoders:
         # content features for the multimodal models (baselines ignore them); cached on disk
-        from fusionrec.encoders.pipeline import encode_dataset  # lazy: loads the encoder stack
-
         from fusionrec.encoders.cli import default_cache_dir
+        from fusionrec.encoders.pipeline import encode_dataset  # lazy: loads the encoder stack
 
         store = Path(data_root) / "features" if data_root is not None else default_cache_dir()
         encode_dataset(dataset, encoders, store_dir=store, progress=verbose)
