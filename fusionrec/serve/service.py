@@ -568,6 +568,8 @@ class RecService:
             except Exception:  # logged and kept in retrain_status
                 pass
 
+        # mark it running before the thread starts, so a status poll right after sees it
+        self.retrain_status["running"] = True
         threading.Thread(target=run, name="fusionrec-retrain", daemon=True).start()
         return True
 

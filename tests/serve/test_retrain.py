@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -63,6 +64,16 @@ def test_retrain_swaps_without_downtime_and_learns_the_new_events(model_dir, tmp
     assert new.model_dir != old_state.model_dir and svc.store.get_meta("current_model_dir") == new.model_dir
     # the old state object is untouched (in-flight requests could still finish on it)
     assert old_state.catalogue.n_items == new.catalogue.n_items and old_state.index is not new.index
+
+    # the same through HTTP: POST /admin/retrain starts it in the background, GET reports it
+    assert client.post("/admin/retrain").status_code == 401
+    r = client.post("/admin/retrain", headers=AUTH)
+    assert r.status_code == 202 and r.json()["started"] is True
+    deadline = time.time() + 120
+    while client.get("/admin/retrain").json()["running"] and time.time() < deadline:
+        time.sleep(0.1)
+    status = client.get("/admin/retrain").json()
+    assert status["count"] == 2 and status["error"] is None and svc.state.version == new.version + 1
 
 
 def test_swap_applies_items_posted_during_the_build(model_dir, tmp_path, world, encoder):
