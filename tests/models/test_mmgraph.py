@@ -217,7 +217,7 @@ def test_other_losses_train(loss):
         opt.zero_grad()
         loss_v.backward()
         opt.step()
-        losses.append(float(loss_v))
+        losses.append(loss_v.item())
     assert losses[-1] < 0.8 * losses[0]
 
 
