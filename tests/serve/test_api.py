@@ -31,6 +31,14 @@ def client(service):
     return TestClient(create_app(service, KeyChecker([API_KEY])), raise_server_exceptions=False)
 
 
+@pytest.fixture(scope="module")
+def shared_client(model_dir, tmp_path_factory, encoder):
+    """One service for the many requests that must be rejected (they change nothing)."""
+    svc = make_service(model_dir, tmp_path_factory.mktemp("rejects"), encoder=encoder, max_body_bytes=2_000_000)
+    yield TestClient(create_app(svc, KeyChecker([API_KEY])), raise_server_exceptions=False)
+    svc.store.close()
+
+
 def themed_users(world, theme):
     return [u for u, t in world.user_theme.items() if t == theme]
 
@@ -196,14 +204,15 @@ def test_health_and_metrics(client, world):
     lambda c, w: c.post("/items", headers=AUTH, json={"items": [{"item_id": "x"}]}),
     lambda c, w: c.get("/explain/u000/nothing"),
 ])
-def test_bad_input_is_4xx_json_naming_the_field(client, world, call):
-    r = call(client, world)
+def test_bad_input_is_4xx_json_naming_the_field(shared_client, world, call):
+    r = call(shared_client, world)
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
     body = r.json()
     assert body["error"] and "field" in body
 
 
-def test_oversized_body_is_413(client):
+def test_oversized_body_is_413(shared_client):
+    client = shared_client
     big = {"events": [{"user_id": "a" * 200, "item_id": "sp000"}] * 9000}
     r = client.post("/events", headers=AUTH, json=big)
     assert r.status_code == 413 and r.json()["field"] == "body"
@@ -265,3 +274,8 @@ def test_posted_items_survive_restart(model_dir, tmp_path, encoder, world):
     sim = again.similar(themed_items(world, "horror")[0], k=len(world.item_theme))
     assert "new-horror" in [e["item_id"] for e in sim["items"]]
     assert again.state.filter_mask("genres:Horror")[again.state.catalogue.index_of["new-horror"]]
+
+
+def test_rejected_requests_changed_nothing(shared_client):
+    svc = shared_client.app.state.service
+    assert svc.store.count_events() == 0 and svc.store.items() == [] and svc.online.users() == 0
