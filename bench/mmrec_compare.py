@@ -237,7 +237,7 @@ def compare_markdown(dataset: str, rows: list[dict[str, Any]]) -> str:
         f"## {dataset}: fusionrec vs MMRec (test, `mmrec` protocol)", "",
         f"Targets (+5% relative over MMRec's best): Recall@20 >= {best_r * 1.05:.4f}, NDCG@20 >= {best_n * 1.05:.4f}.",
         "",
-        "| system | model | R@10 | R@20 | N@10 | N@20 | epochs (best) | s/epoch |",
+        "| system | model | R@10 | R@20 | N@10 | N@20 | epochs (best) | wall s/epoch (shared, loaded CPU) |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r10, r20, n10, n20, ep, _secs in ref:
@@ -302,7 +302,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         dataset = load(args.dataset)
         load_s = time.perf_counter() - t0
-        cfg = base_config(args.dataset, args.model)
+        cfg = base_config(args.dataset, args.model, _overrides(args))
         cfg.train.seeds = [cfg.train.seeds[0]]
         cfg.train.num_threads = 1
         t1 = time.perf_counter()
@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--dataset", required=True)
     t.add_argument("--model", default="mmgraph")
     t.add_argument("--repeats", type=int, default=3)
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     t.set_defaults(func=cmd_timing)
     args = ap.parse_args(argv)
     return int(args.func(args) or 0)
