@@ -49,3 +49,5 @@ def test_user_mistakes_exit_2_with_a_message(csv_dataset, capsys):
     assert "not being encoded" in capsys.readouterr().err
     assert main(["encode", "--modalities", "text"]) == 2
     assert "no dataset given" in capsys.readouterr().err
+    assert main(["encode", "--dataset", "ml1mm", "--modalities", "text"]) == 2
+    assert "unknown dataset preset 'ml1mm'" in capsys.readouterr().err
