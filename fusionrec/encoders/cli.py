@@ -107,10 +107,14 @@ def build_encoders(spec: dict[str, tuple[str, dict[str, Any]]]) -> list:
 
 def load_dataset_for_encoding(dataset: str | None, config: str | None, overrides: list[str]):
     """Resolve the run config's data section and load the dataset (engineer A's loader)."""
-    from fusionrec.config import resolve_config
+    from fusionrec.config import dataset_presets, resolve_config
 
     if not dataset and not config:
         raise UserError("no dataset given", fix="pass --dataset NAME (e.g. ml1m, demo) or --config run.yaml")
+    if dataset and not config and dataset not in dataset_presets():
+        # Without a config an unknown name would silently fall back to the demo data.
+        raise UserError(f"unknown dataset preset {dataset!r}",
+                        fix=f"use one of {dataset_presets()}, or describe your data in --config run.yaml")
     from fusionrec.data.loading import load_dataset
 
     cfg = resolve_config(config, overrides, dataset=dataset)
