@@ -93,6 +93,8 @@ def main() -> int:
     ap.add_argument("--ease-grid", type=float, nargs="+", default=[100.0, 200.0, 500.0])
     ap.add_argument("--top-n-grid", type=int, nargs="+", default=[50, 100, 200])
     ap.add_argument("--blend-grid", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75])
+    ap.add_argument("--hard-grid", type=int, nargs="+", default=[0, 2],
+                    help="hard negatives per positive to try for the ranker (chosen on valid, first seed)")
     ap.add_argument("--train-top-n", type=int, default=100, help="candidates during ranker training/early stopping")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
@@ -150,7 +152,7 @@ def main() -> int:
 
     variants = {}
     first = args.seeds[0]
-    for hard in (0, 2):
+    for hard in args.hard_grid:
         ranker, res = train_ranker(first, hard)
         variants[hard] = (ranker, res)
         print(f"dcn hard_negatives={hard}: best epoch {res.best_epoch}, cascade valid recall@20 "
@@ -220,7 +222,8 @@ def main() -> int:
         f"# Hybrid cascade on {args.dataset}: retrieval vs retrieval + DCN-v2 re-ranking",
         "",
         f"Command: `nice -n 5 python bench/cascade.py --dataset {args.dataset} --seeds "
-        f"{' '.join(map(str, args.seeds))}` ({log['wall_seconds'] / 60:.0f} min on the shared 2-core box).",
+        f"{' '.join(map(str, args.seeds))} --epochs {args.epochs} --patience {args.patience} "
+        f"--hard-grid {' '.join(map(str, args.hard_grid))} --threads {args.threads}` ({log['wall_seconds'] / 60:.0f} min on the shared 2-core box).",
         "",
         f"Same split, same shared `Evaluator` (protocol `{protocol}`, full ranking over all "
         f"{dataset.n_items} items), test scored once per seed; mean ± sample std over seeds "
