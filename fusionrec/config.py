@@ -150,8 +150,21 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {pair!r} conflicts with an earlier override of {key!r}")
-        node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        node[keys[-1]] = _parse_value(raw)
     return result
+
+
+def _parse_value(raw: str) -> Any:
+    """YAML value, except that YAML 1.1 leaves ``1e-3`` a string: numbers become floats."""
+    if not raw.strip():
+        return ""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def resolve_config(
@@ -169,6 +182,14 @@ def resolve_config(
         user = yaml.safe_load(path.read_text()) or {}
     cli = parse_overrides(overrides)
     if dataset:
+        if dataset not in dataset_presets():
+            # an unknown name would otherwise fall through to DataConfig's demo default
+            from fusionrec.errors import UserError
+
+            raise UserError(
+                f"unknown dataset preset {dataset!r}", "--dataset",
+                f"use one of {dataset_presets()}, or describe your data in --config run.yaml",
+            )
         cli = deep_merge({"data": {"name": dataset}}, cli)
     if model:
         cli = deep_merge({"model": {"name": model}}, cli)
