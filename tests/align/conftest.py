@@ -1,12 +1,7 @@
-"""Single torch thread: these small models gain nothing from threads, and on the shared
-2-core CI machine oversubscribed threads make wall times erratic."""
+"""Single torch thread for every test here (see tests/conftest.py: one_torch_thread)."""
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(previous)

@@ -14,12 +14,7 @@ from fusionrec.errors import UserError
 from fusionrec.experiments.ablate import expand_grid, run_ablation, variant_config, write_ablation
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_dataset() -> Dataset:

@@ -22,12 +22,7 @@ from fusionrec.train.trainer import Trainer, seed_everything
 N_USERS, N_ITEMS, K = 240, 300, 15
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_world(seed: int = 0, image_missing: float = 0.2) -> Dataset:
