@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from fusionrec.config import RunConfig, resolve_config
 from fusionrec.data.dataset import Dataset, FeatureModality
