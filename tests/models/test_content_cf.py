@@ -12,17 +12,12 @@ from fusionrec.errors import UserError
 from fusionrec.evaluate import Evaluator
 from fusionrec.models.registry import build_model
 from fusionrec.train.trainer import Trainer, seed_everything
-from tests.models.test_ranker import N_ITEMS, make_world
+from tests.models.test_ranker import make_world
 
 PARAMS = {"embedding_size": 16, "projection": "linear", "feature_dropout": 0.0, "modality_dropout": 0.0}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

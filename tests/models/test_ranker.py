@@ -24,12 +24,7 @@ from fusionrec.train.trainer import Trainer, seed_everything
 N_USERS, N_ITEMS, K = 120, 150, 8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_world(seed: int = 0) -> Dataset:
