@@ -7,7 +7,6 @@ Write endpoints need an API key in the ``X-API-Key`` header; keys come from
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import threading
 import time
@@ -67,12 +66,6 @@ def run(args: argparse.Namespace) -> int:
     h = service.health()
     print(f"fusionrec serve: {h['model']} with {h['n_users']} users x {h['n_items']} items "
           f"({h['index']} index) on http://{cfg.host}:{cfg.port}  (OpenAPI: /docs)", flush=True)
-    # The model, index and catalogue are long-lived: move them out of the collector's view
-    # and collect the young generation less often, so full collections (tens of ms over
-    # these object graphs) stop showing up as latency spikes in the p99.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
     # one worker: the model, index and online state live in this process's memory
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=args.log_level, access_log=False)
     return 0
