@@ -22,7 +22,6 @@ fuse), not once per fusion method.
 from __future__ import annotations
 
 import argparse
-import copy
 import itertools
 import shlex
 import sys
@@ -272,10 +271,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     if cfg.data.format == "demo":
         from fusionrec.experiments.multimodal_demo import multimodal_demo_dataset
 
-        split = cfg.data.split
-        dataset = multimodal_demo_dataset(**cfg.data.demo, split={
-            "method": split.method, "ratios": split.ratios, "seed": split.seed,
-            "min_interactions": split.min_interactions})
+        dataset = multimodal_demo_dataset(**cfg.data.demo, split=cfg.data.split)
     grid: dict[str, list[Any]] = {}
     if args.modalities is not None:
         grid["modalities"] = args.modalities

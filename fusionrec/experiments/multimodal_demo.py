@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from fusionrec.config import SplitConfig
 from fusionrec.data.dataset import Dataset
 
 DEFAULT_ENCODERS = ("minilm", "efficientnet-lite0")
@@ -31,17 +32,16 @@ def multimodal_demo_dataset(
     data_root: str | Path | None = None,
     feature_cache: str | Path | None = None,
     encoders: Sequence[str] = DEFAULT_ENCODERS,
-    split: dict[str, Any] | None = None,
+    split: SplitConfig | None = None,
     progress: bool = False,
     **demo_kw: Any,
 ) -> Dataset:
     """Demo shop with encoded text/image modalities and a train/valid/test split."""
     from fusionrec.data.demo import make_demo_dataset
-    from fusionrec.data.split import apply_split
+    from fusionrec.data.split import apply_split_config
     from fusionrec.encoders.pipeline import encode_dataset
 
     dataset = make_demo_dataset(n_users=n_users, n_items=n_items, seed=seed, root=data_root, **demo_kw)
     encode_dataset(dataset, list(encoders), store_dir=feature_cache or default_feature_cache(),
                    progress=progress, num_workers=0)
-    split = {"method": "random", "ratios": (0.8, 0.1, 0.1), "seed": 999, "min_interactions": 10, **(split or {})}
-    return apply_split(dataset, split["method"], tuple(split["ratios"]), split["seed"], split["min_interactions"])
+    return apply_split_config(dataset, split or SplitConfig())
