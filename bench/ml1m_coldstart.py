@@ -45,9 +45,13 @@ OUT = REPO / "docs" / "benchmarks"
 FINDINGS_FILE = "ml1m_coldstart.md"  # its "## Findings" section survives regeneration
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "recall@50")
 VARIANTS = {"text": ["text"], "image": ["image"], "text+image": ["text", "image"]}
-# content_cf settings chosen on VALID (text only, one seed) during development:
-# MLP projection 0.163 vs linear 0.224 valid recall@20 (the MLP memorises the 1,811 warm items)
-CONTENT_CF = {"projection": "linear", "feature_dropout": 0.5, "embedding_size": 64, "fusion": "concat"}
+# content_cf settings chosen on VALID recall@20 (seed 2024) during development:
+# MLP projection 0.163 vs linear 0.224 (the MLP memorises the 1,811 warm items); user history tower
+# (mean projected content of the user's items, half of it hidden per step) text 0.2379 vs 0.2272 without,
+# text+image 0.2200 vs 0.2106; text+image fusion attention 0.2401, weighted_sum 0.2344, concat 0.2200
+# (text only, where fusion has one input: weighted_sum 0.2370 vs concat 0.2379, a tie); history dropout 0.2 / 0.5 / 0.8: 0.2296 / 0.2379 / 0.2381; embedding 128: 0.2388.
+CONTENT_CF = {"projection": "linear", "feature_dropout": 0.5, "embedding_size": 64, "fusion": "attention",
+              "user_history": "mean", "history_dropout": 0.5}
 TRAIN = {"epochs": 40, "patience": 4, "batch_size": 512, "lr": 2e-3}
 
 

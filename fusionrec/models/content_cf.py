@@ -1,10 +1,13 @@
 """Content-to-CF model for item cold start: user embeddings scored against a content-only item tower.
 
-``score(u, i) = <p_u, f(c_i)> + g(c_i)`` where ``c_i`` are item ``i``'s modality
+``score(u, i) = <p_u + h_u, f(c_i)> + g(c_i)`` where ``c_i`` are item ``i``'s modality
 features, ``f`` projects every modality into the shared space (linear / MLP) and
 fuses them mask-aware (concat, weighted sum, attention, gated, joint -- see
 :mod:`fusionrec.fuse`), and ``g`` is a linear "how widely liked does this content
-look" bias. The item side never uses an item ID, so a brand-new item is scored
+look" bias. ``h_u`` (``user_history: mean``) is the mean of ``f(c_j)`` over
+the user's training items -- a learned content-kNN term, and the only part of
+the user that transfers to users unseen in training; ``user_history: none``
+drops it (``h_u = 0``). The item side never uses an item ID, so a brand-new item is scored
 by exactly the function that was trained on the warm ones: there is no
 warm/cold mismatch to bridge (the DropoutNet / CLCRec problem), at the price of
 not memorising warm items -- use it for cold start, not as a warm retriever.
@@ -17,7 +20,9 @@ because the item tower runs once per batch over the warm catalogue, and it is
 exact -- no sampled negatives, no logQ correction. Items without training
 interactions are left out of the softmax: their label is unknown, not negative.
 
-Regularisation: ``modality_dropout`` hides modalities so any subset works
+Regularisation: ``history_dropout`` hides a random share of the history in
+training (Mult-DAE style), so ``h_u`` cannot just point at the targets it
+contains; ``modality_dropout`` hides modalities so any subset works
 (posters can be missing), ``feature_dropout`` on the inputs, ``reg_weight`` L2
 on the batch's user vectors. Alignment losses from :mod:`fusionrec.align`
 (InfoNCE between an item's modalities) are optional via ``align``.
@@ -67,6 +72,14 @@ class ContentCF(RecModel):
         self.reg_weight = float(self.param("reg_weight", 0.0))
         self.align_weight = float(self.param("align_weight", 0.0)) if align != "none" else 0.0
         self.use_bias = bool(self.param("content_bias", True))
+        self.user_history = str(self.param("user_history", "none"))
+        if self.user_history not in ("none", "mean"):
+            raise UserError(f"content_cf: user_history={self.user_history!r} is not supported",
+                            "model.params.user_history", "use 'none' or 'mean'")
+        self.history_dropout = float(self.param("history_dropout", 0.5))
+        if not 0.0 <= self.history_dropout < 1.0:
+            raise UserError(f"content_cf: history_dropout={self.history_dropout} is outside [0, 1)",
+                            "model.params.history_dropout", "use a share such as 0.5")
 
         self.inputs = ModalInputs(data, self.param("modalities"), self.param("feature_norm", "standard"), self.name)
         self.names = self.inputs.names
@@ -104,14 +117,27 @@ class ContentCF(RecModel):
         bias = self.bias(fused).squeeze(-1) if self.bias is not None else fused.new_zeros(fused.shape[0])
         return fused, bias, {"views": views, "masks": masks, "content": fused}
 
+    def user_vectors(self, users: torch.Tensor, warm_vecs: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """[B, d]: ID embedding plus (``user_history: mean``) the mean content vector of ``history``.
+
+        ``history`` is the users' [B, n_warm] 0/1 history over the warm items (already dropped out in training).
+        """
+        u = self.user(users)
+        if self.user_history == "mean":
+            u = u + (history / history.sum(1, keepdim=True).clamp_min(1.0)) @ warm_vecs
+        return u
+
     # ------------------------------------------------------------------ contract
     def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         users = batch["user"]
         vecs, bias, extras = self.item_vectors(self.warm_items, training=self.training)
-        u = self.user(users)
-        logits = u @ vecs.T + bias[None, :]                                     # [B, n_warm]
         rows = self._train_warm[users.numpy()]
         target = torch.from_numpy(rows.toarray())
+        history = target
+        if self.user_history == "mean" and self.training and self.history_dropout:
+            history = target * (torch.rand_like(target) >= self.history_dropout)
+        u = self.user_vectors(users, vecs, history)
+        logits = u @ vecs.T + bias[None, :]                                     # [B, n_warm]
         target = target / target.sum(1, keepdim=True).clamp_min(1.0)
         loss = -(F.log_softmax(logits, dim=1) * target).sum(1).mean()
         if self.reg_weight:
@@ -123,15 +149,22 @@ class ContentCF(RecModel):
                 {k: m[pick] for k, m in extras["masks"].items()}, content=extras["content"][pick])
         return loss
 
+    def _history(self, users: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self._train_warm[users.numpy()].toarray())
+
     @torch.no_grad()
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
         vecs, bias, _ = self.item_vectors(None, training=False)
-        return self.user(users) @ vecs.T + bias[None, :]
+        u = self.user_vectors(users, vecs[self.warm_items], self._history(users))
+        return u @ vecs.T + bias[None, :]
 
     @torch.no_grad()
     def user_embeddings(self) -> torch.Tensor:
+        vecs, _, _ = self.item_vectors(self.warm_items, training=False)
+        users = torch.arange(self.n_users)
+        u = self.user_vectors(users, vecs, self._history(users))
         # the content bias rides along as an extra dimension so serving stays an inner product
-        return torch.cat([self.user.weight, torch.ones(self.n_users, 1)], dim=1)
+        return torch.cat([u, torch.ones(self.n_users, 1)], dim=1)
 
     @torch.no_grad()
     def item_embeddings(self) -> torch.Tensor:

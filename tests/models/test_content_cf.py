@@ -25,7 +25,8 @@ def world() -> Dataset:
     return make_world(5)
 
 
-def test_items_with_equal_content_score_equally_warm_or_cold(world):
+@pytest.mark.parametrize("user_history", ["none", "mean"])
+def test_items_with_equal_content_score_equally_warm_or_cold(world, user_history):
     pop = world.train_data().item_popularity
     warm, cold = int(np.flatnonzero(pop > 0)[0]), int(np.flatnonzero(pop == 0)[0])
     mods = {}
@@ -35,7 +36,7 @@ def test_items_with_equal_content_score_equally_warm_or_cold(world):
         mods[name] = FeatureModality(name, m.kind, feats, mask)
     twin = Dataset(world.name, world.user_ids, world.item_ids, world.interactions, modalities=mods)
     seed_everything(0)
-    model = build_model("content_cf", twin.train_data(), PARAMS)
+    model = build_model("content_cf", twin.train_data(), {**PARAMS, "user_history": user_history})
     model.eval()
     scores = model.full_sort_predict(torch.arange(20))
     torch.testing.assert_close(scores[:, cold], scores[:, warm])
@@ -44,10 +45,11 @@ def test_items_with_equal_content_score_equally_warm_or_cold(world):
                                rtol=1e-5, atol=1e-5)
 
 
-def test_loss_is_the_multinomial_likelihood_over_warm_items(world):
+@pytest.mark.parametrize("user_history", ["none", "mean"])
+def test_loss_is_the_multinomial_likelihood_over_warm_items(world, user_history):
     seed_everything(0)
     data = world.train_data()
-    model = build_model("content_cf", data, PARAMS)
+    model = build_model("content_cf", data, {**PARAMS, "user_history": user_history})
     model.eval()
     users = torch.tensor([0, 3, 7])
     loss = model.calculate_loss({"user": users})
@@ -63,6 +65,24 @@ def test_loss_is_the_multinomial_likelihood_over_warm_items(world):
     feats = model.inputs.features("text")
     feats[torch.from_numpy(cold)] += 5.0
     torch.testing.assert_close(model.calculate_loss({"user": users}), loss)
+
+
+def test_history_tower_adds_the_mean_content_of_the_users_training_items(world):
+    seed_everything(0)
+    data = world.train_data()
+    model = build_model("content_cf", data, {**PARAMS, "user_history": "mean"})
+    model.eval()
+    with torch.no_grad():
+        model.user.weight.zero_()                     # no ID signal left: scores come from the history alone
+    vecs, bias, _ = model.item_vectors(None)
+    train = data.train.toarray() > 0
+    users = torch.tensor([1, 4])
+    expected = torch.stack([vecs[torch.from_numpy(train[int(u)])].mean(0) for u in users]) @ vecs.T + bias
+    torch.testing.assert_close(model.full_sort_predict(users), expected, rtol=1e-5, atol=1e-5)
+    # training hides part of the history (Mult-DAE style), so the training loss is stochastic
+    model.train()
+    losses = {round(float(model.calculate_loss({"user": users})), 6) for _ in range(5)}
+    assert len(losses) > 1
 
 
 def test_content_cf_learns_cold_items_and_uses_the_informative_modality(world):
@@ -83,3 +103,9 @@ def test_content_cf_learns_cold_items_and_uses_the_informative_modality(world):
 def test_bad_fusion_is_a_user_error(world):
     with pytest.raises(UserError, match="fusion"):
         build_model("content_cf", world.train_data(), {**PARAMS, "fusion": "user_attention"})
+
+
+@pytest.mark.parametrize("bad", [{"user_history": "attention"}, {"user_history": "mean", "history_dropout": 1.0}])
+def test_bad_history_settings_are_user_errors(world, bad):
+    with pytest.raises(UserError, match="history"):
+        build_model("content_cf", world.train_data(), {**PARAMS, **bad})
