@@ -127,7 +127,7 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
         "# ML-1M item cold start: content_cf vs content-kNN (acceptance 3)",
         "",
         f"Command: `nice -n 5 python bench/ml1m_coldstart.py --cache /work/cache/features --parallel` "
-        f"(seeds {args.seeds}; {args.wall / 60:.0f} min wall on the shared, heavily loaded 2-core box).",
+        f"(seeds {args.seeds}; {args.wall / 60:.0f} min wall on the 2-core box).",
         "",
         "Data: shared `ml1m` preset, the given split (valid/test items never occur in training; "
         "6,018 users, 1,811 train / 302 valid / 905 test items). Features from fusionrec's encoders via the "
