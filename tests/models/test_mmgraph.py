@@ -200,6 +200,22 @@ def test_inference_cache_follows_weights_and_embeddings_give_scores():
     assert torch.allclose(u[[0, 1]] @ i.T, before, atol=1e-5)
 
 
+def test_softmax_loss_is_cross_entropy_over_the_catalogue():
+    # the loss computes the log-partition once per distinct user; it must equal the plain per-pair form
+    ds, _, _ = _clustered(n_users=60, n_items=40, cold_items=4, per_user=10)
+    data = ds.train_data()
+    model = build_model("mmgraph", data, {"align_weight": 0.0, "temperature": 0.3})
+    model.eval()
+    coo = data.train.tocoo()
+    users = torch.from_numpy(coo.row).long()          # every user many times over
+    pos = torch.from_numpy(coo.col).long()
+    loss = model.calculate_loss({"user": users, "pos_item": pos})
+    with torch.no_grad():
+        u, i = model.propagate(model._full_adj)
+    expected = torch.nn.functional.cross_entropy(u[users] / 0.3 @ i.T, pos)
+    torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("loss", ["sampled_softmax", "bpr"])
 def test_other_losses_train(loss):
     ds, _, _ = _clustered(n_users=120, n_items=60, cold_items=4, per_user=10)
