@@ -229,9 +229,11 @@ class MMGraph(RecModel):
                 raise UserError(f"mmgraph: modalities {unknown} are not in the data", "model.params.modalities",
                                 f"use a subset of {sorted(mods)} (or null for all)")
             mods = {m: mods[m] for m in wanted}
-        if not self.use_content:
-            mods = {}
-        self.modality_names = list(mods)
+        # the two uses of the modalities are switched separately: the frozen item-item graphs
+        # (modality_graph) and the projected, fused content vectors (use_content)
+        graph_mods = mods if self.use_mm_graph else {}
+        content_mods = mods if self.use_content else {}
+        self.modality_names = list(dict.fromkeys([*graph_mods, *content_mods]))
 
         # --- collaborative graph (fixed) + edge sampling weights for dropout
         train = data.train.tocsr().astype(np.float32)
@@ -261,8 +263,8 @@ class MMGraph(RecModel):
         # --- frozen modality item-item graph
         self._mm_adj: torch.Tensor | None = None
         self._mm_adj_t: torch.Tensor | None = None
-        if self.use_mm_graph and mods and self.n_mm_layers > 0 and self.mm_graph_weight != 0:
-            g = modality_item_graph(mods, self.knn_k, p.get("modality_weights"))
+        if graph_mods and self.n_mm_layers > 0 and self.mm_graph_weight != 0:
+            g = modality_item_graph(graph_mods, self.knn_k, p.get("modality_weights"))
             if g is not None and g.nnz > 0:
                 self._mm_adj = _to_torch_sparse(g)
                 self._mm_adj_t = _to_torch_sparse(g.T.tocsr())  # kNN graphs are directed
@@ -270,13 +272,13 @@ class MMGraph(RecModel):
         # --- content: per-modality projection into the ID space, then mask-aware fusion
         self.proj = nn.ModuleDict()
         self.fusion: nn.Module | None = None
-        for m, fm in mods.items():
+        for m, fm in content_mods.items():
             self.register_buffer(f"feat_{m}", torch.from_numpy(_prepare_features(fm, self.feature_norm)),
                                  persistent=False)
             self.register_buffer(f"mask_{m}", torch.from_numpy(fm.mask.copy()), persistent=False)
             self.proj[m] = Projection(fm.dim, self.dim, self.projection, hidden=p.get("hidden_dim"))
-        if mods:
-            self.fusion = build_fusion(self.fusion_name, list(mods), self.dim)
+        if content_mods:
+            self.fusion = build_fusion(self.fusion_name, list(content_mods), self.dim)
 
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 

@@ -200,6 +200,15 @@ def test_inference_cache_follows_weights_and_embeddings_give_scores():
     assert torch.allclose(u[[0, 1]] @ i.T, before, atol=1e-5)
 
 
+@pytest.mark.parametrize("use_content,modality_graph", [(True, True), (True, False), (False, True), (False, False)])
+def test_content_and_modality_graph_switch_independently(use_content, modality_graph):
+    ds, _, _ = _clustered(n_users=60, n_items=40, cold_items=4, per_user=10)
+    model = build_model("mmgraph", ds.train_data(), {"use_content": use_content, "modality_graph": modality_graph})
+    assert (model.fusion is not None) == use_content
+    assert (len(model.proj) > 0) == use_content
+    assert (model._mm_adj is not None) == modality_graph
+
+
 def test_softmax_loss_is_cross_entropy_over_the_catalogue():
     # the loss computes the log-partition once per distinct user; it must equal the plain per-pair form
     ds, _, _ = _clustered(n_users=60, n_items=40, cold_items=4, per_user=10)
