@@ -203,6 +203,7 @@ class MMGraph(RecModel):
         self.loss_kind = str(p.get("loss", "softmax"))
         self.temperature = float(p.get("temperature", 0.2))
         self.normalize = bool(p.get("normalize", True))
+        self.use_item_bias = bool(p.get("item_bias", False))
         self.n_negatives = int(p.get("n_negatives", 256))
         self.align = str(p.get("align", "none"))
         self.align_weight = float(p.get("align_weight", 0.1))
@@ -259,6 +260,10 @@ class MMGraph(RecModel):
         warm = torch.from_numpy(deg_i > 0).float().unsqueeze(1)
         self.register_buffer("_warm_items", warm if bool(p.get("zero_cold_ids", True)) else torch.ones_like(warm),
                              persistent=False)
+        # A per-item score bias carries popularity, which cosine scores cannot (they drop the norms).
+        # Like the ID vectors it is zero for items without training interactions, so a cold item is
+        # neither pushed down by having been a softmax negative nor up by an untrained value.
+        self.item_bias = nn.Parameter(torch.zeros(self.n_items)) if self.use_item_bias else None
 
         # --- frozen modality item-item graph
         self._mm_adj: torch.Tensor | None = None
@@ -349,6 +354,12 @@ class MMGraph(RecModel):
             item0 = item0 + self.content_weight * c
         return item0
 
+    def bias(self) -> torch.Tensor | None:
+        """[n_items] score bias (None when ``item_bias`` is off); zero for items never seen in training."""
+        if self.item_bias is None:
+            return None
+        return self.item_bias * self._warm_items.squeeze(1)
+
     def propagate(self, adj: torch.Tensor, drop: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Final user and item vectors over the user-item graph ``adj`` and the modality graph."""
         item0 = self.item_inputs(drop)
@@ -394,23 +405,26 @@ class MMGraph(RecModel):
         # The scale is folded into the [B, d] user rows, not the [B, n_items] logits.
         scale = 1.0 / self.temperature if self.normalize else 1.0
         u = u_all[users] * scale
+        b = self.bias()
+        if b is None:
+            b = u_all.new_zeros(self.n_items)
         if self.loss_kind == "softmax":
             # Exact softmax over the whole catalogue: cheap for catalogues of a few thousand items.
             # A batch of pairs repeats users, and the log-partition depends on the user only, so it
             # is computed once per distinct user (~40% fewer [B, n_items] rows at batch 2048 on
             # lastfm2k); the loss equals cross_entropy(u @ i_all.T, pos).
             distinct, inverse = torch.unique(users, return_inverse=True)
-            log_z = torch.logsumexp((u_all[distinct] * scale) @ i_all.T, dim=1)
-            rec = (log_z[inverse] - (u * i_all[pos]).sum(dim=1)).mean()
+            log_z = torch.logsumexp((u_all[distinct] * scale) @ i_all.T + b[None, :], dim=1)
+            rec = (log_z[inverse] - (u * i_all[pos]).sum(dim=1) - b[pos]).mean()
         elif self.loss_kind == "sampled_softmax":
             # uniform shared negatives: logQ is the same constant for every item, so no correction
             negs = torch.randint(0, self.n_items, (self.n_negatives,))
-            pos_s = (u * i_all[pos]).sum(dim=1, keepdim=True)
-            neg_s = (u @ i_all[negs].T).masked_fill(negs.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))
+            pos_s = (u * i_all[pos]).sum(dim=1, keepdim=True) + b[pos, None]
+            neg_s = (u @ i_all[negs].T + b[None, negs]).masked_fill(negs.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))
             rec = F.cross_entropy(torch.cat([pos_s, neg_s], dim=1), torch.zeros(len(users), dtype=torch.long))
         else:
             neg = batch["neg_item"].long()
-            diff = (u * i_all[pos]).sum(1) - (u * i_all[neg]).sum(1)
+            diff = (u * i_all[pos]).sum(1) + b[pos] - (u * i_all[neg]).sum(1) - b[neg]
             rec = -F.logsigmoid(diff).mean()
         loss = rec
         if self.align == "infonce" and self.fusion is not None and self.align_weight > 0:
@@ -445,14 +459,23 @@ class MMGraph(RecModel):
         return out
 
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
-        u, i = self._final()
+        u, i = self.user_embeddings(), self.item_embeddings()
         return u[users.long()] @ i.T
 
     def user_embeddings(self) -> torch.Tensor:
-        return self._final()[0]
+        u = self._final()[0]
+        if self.item_bias is None:
+            return u   # without a bias the temperature does not change the ranking
+        # with a bias the scale matters: [u / temperature, 1] . [i, b] = training score
+        scale = 1.0 / self.temperature if self.normalize else 1.0
+        return torch.cat([u * scale, torch.ones(len(u), 1)], dim=1)
 
     def item_embeddings(self) -> torch.Tensor:
-        return self._final()[1]
+        i = self._final()[1]
+        if self.item_bias is None:
+            return i
+        with torch.no_grad():
+            return torch.cat([i, self.bias()[:, None]], dim=1)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
         self._cache = None  # restored weights (e.g. the valid-best ones) invalidate cached vectors

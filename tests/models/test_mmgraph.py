@@ -209,20 +209,31 @@ def test_content_and_modality_graph_switch_independently(use_content, modality_g
     assert (model._mm_adj is not None) == modality_graph
 
 
-def test_softmax_loss_is_cross_entropy_over_the_catalogue():
+@pytest.mark.parametrize("item_bias", [False, True])
+def test_softmax_loss_is_cross_entropy_over_the_catalogue(item_bias):
     # the loss computes the log-partition once per distinct user; it must equal the plain per-pair form
     ds, _, _ = _clustered(n_users=60, n_items=40, cold_items=4, per_user=10)
     data = ds.train_data()
-    model = build_model("mmgraph", data, {"align_weight": 0.0, "temperature": 0.3})
+    model = build_model("mmgraph", data, {"align_weight": 0.0, "temperature": 0.3, "item_bias": item_bias})
     model.eval()
+    bias = torch.zeros(ds.n_items)
+    if item_bias:
+        with torch.no_grad():
+            model.item_bias.copy_(torch.randn(ds.n_items))
+        bias = model.item_bias.detach() * torch.from_numpy(data.item_popularity > 0).float()
+        assert torch.equal(model.bias()[data.item_popularity == 0], torch.zeros(int((data.item_popularity == 0).sum())))
     coo = data.train.tocoo()
     users = torch.from_numpy(coo.row).long()          # every user many times over
     pos = torch.from_numpy(coo.col).long()
     loss = model.calculate_loss({"user": users, "pos_item": pos})
     with torch.no_grad():
         u, i = model.propagate(model._full_adj)
-    expected = torch.nn.functional.cross_entropy(u[users] / 0.3 @ i.T, pos)
+    expected = torch.nn.functional.cross_entropy(u[users] / 0.3 @ i.T + bias, pos)
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-6)
+    # scores and serving vectors follow the trained score (ranking per user)
+    scores = model.full_sort_predict(torch.tensor([0, 5]))
+    torch.testing.assert_close(scores, u[[0, 5]] / 0.3 @ i.T + bias if item_bias else u[[0, 5]] @ i.T,
+                               rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("loss", ["sampled_softmax", "bpr"])
