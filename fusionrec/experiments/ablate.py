@@ -100,8 +100,8 @@ def variant_config(base: RunConfig, variant: Mapping[str, Any], seeds: Sequence[
                     raise UserError(f"model {layered['model']['name']!r} cannot run without content",
                                     "ablation grid 'modalities'", "drop 'none' from the modality subsets")
                 params["use_content"] = False
-            elif "use_content" in params:
-                params["use_content"] = True
+            # other subsets keep the configured use_content: a graph-only mmgraph (modality kNN graphs,
+            # no projected content) must stay graph-only when its modalities are ablated
             continue
         if key in ("fusion", "align"):
             if key not in params:

@@ -65,6 +65,9 @@ def test_variant_config_sets_modalities_fusion_alignment(tmp_path):
     assert variant_config(cfg, {"align": "cca"}, [1]).model.params["align"] == "cca"
     idonly = variant_config(cfg, {"modalities": []}, [1])
     assert idonly.model.params["use_content"] is False and idonly.data.modalities == []
+    graph_only = cfg.model_copy(update={"model": cfg.model.model_copy(
+        update={"params": {**cfg.model.params, "use_content": False}})})
+    assert variant_config(graph_only, {"modalities": ["text"]}, [1]).model.params["use_content"] is False
     with pytest.raises(UserError, match="no 'fusion' parameter"):
         variant_config(base_cfg(tmp_path, "vbpr"), {"fusion": "concat"}, [1])
 
