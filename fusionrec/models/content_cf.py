@@ -72,7 +72,7 @@ class ContentCF(RecModel):
         self.reg_weight = float(self.param("reg_weight", 0.0))
         self.align_weight = float(self.param("align_weight", 0.0)) if align != "none" else 0.0
         self.use_bias = bool(self.param("content_bias", True))
-        self.user_history = str(self.param("user_history", "none"))
+        self.user_history = str(self.param("user_history", "mean"))
         if self.user_history not in ("none", "mean"):
             raise UserError(f"content_cf: user_history={self.user_history!r} is not supported",
                             "model.params.user_history", "use 'none' or 'mean'")
