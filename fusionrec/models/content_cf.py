@@ -117,15 +117,25 @@ class ContentCF(RecModel):
         bias = self.bias(fused).squeeze(-1) if self.bias is not None else fused.new_zeros(fused.shape[0])
         return fused, bias, {"views": views, "masks": masks, "content": fused}
 
-    def user_vectors(self, users: torch.Tensor, warm_vecs: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        """[B, d]: ID embedding plus (``user_history: mean``) the mean content vector of ``history``.
+    def user_vectors(self, users: torch.Tensor, warm_vecs: torch.Tensor,
+                     history: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, d]: ID embedding plus (``user_history: mean``) the mean content vector of the history.
 
-        ``history`` is the users' [B, n_warm] 0/1 history over the warm items (already dropped out in training).
+        ``history`` is the users' dense [B, n_warm] 0/1 history over the warm items (training passes it,
+        already dropped out); None reads the full training history as a sparse matrix, so scoring or
+        exporting all users never builds a dense users x items array.
         """
         u = self.user(users)
-        if self.user_history == "mean":
-            u = u + (history / history.sum(1, keepdim=True).clamp_min(1.0)) @ warm_vecs
-        return u
+        if self.user_history != "mean":
+            return u
+        if history is not None:
+            return u + (history / history.sum(1, keepdim=True).clamp_min(1.0)) @ warm_vecs
+        rows = self._train_warm[users.numpy()].tocoo()
+        counts = np.maximum(np.asarray(rows.sum(axis=1)).ravel(), 1.0)
+        mean_op = torch.sparse_coo_tensor(
+            torch.from_numpy(np.vstack([rows.row, rows.col]).astype(np.int64)),
+            torch.from_numpy((rows.data / counts[rows.row]).astype(np.float32)), rows.shape, check_invariants=False)
+        return u + torch.sparse.mm(mean_op, warm_vecs)
 
     # ------------------------------------------------------------------ contract
     def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -149,20 +159,16 @@ class ContentCF(RecModel):
                 {k: m[pick] for k, m in extras["masks"].items()}, content=extras["content"][pick])
         return loss
 
-    def _history(self, users: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self._train_warm[users.numpy()].toarray())
-
     @torch.no_grad()
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
         vecs, bias, _ = self.item_vectors(None, training=False)
-        u = self.user_vectors(users, vecs[self.warm_items], self._history(users))
+        u = self.user_vectors(users, vecs[self.warm_items])
         return u @ vecs.T + bias[None, :]
 
     @torch.no_grad()
     def user_embeddings(self) -> torch.Tensor:
         vecs, _, _ = self.item_vectors(self.warm_items, training=False)
-        users = torch.arange(self.n_users)
-        u = self.user_vectors(users, vecs, self._history(users))
+        u = self.user_vectors(torch.arange(self.n_users), vecs)
         # the content bias rides along as an extra dimension so serving stays an inner product
         return torch.cat([u, torch.ones(self.n_users, 1)], dim=1)
 
