@@ -19,12 +19,13 @@ serve all models through this contract.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from fusionrec.data.dataset import TrainData
+from fusionrec.errors import UserError
 
 # Batch formats the trainer's samplers can produce.
 #  pairwise:  {"user": [B], "pos_item": [B], "neg_item": [B]}       (BPR-style)
@@ -71,6 +72,19 @@ class RecModel(nn.Module):
 
     def param(self, key: str, default: Any = None) -> Any:
         return self.params.get(key, default)
+
+    def choice(self, key: str, default: str, allowed: Sequence[str],
+               hints: Mapping[str, str] | None = None) -> str:
+        """String parameter ``key`` (``default`` when unset), which must be one of ``allowed``.
+
+        ``hints`` maps a known-bad value to an explanation appended to the error.
+        """
+        value = str(self.param(key, default))
+        if value not in allowed:
+            hint = (hints or {}).get(value, "")
+            raise UserError(f"{self.name}: {key}={value!r} is not supported{hint}", f"model.params.{key}",
+                            f"use one of {tuple(allowed)}")
+        return value
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))

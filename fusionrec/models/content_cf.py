@@ -59,23 +59,14 @@ class ContentCF(RecModel):
         super().__init__(data, params)
         d = int(require(self.params, "embedding_size", self.name))
         self.dim = d
-        fusion = str(self.param("fusion", "concat"))
-        if fusion not in CONTENT_CF_FUSIONS:
-            raise UserError(f"content_cf: fusion={fusion!r} is not supported", "model.params.fusion",
-                            f"use one of {CONTENT_CF_FUSIONS}")
-        align = str(self.param("align", "none"))
-        if align not in ALIGN_METHODS:
-            raise UserError(f"content_cf: align={align!r} is not supported", "model.params.align",
-                            f"use one of {ALIGN_METHODS}")
+        fusion = self.choice("fusion", "concat", CONTENT_CF_FUSIONS)
+        align = self.choice("align", "none", ALIGN_METHODS)
         self.modality_dropout = float(self.param("modality_dropout", 0.0))
         self.feature_dropout = float(self.param("feature_dropout", 0.0))
         self.reg_weight = float(self.param("reg_weight", 0.0))
         self.align_weight = float(self.param("align_weight", 0.0)) if align != "none" else 0.0
         self.use_bias = bool(self.param("content_bias", True))
-        self.user_history = str(self.param("user_history", "mean"))
-        if self.user_history not in ("none", "mean"):
-            raise UserError(f"content_cf: user_history={self.user_history!r} is not supported",
-                            "model.params.user_history", "use 'none' or 'mean'")
+        self.user_history = self.choice("user_history", "mean", ("none", "mean"))
         self.history_dropout = float(self.param("history_dropout", 0.5))
         if not 0.0 <= self.history_dropout < 1.0:
             raise UserError(f"content_cf: history_dropout={self.history_dropout} is outside [0, 1)",

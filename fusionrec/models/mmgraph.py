@@ -47,6 +47,7 @@ from fusionrec.models.base import RecModel
 LOSSES = ("softmax", "sampled_softmax", "bpr")
 ALIGNS = ("none", "infonce")
 PROJECTIONS = ("linear", "mlp")
+MMGRAPH_FUSIONS = tuple(f for f in FUSIONS if f != "user_attention") + ("sum",)
 FEATURE_NORMS = ("l2", "standard", "none")
 
 
@@ -200,12 +201,12 @@ class MMGraph(RecModel):
         self.n_ui_layers = int(p.get("n_ui_layers", 2))
         self.n_mm_layers = int(p.get("n_mm_layers", 1))
         self.knn_k = int(p.get("knn_k", 10))
-        self.loss_kind = str(p.get("loss", "softmax"))
+        self.loss_kind = self.choice("loss", "softmax", LOSSES)
         self.temperature = float(p.get("temperature", 0.2))
         self.normalize = bool(p.get("normalize", True))
         self.use_item_bias = bool(p.get("item_bias", False))
         self.n_negatives = int(p.get("n_negatives", 256))
-        self.align = str(p.get("align", "none"))
+        self.align = self.choice("align", "none", ALIGNS)
         self.align_weight = float(p.get("align_weight", 0.1))
         self.align_temperature = float(p.get("align_temperature", 0.2))
         self.align_batch = int(p.get("align_batch", 512))
@@ -214,11 +215,13 @@ class MMGraph(RecModel):
         self.modality_dropout = float(p.get("modality_dropout", 0.0))
         self.content_weight = float(p.get("content_weight", 1.0))
         self.mm_graph_weight = float(p.get("mm_graph_weight", 1.0))
-        self.fusion_name = str(p.get("fusion", "weighted_sum"))
-        self.projection = str(p.get("projection", "linear"))
+        self.fusion_name = self.choice("fusion", "weighted_sum", MMGRAPH_FUSIONS, hints={"user_attention": (
+            " (user-conditioned fusion does not fit a graph model: item vectors are propagated before any "
+            "user is known)")})
+        self.projection = self.choice("projection", "linear", PROJECTIONS)
         self.use_mm_graph = bool(p.get("modality_graph", True))
         self.use_content = bool(p.get("use_content", True))
-        self.feature_norm = str(p.get("feature_norm", "l2"))
+        self.feature_norm = self.choice("feature_norm", "l2", FEATURE_NORMS)
         self._check_params()
 
         # which modalities the model uses: all in TrainData unless narrowed here
@@ -289,21 +292,6 @@ class MMGraph(RecModel):
 
     # ------------------------------------------------------------------ config checks
     def _check_params(self) -> None:
-        checks = [
-            ("loss", self.loss_kind, LOSSES),
-            ("fusion", self.fusion_name, FUSIONS + ("sum",)),
-            ("projection", self.projection, PROJECTIONS),
-            ("align", self.align, ALIGNS),
-            ("feature_norm", self.feature_norm, FEATURE_NORMS),
-        ]
-        for key, val, allowed in checks:
-            if val not in allowed:
-                raise UserError(f"mmgraph: {key} {val!r} is not supported", f"model.params.{key}",
-                                f"use one of {list(allowed)}")
-        if self.fusion_name == "user_attention":
-            raise UserError("mmgraph: user-conditioned fusion does not fit a graph model (item vectors are "
-                            "propagated before any user is known)", "model.params.fusion",
-                            "use weighted_sum, attention, gated, concat or joint")
         if not 0.0 <= self.edge_dropout < 1.0:
             raise UserError(f"mmgraph: edge_dropout {self.edge_dropout} must be in [0, 1)",
                             "model.params.edge_dropout", "e.g. 0.1, or 0 to disable")

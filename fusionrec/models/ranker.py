@@ -81,10 +81,7 @@ class DCNRanker(RecModel):
         super().__init__(data, params)
         e = int(require(self.params, "embedding_size", self.name))
         self.emb = e
-        self.structure = str(self.param("structure", "parallel"))
-        if self.structure not in STRUCTURES:
-            raise UserError(f"dcn: structure={self.structure!r} is not supported", "model.params.structure",
-                            f"use one of {STRUCTURES}")
+        self.structure = self.choice("structure", "parallel", STRUCTURES)
         self.use_id = bool(self.param("use_id", True))
         self.use_user_id = bool(self.param("use_user_id", True))
         self.use_history = bool(self.param("use_history", True))

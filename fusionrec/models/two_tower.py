@@ -35,7 +35,6 @@ import math
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,18 +54,6 @@ HISTORY_ENCODERS = ("none", "mean", "attention", "transformer")
 LOSSES = ("softmax", "bpr")
 
 
-def _choice(value: Any, allowed: tuple[str, ...], key: str) -> str:
-    value = str(value)
-    if value not in allowed:
-        hint = ""
-        if key == "fusion" and value == "user_attention":
-            hint = (" (a two-tower item vector cannot depend on the user: that would break "
-                    "inner-product/ANN retrieval; use user-conditioned attention in a ranker)")
-        raise UserError(f"two_tower: {key}={value!r} is not supported{hint}",
-                        f"model.params.{key}", f"use one of {allowed}")
-    return value
-
-
 class TwoTower(RecModel):
     """Two-tower retrieval with aligned, fused content and a history-encoding user tower."""
 
@@ -78,10 +65,12 @@ class TwoTower(RecModel):
         super().__init__(data, params)
         d = int(require(self.params, "embedding_size", self.name))
         self.dim = d
-        self.fusion_name = _choice(self.param("fusion", "attention"), TWO_TOWER_FUSIONS, "fusion")
-        self.history = _choice(self.param("history", "mean"), HISTORY_ENCODERS, "history")
-        self.loss_name = _choice(self.param("loss", "softmax"), LOSSES, "loss")
-        align = _choice(self.param("align", "infonce"), ALIGN_METHODS, "align")
+        self.fusion_name = self.choice("fusion", "attention", TWO_TOWER_FUSIONS, hints={"user_attention": (
+            " (a two-tower item vector cannot depend on the user: that would break "
+            "inner-product/ANN retrieval; use user-conditioned attention in a ranker)")})
+        self.history = self.choice("history", "mean", HISTORY_ENCODERS)
+        self.loss_name = self.choice("loss", "softmax", LOSSES)
+        align = self.choice("align", "infonce", ALIGN_METHODS)
         self.use_id = bool(self.param("use_id", True))
         self.use_user_id = bool(self.param("use_user_id", True))
         self.use_content = bool(self.param("use_content", True))
