@@ -652,6 +652,15 @@ def write_recbole(dataset: Any, folder: str | Path, name: str | None = None, ben
 
 
 # ---------------------------------------------------------------------- convenience readers
+def _validated(source: DataSource):
+    """Validate ``source`` into a Dataset; fatal problems raise, bad rows go to the report's quarantine."""
+    from fusionrec.data.validate import validate_source  # validate imports this module
+
+    dataset, report = validate_source(source)
+    report.raise_if_fatal()
+    return dataset
+
+
 def read_table(
     path: str | Path,
     columns: Mapping[str, str] | None = None,
@@ -665,12 +674,7 @@ def read_table(
 
     Raises :class:`UserError` on a fatal problem (missing file, no user/item column...).
     """
-    from fusionrec.data.validate import validate_source
-
-    source = table_source(path, columns, items_path, item_columns, features, name, fmt)
-    dataset, report = validate_source(source)
-    report.raise_if_fatal()
-    return dataset
+    return _validated(table_source(path, columns, items_path, item_columns, features, name, fmt))
 
 
 def read_mmrec(
@@ -681,11 +685,7 @@ def read_mmrec(
     item_columns: Mapping[str, str] | None = None,
 ):
     """Read an MMRec folder (``.inter`` with x_label + feature ``.npy``) into a Dataset with its split."""
-    from fusionrec.data.validate import validate_source
-
-    dataset, report = validate_source(mmrec_source(path, name, features, items_path, item_columns))
-    report.raise_if_fatal()
-    return dataset
+    return _validated(mmrec_source(path, name, features, items_path, item_columns))
 
 
 def read_recbole(
@@ -695,11 +695,7 @@ def read_recbole(
     item_columns: Mapping[str, str] | None = None,
 ):
     """Read RecBole atomic files (``.inter``, ``.item``, typed headers) into a Dataset."""
-    from fusionrec.data.validate import validate_source
-
-    dataset, report = validate_source(recbole_source(path, name, columns, item_columns))
-    report.raise_if_fatal()
-    return dataset
+    return _validated(recbole_source(path, name, columns, item_columns))
 
 
 __all__ = [
