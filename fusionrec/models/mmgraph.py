@@ -43,12 +43,12 @@ from fusionrec.data.dataset import FeatureModality, TrainData
 from fusionrec.errors import UserError
 from fusionrec.fuse.feature import FUSIONS, build_fusion, modality_dropout
 from fusionrec.models.base import RecModel
+from fusionrec.models.modal_inputs import FEATURE_NORMS, ModalInputs
 
 LOSSES = ("softmax", "sampled_softmax", "bpr")
 ALIGNS = ("none", "infonce")
 PROJECTIONS = ("linear", "mlp")
 MMGRAPH_FUSIONS = tuple(f for f in FUSIONS if f != "user_attention") + ("sum",)
-FEATURE_NORMS = ("l2", "standard", "none")
 
 
 # ---------------------------------------------------------------------- graph helpers
@@ -161,21 +161,6 @@ def modality_item_graph(
     return mixed.tocsr()
 
 
-def _prepare_features(feat: FeatureModality, how: str) -> np.ndarray:
-    """Scale raw encoder outputs so one learning rate suits every modality."""
-    x = feat.features.astype(np.float32).copy()
-    m = feat.mask
-    if how == "l2":
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-    elif how == "standard" and m.any():
-        mu = x[m].mean(axis=0)
-        sd = x[m].std(axis=0) + 1e-6
-        x = (x - mu) / sd
-    x[~m] = 0.0
-    return x
-
-
 # ---------------------------------------------------------------------- the model
 class MMGraph(RecModel):
     """Graph multimodal retrieval: LightGCN + frozen modality kNN graphs + aligned content.
@@ -278,14 +263,14 @@ class MMGraph(RecModel):
                 self._mm_adj_t = _to_torch_sparse(g.T.tocsr())  # kNN graphs are directed
 
         # --- content: per-modality projection into the ID space, then mask-aware fusion
+        # (scaled raw encoder outputs, so one learning rate suits every modality)
         self.proj = nn.ModuleDict()
         self.fusion: nn.Module | None = None
-        for m, fm in content_mods.items():
-            self.register_buffer(f"feat_{m}", torch.from_numpy(_prepare_features(fm, self.feature_norm)),
-                                 persistent=False)
-            self.register_buffer(f"mask_{m}", torch.from_numpy(fm.mask.copy()), persistent=False)
-            self.proj[m] = Projection(fm.dim, self.dim, self.projection, hidden=p.get("hidden_dim"))
+        self.inputs: ModalInputs | None = None
         if content_mods:
+            self.inputs = ModalInputs(data, list(content_mods), self.feature_norm, self.name)
+            for m, fm in content_mods.items():
+                self.proj[m] = Projection(fm.dim, self.dim, self.projection, hidden=p.get("hidden_dim"))
             self.fusion = build_fusion(self.fusion_name, list(content_mods), self.dim)
 
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -309,14 +294,11 @@ class MMGraph(RecModel):
         """
         if self.fusion is None:
             return None
-        views, masks = {}, {}
-        for m, layer in self.proj.items():
-            feat = getattr(self, f"feat_{m}")
-            mask = getattr(self, f"mask_{m}")
-            if items is not None:
-                feat, mask = feat[items], mask[items]
-            views[m] = layer(feat)
-            masks[m] = mask
+        if items is None:
+            feats, masks = self.inputs.all_features(), self.inputs.all_masks()
+        else:
+            feats, masks = self.inputs.gather(items)
+        views = {m: layer(feats[m]) for m, layer in self.proj.items()}
         if drop and self.modality_dropout > 0:
             masks = modality_dropout(masks, self.modality_dropout, training=True)
         return self.fusion(views, masks)
@@ -326,8 +308,8 @@ class MMGraph(RecModel):
         if self.fusion is None:
             return {}
         with torch.no_grad():
-            views = {m: self.proj[m](getattr(self, f"feat_{m}")) for m in self.proj}
-            masks = {m: getattr(self, f"mask_{m}") for m in self.proj}
+            views = {m: self.proj[m](self.inputs.features(m)) for m in self.proj}
+            masks = self.inputs.all_masks()
             w = self.fusion.weights(views, masks)
             if w is None:
                 return {}

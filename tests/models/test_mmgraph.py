@@ -134,7 +134,7 @@ def test_content_fusion_ignores_absent_modality():
     missing = int(np.flatnonzero(~ds.modalities["image"].mask)[0])
     with torch.no_grad():
         c = model.content(torch.tensor([missing]))
-        text_only = model.proj["text"](model.feat_text[[missing]])
+        text_only = model.proj["text"](model.inputs.features("text")[[missing]])
     # absent image: the fused vector is exactly the text view (weights renormalised), no imputation
     assert torch.allclose(c, text_only, atol=1e-6)
 
