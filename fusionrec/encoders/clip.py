@@ -82,7 +82,34 @@ def clip_preprocessor(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
     return ImagePreprocessor(resize=resize, crop=crop, mean=mean, std=std, max_pixels=max_pixels)
 
 
-class CLIPImageEncoder(Encoder):
+class _CLIPTower(Encoder):
+    """What both CLIP towers share: the local model folder, its fingerprint, the lazily loaded model."""
+
+    def __init__(self, model_path: str | Path | None, normalize: bool, modality: str | None) -> None:
+        super().__init__(modality)
+        self.model_path = _check_folder(model_path)
+        self.normalize = normalize
+        self._model = None
+        self._fingerprint: str | None = None
+
+    def _id_parts(self) -> dict[str, Any]:
+        if self._fingerprint is None:
+            self._fingerprint = dir_fingerprint(self.model_path)
+        return {"model": self._fingerprint, "normalize": self.normalize}
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = _load_clip(self.model_path)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        cfg = json.loads((self.model_path / "config.json").read_text())
+        return int(cfg.get("projection_dim", 512))
+
+
+class CLIPImageEncoder(_CLIPTower):
     """CLIP vision tower + projection: image file -> ``projection_dim`` vector (L2-normalised by default)."""
 
     name = "clip-image"
@@ -97,29 +124,12 @@ class CLIPImageEncoder(Encoder):
         max_pixels: int = DEFAULT_MAX_PIXELS,
         modality: str | None = None,
     ) -> None:
-        super().__init__(modality)
-        self.model_path = _check_folder(model_path)
+        super().__init__(model_path, normalize, modality)
         self.image_column = image_column
-        self.normalize = normalize
         self.preprocess = clip_preprocessor(self.model_path, max_pixels)
-        self._model = None
-        self._fingerprint: str | None = None
 
     def _id_parts(self) -> dict[str, Any]:
-        if self._fingerprint is None:
-            self._fingerprint = dir_fingerprint(self.model_path)
-        return {"model": self._fingerprint, "normalize": self.normalize, **self.preprocess.id_parts()}
-
-    @property
-    def model(self):
-        if self._model is None:
-            self._model = _load_clip(self.model_path)
-        return self._model
-
-    @property
-    def dim(self) -> int:
-        cfg = json.loads((self.model_path / "config.json").read_text())
-        return int(cfg.get("projection_dim", 512))
+        return {**super()._id_parts(), **self.preprocess.id_parts()}
 
     def prepare(self, items: pd.DataFrame, root: Path | None) -> list[ItemInput]:
         return prepare_image_items(items, root, self.image_column)
@@ -144,7 +154,7 @@ class CLIPImageEncoder(Encoder):
         return feats.numpy().astype(np.float32, copy=False)
 
 
-class CLIPTextEncoder(Encoder):
+class CLIPTextEncoder(_CLIPTower):
     """CLIP text tower + projection over the same item-text template as the MiniLM encoder.
 
     Texts longer than the model's context (77 tokens for released CLIPs) are truncated
@@ -162,24 +172,9 @@ class CLIPTextEncoder(Encoder):
         normalize: bool = True,
         modality: str | None = None,
     ) -> None:
-        super().__init__(modality)
-        self.model_path = _check_folder(model_path)
+        super().__init__(model_path, normalize, modality)
         self.template = TextTemplate(template, split_fields)
-        self.normalize = normalize
-        self._model = None
         self._tokenizer = None
-        self._fingerprint: str | None = None
-
-    def _id_parts(self) -> dict[str, Any]:
-        if self._fingerprint is None:
-            self._fingerprint = dir_fingerprint(self.model_path)
-        return {"model": self._fingerprint, "normalize": self.normalize}
-
-    @property
-    def model(self):
-        if self._model is None:
-            self._model = _load_clip(self.model_path)
-        return self._model
 
     @property
     def tokenizer(self):
@@ -192,11 +187,6 @@ class CLIPTextEncoder(Encoder):
                 raise UserError(f"no usable CLIP tokenizer in {self.model_path}: {err}", where=str(self.model_path),
                                 fix="save the tokenizer next to the model (tokenizer.save_pretrained(folder))") from err
         return self._tokenizer
-
-    @property
-    def dim(self) -> int:
-        cfg = json.loads((self.model_path / "config.json").read_text())
-        return int(cfg.get("projection_dim", 512))
 
     def prepare(self, items: pd.DataFrame, root: Path | None) -> list[ItemInput]:
         # Same rendering and reporting rules as the sentence-transformers encoder.
