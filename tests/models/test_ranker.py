@@ -8,18 +8,18 @@ can rank them.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from fusionrec.config import TrainConfig
-from fusionrec.data.dataset import Dataset, FeatureModality
+from fusionrec.data.dataset import Dataset
 from fusionrec.errors import UserError
 from fusionrec.evaluate import Evaluator
 from fusionrec.evaluate.metrics import evaluate_pointwise
 from fusionrec.models.ranker import DCNRanker
 from fusionrec.models.registry import build_model
 from fusionrec.train.trainer import Trainer, seed_everything
+from tests.models.worlds import typed_world
 
 N_USERS, N_ITEMS, K = 120, 150, 8
 
@@ -28,25 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_world(seed: int = 0) -> Dataset:
-    rng = np.random.default_rng(seed)
-    item_type = rng.integers(0, K, N_ITEMS)
-    cold = np.zeros(N_ITEMS, dtype=bool)
-    cold[rng.choice(N_ITEMS, N_ITEMS // 5, replace=False)] = True
-    text = np.eye(K)[item_type] @ rng.normal(size=(K, 16)) + 0.3 * rng.normal(size=(N_ITEMS, 16))
-    image = rng.normal(size=(N_ITEMS, 8))
-    img_mask = rng.random(N_ITEMS) >= 0.25
-    rows = []
-    for u in range(N_USERS):
-        pool = np.flatnonzero(item_type == rng.integers(0, K))
-        for it in rng.choice(pool, min(10, len(pool)), replace=False):
-            split = "test" if cold[it] else rng.choice(["train", "valid", "test"], p=[0.8, 0.1, 0.1])
-            rows.append((u, int(it), split))
-    inter = pd.DataFrame(rows, columns=["user", "item", "split"])
-    mods = {"text": FeatureModality("text", "text", text),
-            "image": FeatureModality("image", "image", image, mask=img_mask)}
-    ds = Dataset("synthetic", range(N_USERS), range(N_ITEMS), inter, modalities=mods)
-    ds.cold = cold  # test-only attribute
-    return ds
+    return typed_world(seed, N_USERS, N_ITEMS, K, text_dim=16, image_dim=8, image_missing=0.25)
 
 
 @pytest.fixture(scope="module")
