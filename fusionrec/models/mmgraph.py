@@ -429,11 +429,13 @@ class MMGraph(RecModel):
         return out
 
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
-        u, i = self.user_embeddings(), self.item_embeddings()
-        return u[users.long()] @ i.T
+        # only the batch's user rows are turned into serving vectors, not every user per batch
+        return self._serving_rows(self._final()[0][users.long()]) @ self.item_embeddings().T
 
     def user_embeddings(self) -> torch.Tensor:
-        u = self._final()[0]
+        return self._serving_rows(self._final()[0])
+
+    def _serving_rows(self, u: torch.Tensor) -> torch.Tensor:
         if self.item_bias is None:
             return u   # without a bias the temperature does not change the ranking
         # with a bias the scale matters: [u / temperature, 1] . [i, b] = training score
