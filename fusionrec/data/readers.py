@@ -27,9 +27,10 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,28 +38,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from fusionrec.data.roles import (  # noqa: F401  (re-exported: the role table used to live here)
+    INTERACTION_ROLES,
+    ITEM_ROLES,
+    ROLE_ALIASES,
+    SPLIT_VALUES,
+    USER_ROLES,
+)
 from fusionrec.errors import UserError
-
-INTERACTION_ROLES = ("user", "item", "rating", "timestamp", "label", "split")
-ITEM_ROLES = ("item", "text", "image_path", "audio_path", "attributes", "id_map")
-USER_ROLES = ("user",)
-
-# Column names recognised without an explicit mapping, most specific first.
-ROLE_ALIASES: dict[str, tuple[str, ...]] = {
-    "user": ("user_id", "userID", "userId", "user", "uid", "reviewerID", "customer_id", "visitorid"),
-    "item": ("item_id", "itemID", "itemId", "item", "iid", "movie_id", "movieId", "asin", "product_id", "artist_id"),
-    "rating": ("rating", "ratings", "score", "stars", "overall"),
-    "timestamp": ("timestamp", "time", "ts", "unixReviewTime", "datetime", "date"),
-    "label": ("label", "click", "clicked", "target"),
-    "split": ("split", "x_label", "fold"),
-}
-
-# Raw split values accepted in a split column -> canonical names. MMRec's x_label is 0/1/2.
-SPLIT_VALUES: dict[str, str] = {
-    "train": "train", "training": "train", "0": "train",
-    "valid": "valid", "validation": "valid", "val": "valid", "dev": "valid", "1": "valid",
-    "test": "test", "testing": "test", "2": "test",
-}
 
 TABLE_FORMATS = ("csv", "parquet", "jsonl")
 _TAB_SUFFIXES = (".tsv", ".inter", ".item", ".user", ".tab")
@@ -125,8 +112,7 @@ def guess_format(path: Path) -> str:
     """``csv`` / ``parquet`` / ``jsonl`` from a file name (``.tsv``, ``.inter`` etc. are csv with tabs)."""
     name = path.name.lower()
     for suffix in (".gz", ".bz2", ".zst"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
+        name = name.removesuffix(suffix)
     if name.endswith((".parquet", ".pq")):
         return "parquet"
     if name.endswith((".jsonl", ".ndjson", ".json")):
@@ -360,9 +346,9 @@ def _as_path(value: str | Path, base: Path | None) -> Path:
 
 
 _KIND_PATTERNS = (
-    ("audio", re.compile(r"audio|vggish|whisper|wav2vec|clap|mfcc|musicnn|hubert", re.I)),
-    ("image", re.compile(r"image|img|visual|vit|resnet|vgg|clip|poster|efficientnet|cover", re.I)),
-    ("text", re.compile(r"text|minilm|bert|sentence|mpnet|title|desc|review|t5|e5", re.I)),
+    ("audio", re.compile(r"audio|vggish|whisper|wav2vec|clap|mfcc|musicnn|hubert", re.IGNORECASE)),
+    ("image", re.compile(r"image|img|visual|vit|resnet|vgg|clip|poster|efficientnet|cover", re.IGNORECASE)),
+    ("text", re.compile(r"text|minilm|bert|sentence|mpnet|title|desc|review|t5|e5", re.IGNORECASE)),
 )
 
 
@@ -403,12 +389,12 @@ def discover_mmrec_features(folder: Path) -> dict[str, dict[str, str]]:
     """
     found: dict[str, dict[str, str]] = {}
     files = sorted(p.name for p in folder.glob("*.npy"))
-    masks = {f for f in files if f.endswith("_missing.npy") or f.endswith("_mask.npy")}
+    masks = {f for f in files if f.endswith(("_missing.npy", "_mask.npy"))}
     for fname in files:
         if fname in masks or fname.endswith("_ids.npy"):
             continue
         stem = fname[:-4]
-        name = stem[:-5] if stem.endswith("_feat") else stem
+        name = stem.removesuffix("_feat")
         name = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_").lower() or "feat"
         kind = guess_kind(fname)
         if name in ("v", "image"):
@@ -416,7 +402,7 @@ def discover_mmrec_features(folder: Path) -> dict[str, dict[str, str]]:
         elif name in ("t", "text"):
             kind = "text"
         entry = {"path": fname, "kind": kind}
-        prefix = stem[:-5] if stem.endswith("_feat") else stem
+        prefix = stem.removesuffix("_feat")
         for mask_name in (f"{prefix}_missing.npy", f"{prefix}_mask.npy"):
             if mask_name in masks:
                 entry["missing"] = mask_name
@@ -627,7 +613,7 @@ def write_recbole(dataset: Any, folder: str | Path, name: str | None = None, ben
         out["timestamp:float"] = inter["timestamp"].to_numpy()
     if (inter["label"] != 1.0).any():
         out["label:float"] = inter["label"].to_numpy()
-    kw = dict(sep="\t", index=False, quoting=csv.QUOTE_NONE, escapechar="\\")
+    kw = {"sep": "\t", "index": False, "quoting": csv.QUOTE_NONE, "escapechar": "\\"}
     out.to_csv(folder / f"{name}.inter", **kw)
     if benchmark and dataset.has_split:
         for split in ("train", "valid", "test"):
@@ -699,8 +685,23 @@ def read_recbole(
 
 
 __all__ = [
-    "RawTable", "FeatureSpec", "DataSource", "read_raw", "read_table", "read_mmrec", "read_recbole",
-    "write_recbole", "table_source", "mmrec_source", "recbole_source", "guess_kind", "guess_format",
-    "discover_mmrec_features", "parse_recbole_header", "INTERACTION_ROLES", "ITEM_ROLES", "ROLE_ALIASES",
+    "INTERACTION_ROLES",
+    "ITEM_ROLES",
+    "ROLE_ALIASES",
     "SPLIT_VALUES",
+    "DataSource",
+    "FeatureSpec",
+    "RawTable",
+    "discover_mmrec_features",
+    "guess_format",
+    "guess_kind",
+    "mmrec_source",
+    "parse_recbole_header",
+    "read_mmrec",
+    "read_raw",
+    "read_recbole",
+    "read_table",
+    "recbole_source",
+    "table_source",
+    "write_recbole",
 ]
