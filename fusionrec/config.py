@@ -35,16 +35,37 @@ class SplitConfig(_Section):
     rounding: Literal["mmrec", "round"] = "mmrec"
 
 
+EncoderSpec = str | dict[str, Any]
+
+
 class DataConfig(_Section):
+    """The ``data:`` section: where a dataset lives and what each column means.
+
+    ``fusionrec data init DIR`` writes one as ``DIR/fusionrec.yaml``; ``--data DIR`` reads it
+    back with ``root`` set to DIR, and every relative path in it (``path``, ``items_path``,
+    ``users_path``, feature files, media patterns) is resolved against ``root``.
+    """
+
     name: str = "demo"
     format: Literal["demo", "auto", "csv", "parquet", "jsonl", "mmrec", "recbole", "shared"] = "demo"
+    # folder that relative paths resolve against (set from the description file's folder)
+    root: str | None = None
     path: str | None = None
     # column mapping for tabular readers: role -> column name in the file
     columns: dict[str, str] = Field(default_factory=dict)
     items_path: str | None = None
     item_columns: dict[str, str] = Field(default_factory=dict)
+    users_path: str | None = None
+    user_columns: dict[str, str] = Field(default_factory=dict)
     # feature files: modality name -> {path, kind}
     features: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # modality name -> encoder registry name ("minilm") or {name: clip-image, params: {...}}
+    encoders: dict[str, EncoderSpec] = Field(default_factory=dict)
+    # ratings below this are negative feedback (never training positives); None: every rating counts
+    positive_rating: float | None = None
+    # "events": repeated user-item rows are real repeat behaviour (kept, reported as info);
+    # "duplicates": byte-identical rows are reported as a warning (still kept)
+    repeats: Literal["events", "duplicates"] = "events"
     modalities: list[str] | None = None  # which modalities the model sees (None = all)
     kcore: int = 0
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -147,9 +168,12 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
             raise ValueError(f"override {pair!r} has an empty key")
         node = result
         for key in keys[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {pair!r} conflicts with an earlier override of {key!r}")
+            child = node.setdefault(key, {})
+            if isinstance(child, dict):
+                node = child
+                continue
+            # a ValueError, like every other malformed override (callers turn it into a UserError)
+            raise ValueError(f"override {pair!r} conflicts with an earlier override of {key!r}")
         node[keys[-1]] = _parse_value(raw)
     return result
 
@@ -202,7 +226,8 @@ def resolve_config(
     merged = deep_merge(preset, layered)
 
     model_name = merged.get("model", {}).get("name", ModelConfig().name)
-    from fusionrec.models.registry import default_params  # local: registry imports config
+    # local import: the registry imports this module
+    from fusionrec.models.registry import default_params
 
     model_defaults = {"model": {"params": default_params(model_name)}}
     # dataset presets may carry per-model params: data-specific tuning beats model defaults

@@ -18,7 +18,12 @@ from typing import Any
 
 from fusionrec.config import DataConfig, dataset_presets, deep_merge, load_yaml_resource
 from fusionrec.data.dataset import Dataset
-from fusionrec.data.readers import DataSource, mmrec_source, recbole_source, table_source
+from fusionrec.data.readers import (
+    DataSource,
+    mmrec_source,
+    recbole_source,
+    table_source,
+)
 from fusionrec.data.split import apply_split_config, kcore_filter
 from fusionrec.data.validate import ValidationReport, summarise, validate_source
 from fusionrec.errors import UserError
@@ -102,23 +107,52 @@ def _resolve_features(features: dict[str, Any], base: Path | None) -> dict[str, 
         spec = {"path": spec} if isinstance(spec, (str, Path)) else dict(spec)
         for key in ("path", "missing", "ids"):
             if spec.get(key):
-                spec[key] = str(resolve_path(spec[key], base))
+                spec[key] = str(_resolve_under(spec[key], base))
         out[name] = spec
     return out
 
 
+def description_root(cfg: DataConfig) -> Path | None:
+    """The folder a description's relative paths resolve against (``data.root``), or None."""
+    if not cfg.root:
+        return None
+    root = resolve_path(cfg.root)
+    assert root is not None
+    if not root.is_dir():
+        raise UserError("data.root is not a folder", str(root),
+                        "set data.root to the dataset folder (the folder holding fusionrec.yaml)")
+    return root
+
+
+def _resolve_under(value: str | Path | None, root: Path | None) -> Path | None:
+    """Relative paths of a description with a root live inside that root, wherever the cwd is."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if root is not None and not text.startswith(SHARED_PREFIX) and not Path(text).expanduser().is_absolute():
+        return root / text
+    return resolve_path(text, root)
+
+
 def source_from_config(cfg: DataConfig) -> DataSource:
-    """A DataSource for csv/parquet/jsonl/mmrec/recbole/auto configs (paths resolved)."""
+    """A DataSource for csv/parquet/jsonl/mmrec/recbole/auto configs (paths resolved).
+
+    With ``cfg.root`` (a description written by ``fusionrec data init``) every relative path,
+    media patterns included, resolves against that folder; otherwise against the current
+    directory, falling back to the interaction file's folder.
+    """
+    root = description_root(cfg)
     if cfg.path is None:
         raise UserError(f"data.path is not set for format {cfg.format!r}", "data.path",
                         "set data.path to the interaction file or dataset folder (or use a preset name)")
-    path = resolve_path(cfg.path)
+    path = _resolve_under(cfg.path, root)
     assert path is not None
-    base = path if path.is_dir() else path.parent
-    items_path = resolve_path(cfg.items_path, base)
+    base = root or (path if path.is_dir() else path.parent)
+    items_path = _resolve_under(cfg.items_path, base)
+    users_path = _resolve_under(cfg.users_path, base)
     item_columns = dict(cfg.item_columns)
     if item_columns.get("id_map"):
-        item_columns["id_map"] = str(resolve_path(item_columns["id_map"], base))
+        item_columns["id_map"] = str(_resolve_under(item_columns["id_map"], base))
     features = _resolve_features(cfg.features, base)
     fmt = cfg.format
     if fmt == "auto":
@@ -128,14 +162,22 @@ def source_from_config(cfg: DataConfig) -> DataSource:
             raise UserError("data path not found", str(path), "set data.path to an existing file or folder")
         fmt = detect_format(path)
     if fmt == "mmrec":
-        return mmrec_source(path, cfg.name, features or None, items_path, item_columns, cfg.columns)
-    if fmt == "recbole":
-        return recbole_source(path, cfg.name, cfg.columns, item_columns, features)
-    if fmt in ("csv", "parquet", "jsonl"):
-        return table_source(path, cfg.columns, items_path, item_columns, features, cfg.name,
-                            None if path.is_dir() else fmt)
-    raise UserError(f"format {fmt!r} cannot be read from files", "data.format",
-                    "use csv, parquet, jsonl, mmrec, recbole, auto, demo or shared")
+        source = mmrec_source(path, cfg.name, features or None, items_path, item_columns, cfg.columns)
+    elif fmt == "recbole":
+        source = recbole_source(path, cfg.name, cfg.columns, item_columns, features)
+    elif fmt in ("csv", "parquet", "jsonl"):
+        source = table_source(path, cfg.columns, items_path, item_columns, features, cfg.name,
+                              None if path.is_dir() else fmt, users_path=users_path)
+    else:
+        raise UserError(f"format {fmt!r} cannot be read from files", "data.format",
+                        "use csv, parquet, jsonl, mmrec, recbole, auto, demo or shared")
+    if users_path is not None:  # mmrec/recbole sources find their own user file; the description wins
+        source.users_path = users_path
+    if cfg.user_columns:
+        source.user_columns = {**source.user_columns, **cfg.user_columns}
+    if root is not None:
+        source.root = root  # media patterns in the description are relative to its folder
+    return source
 
 
 def _log_report(report: ValidationReport) -> None:
@@ -153,7 +195,8 @@ def load_dataset_with_report(
     """Like :func:`load_dataset` and also return the validation report (written to ``quarantine_dir``)."""
     cfg = expand_preset(cfg)
     if cfg.format == "demo":
-        from fusionrec.data.demo import make_demo_dataset  # engineer C's generator, imported lazily
+        # imported lazily: only the demo needs the generator
+        from fusionrec.data.demo import make_demo_dataset
 
         dataset = make_demo_dataset(**cfg.demo)
         report = ValidationReport(dataset.name, "demo")
@@ -197,6 +240,14 @@ def load_preset(name: str, **overrides: Any) -> Dataset:
 
 
 __all__ = [
-    "load_dataset", "load_dataset_with_report", "load_preset", "expand_preset", "source_from_config",
-    "shared_data_root", "resolve_path", "preset_data", "SHARED_PRESETS",
+    "SHARED_PRESETS",
+    "description_root",
+    "expand_preset",
+    "load_dataset",
+    "load_dataset_with_report",
+    "load_preset",
+    "preset_data",
+    "resolve_path",
+    "shared_data_root",
+    "source_from_config",
 ]
