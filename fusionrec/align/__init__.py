@@ -8,12 +8,27 @@
 """
 from fusionrec.align.aligner import ALIGN_METHODS, Aligner
 from fusionrec.align.cca import CCALoss, canonical_correlations, cca_loss
-from fusionrec.align.contrastive import InfoNCE, info_nce, multiview_info_nce, retrieval_accuracy
+from fusionrec.align.contrastive import (
+    InfoNCE,
+    info_nce,
+    multiview_info_nce,
+    retrieval_accuracy,
+)
 from fusionrec.align.matching import CrossAttentionMatcher, FeatureTokenizer
 from fusionrec.align.projection import ModalityProjector, Projection
 
 __all__ = [
-    "ALIGN_METHODS", "Aligner", "CCALoss", "canonical_correlations", "cca_loss", "InfoNCE", "info_nce",
-    "multiview_info_nce", "retrieval_accuracy", "CrossAttentionMatcher", "FeatureTokenizer",
-    "ModalityProjector", "Projection",
+    "ALIGN_METHODS",
+    "Aligner",
+    "CCALoss",
+    "CrossAttentionMatcher",
+    "FeatureTokenizer",
+    "InfoNCE",
+    "ModalityProjector",
+    "Projection",
+    "canonical_correlations",
+    "cca_loss",
+    "info_nce",
+    "multiview_info_nce",
+    "retrieval_accuracy",
 ]

@@ -11,8 +11,8 @@ an auxiliary loss that
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import combinations
-from typing import Mapping
 
 import torch
 from torch import nn

@@ -9,12 +9,12 @@ item's content land next to where its ID embedding would be.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from itertools import combinations
-from typing import Mapping
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 def info_nce(

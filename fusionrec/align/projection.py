@@ -7,11 +7,12 @@ network into the same ``dim``-dimensional space.
 """
 from __future__ import annotations
 
-from typing import Literal, Mapping
+from collections.abc import Mapping
+from typing import Literal
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 ProjectionKind = Literal["linear", "mlp"]
 

@@ -25,7 +25,18 @@ from fusionrec.fuse.feature import (
 )
 
 __all__ = [
-    "FUSIONS", "AttentionFusion", "ConcatFusion", "GatedFusion", "JointFusion", "ModalityFusion",
-    "WeightedSumFusion", "build_fusion", "masked_softmax", "modality_dropout", "stack_views",
-    "ScoreFusion", "borda_fusion", "reciprocal_rank_fusion",
+    "FUSIONS",
+    "AttentionFusion",
+    "ConcatFusion",
+    "GatedFusion",
+    "JointFusion",
+    "ModalityFusion",
+    "ScoreFusion",
+    "WeightedSumFusion",
+    "borda_fusion",
+    "build_fusion",
+    "masked_softmax",
+    "modality_dropout",
+    "reciprocal_rank_fusion",
+    "stack_views",
 ]

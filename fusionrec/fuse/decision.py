@@ -10,7 +10,7 @@ Score matrices are [B users, N items]; item masks are [N] bool.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch

@@ -14,7 +14,7 @@ no modality at all gets the zero vector (no content signal).
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
