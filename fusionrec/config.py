@@ -196,14 +196,22 @@ def resolve_config(
     overrides: list[str] | None = None,
     dataset: str | None = None,
     model: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Merge model defaults, dataset preset, user file and overrides into one RunConfig."""
+    """Merge model defaults, dataset preset, user file and overrides into one RunConfig.
+
+    ``data`` is a data description (the ``data:`` section of a ``fusionrec.yaml``): it sits
+    under the user file and the overrides, and replaces the preset lookup (a user's folder
+    that happens to be called ``ml1m`` must not pick up the ml1m preset's files).
+    """
     user: dict[str, Any] = {}
     if config_file is not None:
         path = Path(config_file)
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} does not exist")
         user = yaml.safe_load(path.read_text()) or {}
+    if data is not None:
+        user = deep_merge({"data": data}, user)
     cli = parse_overrides(overrides)
     if dataset:
         if dataset not in dataset_presets():
@@ -212,17 +220,24 @@ def resolve_config(
 
             raise UserError(
                 f"unknown dataset preset {dataset!r}", "--dataset",
-                f"use one of {dataset_presets()}, or describe your data in --config run.yaml",
+                f"use one of {dataset_presets()}, or pass your own folder with --data DIR "
+                "(describe it with `fusionrec data init DIR`)",
             )
         cli = deep_merge({"data": {"name": dataset}}, cli)
     if model:
         cli = deep_merge({"model": {"name": model}}, cli)
 
     layered = deep_merge(user, cli)
-    ds_name = layered.get("data", {}).get("name")
+    layered_data = layered.get("data", {})
+    ds_name = layered_data.get("name")
     preset: dict[str, Any] = {}
-    if ds_name and ds_name in dataset_presets():
+    if data is None and ds_name and ds_name in dataset_presets():
         preset = load_yaml_resource(f"datasets/{ds_name}.yaml")
+    elif layered_data.get("path") and "format" not in layered_data:
+        # data.path without a format (e.g. --set data.path=mydir) means "detect it", not the demo default
+        layered = deep_merge(layered, {"data": {"format": "auto"}})
+        if not ds_name:
+            layered["data"]["name"] = Path(str(layered_data["path"])).stem or "data"
     merged = deep_merge(preset, layered)
 
     model_name = merged.get("model", {}).get("name", ModelConfig().name)

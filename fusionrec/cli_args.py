@@ -1,0 +1,229 @@
+"""The data arguments every command shares: ``--data``, ``--dataset``, ``--config``, ``--set``.
+
+One dataset description serves every command. ``--data DIR`` reads ``DIR/fusionrec.yaml``
+(written by ``fusionrec data init DIR``; ``--data some/file.yaml`` reads that file) as the
+``data:`` section of the run, with ``data.root`` set to the file's folder so that every
+relative path in it resolves there. A folder without ``fusionrec.yaml`` is inspected in
+memory (the same guesses ``data init`` would write) and used with a note on stderr; when the
+inspection cannot decide the user or item column the command stops and names
+``fusionrec data init DIR``, which writes the guesses down for editing.
+
+Resolution order of a run (later wins): model defaults, then the dataset preset *or* the
+description, then ``--config run.yaml``, then ``--set section.key=value``.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from fusionrec.config import (
+    DataConfig,
+    RunConfig,
+    dataset_presets,
+    parse_overrides,
+    resolve_config,
+)
+from fusionrec.errors import UserError
+
+DESCRIPTION_FILE = "fusionrec.yaml"
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+DATA_HELP = (f"dataset folder (reads DIR/{DESCRIPTION_FILE}, written by `fusionrec data init DIR`) or a "
+             f"description YAML; a folder without {DESCRIPTION_FILE} is inspected in memory and used "
+             "with a note")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, *, run_file: bool = True, overrides: bool = True) -> None:
+    """Add ``--data``, ``--dataset`` and (unless switched off) ``--config`` and ``--set`` to ``parser``."""
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", metavar="DIR_OR_YAML", help=DATA_HELP)
+    group.add_argument("--dataset", metavar="PRESET",
+                       help=f"dataset preset ({', '.join(dataset_presets())}); an existing folder here "
+                            "works like --data")
+    if run_file:
+        group.add_argument("--config", metavar="RUN_YAML", help="run YAML (data/model/train/eval sections)")
+    if overrides:
+        group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                           help="override, e.g. --set train.lr=0.001 --set data.path=mydir (repeatable)")
+
+
+def has_data_arguments(args: argparse.Namespace) -> bool:
+    """True when the command line names a dataset in any of the accepted ways."""
+    return bool(getattr(args, "data", None) or getattr(args, "dataset", None) or getattr(args, "config", None)
+                or _path_override(getattr(args, "overrides", None) or []) is not None)
+
+
+def run_config_from_args(args: argparse.Namespace, model: str | None = None, *,
+                         command: str = "fusionrec") -> RunConfig:
+    """The RunConfig that ``--data/--dataset/--config/--set`` (and ``model``) describe.
+
+    Raises :class:`UserError` when no dataset is named, when a description cannot be read,
+    or when the merged configuration is invalid (with the offending key and the valid ones).
+    """
+    data_arg: str | None = getattr(args, "data", None)
+    dataset: str | None = getattr(args, "dataset", None)
+    config: str | None = getattr(args, "config", None)
+    overrides = list(getattr(args, "overrides", None) or [])
+    if data_arg and dataset:
+        raise UserError("both --data and --dataset were given", command,
+                        "keep one: --data DIR for your own folder, --dataset PRESET for a built-in preset")
+    description: dict[str, Any] | None = None
+    if data_arg:
+        description = load_description(data_arg, option="--data")
+    elif dataset and dataset not in dataset_presets() and Path(dataset).expanduser().exists():
+        # a folder (or description file) given to --dataset is what --data is for
+        description, dataset = load_description(dataset, option="--dataset"), None
+    elif dataset is None and config is None:
+        folder = _path_override(overrides)
+        if folder is not None and Path(folder).expanduser().is_dir():
+            # `--set data.path=mydir` alone: the folder is the dataset, as with --data mydir
+            description = load_description(folder, option="--set data.path")
+            overrides = [o for o in overrides if not _is_path_override(o)]
+        elif folder is None:
+            raise UserError("no dataset given", command,
+                            "pass --data DIR (a folder with your files), --dataset PRESET "
+                            f"({', '.join(dataset_presets())}) or --config run.yaml")
+    try:
+        return resolve_config(config, overrides, dataset=dataset, model=model, data=description)
+    except ValidationError as err:
+        raise _invalid_config(err, _blame(err, overrides, data_arg or dataset or config or "--set")) from None
+    except FileNotFoundError as err:
+        raise UserError(str(err), "--config", "pass the path of an existing run YAML file") from None
+    except (ValueError, KeyError) as err:
+        raise UserError(str(err), f"{command} arguments", "check --config / --set / --model") from None
+
+
+# ---------------------------------------------------------------------- descriptions
+def description_path(value: str | Path) -> Path:
+    """``DIR`` -> ``DIR/fusionrec.yaml``; a ``.yaml`` file stays itself."""
+    path = Path(value).expanduser()
+    return path / DESCRIPTION_FILE if path.is_dir() else path
+
+
+def load_description(value: str | Path, option: str = "--data") -> dict[str, Any]:
+    """The ``data:`` section of a description (folder or YAML) as a dict with ``root`` set.
+
+    A folder without ``fusionrec.yaml`` is inspected in memory (see :mod:`fusionrec.data.describe`).
+    """
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise UserError(f"{option} {value}: no such folder or file", str(path.absolute()),
+                        f"pass a dataset folder, e.g. {option} ./my_shop (create its description with "
+                        "`fusionrec data init ./my_shop`)")
+    if path.is_dir() and not (path / DESCRIPTION_FILE).is_file():
+        return _inspect_in_memory(path)
+    file = description_path(path)
+    if file.suffix.lower() not in _YAML_SUFFIXES:
+        raise UserError(f"{option} takes a dataset folder or its {DESCRIPTION_FILE}, not a data file",
+                        str(file), f"pass the folder: {option} {file.parent} (describe it first with "
+                                   f"`fusionrec data init {file.parent}`)")
+    data = read_description_file(file)
+    root = Path(str(data.get("root") or "."))
+    data["root"] = str((root if root.is_absolute() else file.parent / root).resolve())
+    return data
+
+
+def read_description_file(file: Path) -> dict[str, Any]:
+    """Parse a description YAML into its ``data:`` mapping, checked against :class:`DataConfig`."""
+    try:
+        content = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{file} line {mark.line + 1}" if mark is not None else str(file)
+        raise UserError(f"the data description is not valid YAML: {getattr(err, 'problem', err)}", where,
+                        "fix the YAML at that line, or write it again with "
+                        f"`fusionrec data init {file.parent} --force`") from None
+    if not isinstance(content, dict) or not isinstance(content.get("data", {}), dict):
+        raise UserError("the data description must be a mapping with a 'data:' section", str(file),
+                        f"write it again with `fusionrec data init {file.parent} --force`")
+    # the file is a `data:` section; a bare mapping of DataConfig fields is accepted too
+    data = dict(content["data"]) if "data" in content else dict(content)
+    try:
+        DataConfig.model_validate({k: v for k, v in data.items() if k != "root"})
+    except ValidationError as err:
+        raise _invalid_config(err, str(file), prefix="data") from None
+    return data
+
+
+def _inspect_in_memory(folder: Path) -> dict[str, Any]:
+    try:
+        # lazy: reads the folder's tables
+        from fusionrec.data.describe import describe_folder
+    except ImportError:  # the inspector lands in a later commit
+        raise UserError(f"{folder} has no {DESCRIPTION_FILE}", str(folder),
+                        f"run `fusionrec data init {folder}` and review the file it writes") from None
+
+    description = describe_folder(folder)
+    if description.blocking:
+        raise UserError(f"{folder} has no {DESCRIPTION_FILE} and its files could not be read unaided: "
+                        + "; ".join(description.blocking), str(folder),
+                        f"run `fusionrec data init {folder}`, fix the TODO lines of {folder / DESCRIPTION_FILE}, "
+                        "and run this command again")
+    print(f"note: {folder} has no {DESCRIPTION_FILE}; using the roles guessed now "
+          f"({description.one_line()}). Run `fusionrec data init {folder}` to write them down and review them.",
+          file=sys.stderr)
+    data = dict(description.data)
+    data["root"] = str(folder.resolve())
+    return data
+
+
+# ---------------------------------------------------------------------- helpers
+def _is_path_override(pair: str) -> bool:
+    return pair.split("=", 1)[0].strip() == "data.path"
+
+
+def _path_override(overrides: list[str]) -> str | None:
+    try:
+        value = parse_overrides(overrides).get("data", {})
+    except ValueError:
+        return None  # reported with the other override problems by resolve_config
+    path = value.get("path") if isinstance(value, dict) else None
+    return str(path) if path else None
+
+
+def _blame(err: ValidationError, overrides: list[str], default: str) -> str:
+    """Point at the --set that produced the bad key, else at the file or folder it came from."""
+    key = ".".join(str(p) for p in err.errors()[0]["loc"])
+    for pair in overrides:
+        if pair.split("=", 1)[0].strip() == key:
+            return f"--set {pair}"
+    return default
+
+
+def _invalid_config(err: ValidationError, where: str, prefix: str = "") -> UserError:
+    """A pydantic error as one UserError: which key, what is wrong, and the closest valid key."""
+    first = err.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    key = ".".join([prefix, *loc] if prefix else loc)
+    if first["type"] == "extra_forbidden":
+        section = _section_model(loc[:-1], prefix)
+        valid = sorted(section.model_fields) if section is not None else []
+        close = difflib.get_close_matches(loc[-1], valid, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return UserError(f"unknown setting {key!r}", where, f"{hint}valid keys here: {', '.join(valid)}")
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return UserError(f"invalid setting {key!r}: {first['msg']}{more}", where,
+                     f"correct {key} (got {first.get('input')!r})")
+
+
+def _section_model(loc: list[str], prefix: str) -> type | None:
+    model: Any = DataConfig if prefix == "data" else RunConfig
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if annotation is None or not hasattr(annotation, "model_fields"):
+            return None
+        model = annotation
+    return model
+
+
+__all__ = [
+    "DESCRIPTION_FILE", "add_data_arguments", "description_path", "has_data_arguments", "load_description",
+    "read_description_file", "run_config_from_args",
+]
