@@ -23,7 +23,7 @@ import copy
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -44,8 +44,10 @@ SUMMARY_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 def load_data(cfg: RunConfig) -> Dataset:
     """The dataset of ``cfg.data`` with a train/valid/test split."""
     from fusionrec.data.loading import load_dataset  # lazy: heavy readers only when needed
+    from fusionrec.encoders.ensure import features_for_run
 
-    return ensure_split(load_dataset(cfg.data), cfg)
+    # models that read content get their modalities from the feature store (encoded when missing)
+    return features_for_run(ensure_split(load_dataset(cfg.data), cfg), cfg)
 
 
 def ensure_split(dataset: Dataset, cfg: RunConfig) -> Dataset:
@@ -82,8 +84,12 @@ def _run_dir(cfg: RunConfig, dataset: Dataset) -> Path:
 
 
 def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: str | Path | None = None,
-                   verbose: bool = False) -> dict[str, Any]:
+                   verbose: bool = False,
+                   test_extra: Callable[[Any, Evaluator], dict[str, float]] | None = None) -> dict[str, Any]:
     """Train and evaluate ``cfg.model`` on ``cfg.data`` over ``cfg.train.seeds``; see the module docstring.
+
+    ``test_extra(model, evaluator)`` adds metrics to each seed's test result (the demo's
+    warm/cold item slices), so they are aggregated over seeds like the others.
 
     Returns the content of ``results.json`` plus ``"run_dir"``.
     """
@@ -91,7 +97,10 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
         raise UserError("no seeds to run", "train.seeds", "set e.g. --set 'train.seeds=[2024]'")
     if cfg.model.name not in available_models():
         raise UserError(f"unknown model {cfg.model.name!r}", "model.name", f"choose one of {available_models()}")
-    dataset = load_data(cfg) if dataset is None else ensure_split(dataset, cfg)
+    from fusionrec.encoders.ensure import features_for_run, run_features, write_features_json
+
+    dataset = load_data(cfg) if dataset is None else features_for_run(ensure_split(dataset, cfg), cfg)
+    features = run_features(dataset, cfg)
     run_dir = Path(run_dir) if run_dir is not None else _run_dir(cfg, dataset)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / "config.yaml")
@@ -109,6 +118,8 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
         # the chosen (valid-best) model meets the test split exactly once
         t0 = time.perf_counter()
         test = evaluator.evaluate(model, split="test")
+        if test_extra is not None:
+            test.update(test_extra(model, evaluator))
         test_seconds = time.perf_counter() - t0
         per_seed.append({
             "seed": seed,
@@ -130,6 +141,7 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
                   f"({result.total_seconds:.1f}s)", file=sys.stderr)
         if i == 0:
             save_model(model, cfg, dataset, run_dir / "model")
+            write_features_json(features, run_dir / "model")
 
     results = {
         "dataset": dataset.name,
@@ -145,6 +157,7 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
             for r in per_seed
         ])),
         "per_seed": per_seed,
+        "features": features,
     }
     write_json(results, run_dir / "results.json")
     write_json(histories, run_dir / "train_history.json")
@@ -203,9 +216,15 @@ def demo_settings() -> dict[str, Any]:
 
 
 def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_root: str | Path | None = None,
-             models: list[str] | None = None, verbose: bool = True) -> dict[str, dict[str, Any]]:
-    """Generate the demo shop and run every model of demo.yaml on it; returns ``{model: results}``."""
+             models: list[str] | None = None, verbose: bool = True,
+             seeds: list[int] | None = None) -> dict[str, dict[str, Any]]:
+    """Generate the demo shop and run every model of demo.yaml on it; returns ``{model: results}``.
+
+    Each model's test results carry warm/cold item slices (``"cold:recall@20"``, see
+    :mod:`fusionrec.evaluate.slices`); ``seeds`` replaces ``train.seeds`` of demo.yaml.
+    """
     from fusionrec.data.demo import make_demo_dataset  # lazy: only the demo needs the generator
+    from fusionrec.experiments.multimodal_demo import demo_slices
 
     settings = demo_settings()
     gen = dict(settings.get("data", {}))
@@ -214,6 +233,8 @@ def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_roo
         q = settings.get("quick", {})
         gen.update(q.get("data", {}))
         base = _merge(base, q.get("run", {}))
+    if seeds is not None:
+        base = _merge(base, {"train": {"seeds": list(seeds)}})
     dataset = make_demo_dataset(root=data_root, **gen)
     encoders = list(settings.get("encoders") or [])
     if encoders:
@@ -223,7 +244,7 @@ def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_roo
 
         store = Path(data_root) / "features" if data_root is not None else default_cache_dir()
         encode_dataset(dataset, encoders, store_dir=store, progress=verbose)
-    # the split comes from the shared run settings (data.split), identical for every model
+    # the generator's split (new arrivals only in valid/test) unless demo.yaml asks for another
     dataset = ensure_split(dataset, _resolve_from_dict(_merge(base, {"model": {"name": "pop"}})))
     if verbose:
         print(f"demo data: {dataset}", file=sys.stderr)
@@ -237,7 +258,7 @@ def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_roo
         layered = _merge(layered, {"model": {"name": name}, "output_dir": str(output_dir)})
         cfg = _resolve_from_dict(layered)
         start = time.perf_counter()
-        all_results[name] = run_experiment(cfg, dataset, verbose=verbose)
+        all_results[name] = run_experiment(cfg, dataset, verbose=verbose, test_extra=demo_slices)
         all_results[name]["wall_seconds"] = time.perf_counter() - start
     return all_results
 
@@ -287,6 +308,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     d.add_argument("--data-root", default=None, help="where the generated demo data is cached")
     d.add_argument("--models", nargs="*", default=None, help="only these models from demo.yaml")
+    d.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                   help="training seeds, e.g. --seeds 2024 2025 2026 (default: train.seeds of demo.yaml)")
     d.set_defaults(func=_cmd_demo)
 
 
@@ -320,9 +343,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from fusionrec.experiments.multimodal_demo import cold_summary, demo_table
+
     start = time.perf_counter()
-    results = run_demo(quick=args.quick, output_dir=args.out, data_root=args.data_root, models=args.models)
-    rows = {name: summary_row(res) for name, res in results.items()}
-    print(format_table(rows, fmt="text"))
+    results = run_demo(quick=args.quick, output_dir=args.out, data_root=args.data_root, models=args.models,
+                       seeds=args.seeds)
+    counts = cold_summary(results)
+    if counts:
+        print(f"test users with warm items: {counts.get('warm_n_users', 0)}, with new (cold) items: "
+              f"{counts.get('cold_n_users', 0)}; cold items: {counts.get('cold_n_items', 0)} of "
+              f"{counts.get('warm_n_items', 0) + counts.get('cold_n_items', 0)} (no training interaction)")
+    print(format_table(demo_table(results), fmt="text"))
     print(f"demo finished in {time.perf_counter() - start:.0f}s; run directories under {args.out}")
     return 0

@@ -24,10 +24,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from fusionrec.encoders.base import Encoder, ItemInput, ItemProblem, content_hash, resolve_path
+from fusionrec.data.roles import AUDIO_COLUMN
+from fusionrec.encoders.base import Encoder, ItemInput, ItemProblem, content_hash, media_column, resolve_path
 from fusionrec.errors import UserError
 
-AUDIO_PATH_COLUMNS = ("audio_path", "audio", "audio_file", "preview_path")
 
 
 def read_audio(path: str | Path, sample_rate: int, max_seconds: float | None) -> np.ndarray:
@@ -131,16 +131,7 @@ class LogMelAudioEncoder(Encoder):
         return 2 * self.n_mels + 4 * self.n_mfcc
 
     def prepare(self, items: pd.DataFrame, root: Path | None) -> list[ItemInput]:
-        col = self.audio_column
-        if col is None:
-            col = next((c for c in AUDIO_PATH_COLUMNS if c in items.columns), None)
-        if col is None or col not in items.columns:
-            raise UserError(
-                "the item table has no audio path column" if self.audio_column is None
-                else f"audio column {self.audio_column!r} is not in the item table",
-                where=f"item columns: {list(items.columns)}",
-                fix=f"add one of {list(AUDIO_PATH_COLUMNS)} (paths relative to the dataset root) or set audio_column",
-            )
+        col = media_column(items, AUDIO_COLUMN, self.audio_column, "audio_column", self.modality)
         out: list[ItemInput] = []
         for value in items[col].tolist():
             path = resolve_path(value, root)

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from fusionrec.data.dataset import MODALITY_KINDS
+from fusionrec.errors import UserError
 
 # Bump when a change in this package changes the vectors produced for the same
 # model and input (e.g. a preprocessing fix); it is part of every encoder id so
@@ -103,6 +104,8 @@ class Encoder(ABC):
     kind: str = "other"
     #: True when :meth:`load` does real work (file decoding) worth a worker pool.
     parallel_load: bool = False
+    #: ``{"name", "params"}`` when built through the registry (the run records it; serve rebuilds from it).
+    spec: dict[str, Any] | None = None
 
     def __init__(self, modality: str | None = None) -> None:
         if self.kind not in MODALITY_KINDS:
@@ -203,6 +206,36 @@ def resolve_path(value: Any, root: Path | None) -> Path | None:
     if not path.is_absolute() and root is not None:
         path = Path(root) / path
     return path
+
+
+def media_column(items: pd.DataFrame, role: str, explicit: str | None, param: str, modality: str) -> str:
+    """The item-table column holding ``role`` paths (``image_path`` / ``audio_path``).
+
+    ``explicit`` (the encoder's ``image_column`` / ``audio_column``) wins; otherwise the
+    standard column of a validated item frame, then the role table's aliases
+    (:func:`fusionrec.data.roles.find_column`), so every command recognises the same names.
+    """
+    from fusionrec.data.roles import find_column
+
+    if explicit is not None:
+        if explicit not in items.columns:
+            raise UserError(
+                f"{role.split('_')[0]} column {explicit!r} is not in the item table",
+                where=f"item columns: {list(items.columns)}",
+                fix=f"set the encoder parameter {param} to one of those columns (fusionrec encode: "
+                f"--param {modality}.{param}=<column>), or leave it unset to use the {role!r} column",
+            )
+        return explicit
+    found = role if role in items.columns else find_column(items.columns, role)
+    if found is None:
+        example = "images/{item_id}.jpg" if role.startswith("image") else "audio/{item_id}.mp3"
+        raise UserError(
+            f"the item table has no {role} column",
+            where=f"item columns: {list(items.columns)}",
+            fix=f"name it in the data description: item_columns: {{{role}: <column, or a pattern such as "
+            f"{example}>}} in fusionrec.yaml (or --item-columns {role}=...); paths are relative to the data folder",
+        )
+    return found
 
 
 def is_blank(value: Any) -> bool:

@@ -23,13 +23,21 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from fusionrec.encoders.base import Encoder, ItemInput, ItemProblem, content_hash, file_fingerprint, resolve_path
+from fusionrec.data.roles import IMAGE_COLUMN
+from fusionrec.encoders.base import (
+    Encoder,
+    ItemInput,
+    ItemProblem,
+    content_hash,
+    file_fingerprint,
+    media_column,
+    resolve_path,
+)
 from fusionrec.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own MAX_IMAGE_PIXELS default (~ 9459 x 9459)
-IMAGE_PATH_COLUMNS = ("image_path", "image", "poster_path", "image_file")
 
 
 class ImagePreprocessor:
@@ -149,22 +157,8 @@ class ImagePreprocessor:
 
 
 def find_image_column(items: pd.DataFrame, column: str | None) -> str:
-    if column is not None:
-        if column not in items.columns:
-            raise UserError(
-                f"image column {column!r} is not in the item table",
-                where=f"item columns: {list(items.columns)}",
-                fix="pass the column holding image file paths (relative to the dataset root)",
-            )
-        return column
-    for candidate in IMAGE_PATH_COLUMNS:
-        if candidate in items.columns:
-            return candidate
-    raise UserError(
-        "the item table has no image path column",
-        where=f"item columns: {list(items.columns)}",
-        fix=f"add one of {list(IMAGE_PATH_COLUMNS)} (paths relative to the dataset root) or set image_column",
-    )
+    """The image path column: ``column`` when given, else the role table's ``image_path`` column."""
+    return media_column(items, IMAGE_COLUMN, column, "image_column", "image")
 
 
 def prepare_image_items(items: pd.DataFrame, root: Path | None, column: str | None) -> list[ItemInput]:

@@ -324,9 +324,22 @@ def encode_dataset(
         )
         if attach:
             dataset.add_modality(modality)
+            _remember(dataset, encoder, modality, rep)
         report.modalities[encoder.modality] = rep
         report.features[encoder.modality] = modality
     return report
+
+
+def _remember(dataset: Dataset, encoder: Encoder, modality: FeatureModality, rep: ModalityReport) -> None:
+    """Record how the modality was made, for the run record and for serving's encoders."""
+    from fusionrec.encoders.ensure import _jsonable, modality_record, remember_record
+
+    spec = encoder.spec or {"name": encoder.name, "params": {}}
+    remember_record(dataset, modality.name, modality_record(
+        modality, encoder=spec["name"], encoder_id=rep.encoder_id, params=_jsonable(spec["params"]),
+        n_cached=rep.n_cached, n_encoded=rep.n_encoded, n_missing=rep.n_missing,
+        missing_reasons=rep.reasons(), store=rep.store_path,
+    ))
 
 
 def _plain(value: Any) -> Any:

@@ -78,7 +78,11 @@ def build_encoder(name: str, **params: Any) -> Encoder:
                 f"encoder {name!r} has no parameter(s) {unknown}",
                 fix=f"valid parameters: {sorted(set(accepted) - {'self'})}",
             )
-    return cls(**merged)
+    encoder = cls(**merged)
+    # what was asked for (not the YAML defaults): the run records it, and serving rebuilds the
+    # same encoder from it (defaults come from the same YAML files there)
+    encoder.spec = {"name": name, "params": dict(params)}
+    return encoder
 
 
 def build_encoders(spec: Mapping[str, str | Mapping[str, Any] | None] | Sequence[str]) -> list[Encoder]:

@@ -1,7 +1,14 @@
 """Text encoders: item fields -> one string per item (a template) -> sentence embedding.
 
-The template is a ``str.format``-like string over item-table columns, e.g.
-``"{title}. {genres}. {overview,plot,description}"``:
+By default an item's text is its standard ``text`` column: what the data
+description's ``text`` role joined (``--item-columns text=name,blurb`` -> name
+and blurb). On an item table that has no ``text`` column (a frame that did not
+go through validation), the default reads the text columns the role table
+recognises (:func:`fusionrec.data.roles.find_text_columns`).
+
+An explicit template is a ``str.format``-like string over item-table columns, e.g.
+``"{title}. {genres}. {overview,plot,description}"`` (how the ml100k reference
+features were made):
 
 * ``{a,b,c}`` takes the first of the columns ``a``, ``b``, ``c`` that exists in
   the item table (one template serves datasets naming the same thing differently);
@@ -20,7 +27,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,9 +42,11 @@ from fusionrec.encoders.base import (
     is_blank,
     resolve_path,
 )
+from fusionrec.data.roles import TEXT_COLUMN, find_text_columns
 from fusionrec.errors import UserError
 
-DEFAULT_TEMPLATE = "{title}. {genres}. {overview,plot,description,tags}"
+# The item's text as the data description defines it (the standard column of the role table).
+DEFAULT_TEMPLATE = "{" + TEXT_COLUMN + "}"
 _FIELD_RE = re.compile(r"\{([^{}]+)\}")
 
 
@@ -70,9 +80,8 @@ class TextTemplate:
             )
         self.template = template
         self.split_fields = {"genres": "|"} if split_fields is None else dict(split_fields)
-        self.fields = [tuple(a.strip() for a in m.group(1).split(",")) for m in _FIELD_RE.finditer(template)]
-        # literals[i] precedes field i; literals[-1] follows the last field.
-        self.literals = _FIELD_RE.split(template)[0::2]
+        # fields[i]: the alternatives of placeholder i; literals[i] precedes field i, literals[-1] ends
+        self._use_fields(template)
 
     def columns_for(self, columns: Sequence[str]) -> list[str | None]:
         """The item-table column each placeholder resolves to (None: no such column)."""
@@ -80,15 +89,29 @@ class TextTemplate:
         return [next((a for a in alts if a in present), None) for alts in self.fields]
 
     def check(self, columns: Sequence[str]) -> list[str | None]:
+        """The column of each placeholder; raises when the template can read nothing from the table."""
+        self._use_fields(self.template)
+        if self.template == DEFAULT_TEMPLATE and TEXT_COLUMN not in columns:
+            # not a validated item frame: read the text columns the role table recognises
+            found = find_text_columns(columns)
+            if found:
+                self._use_fields(". ".join("{" + c + "}" for c in found))
         chosen = self.columns_for(columns)
         if all(c is None for c in chosen):
+            wanted = [list(a) for a in self.fields]
             raise UserError(
-                f"none of the text template fields {[list(a) for a in self.fields]} is a column of the item table",
+                f"the item table has no text column: none of {wanted} is a column of it",
                 where=f"item columns: {list(columns)}",
-                fix="set the text encoder's template to fields that exist, e.g. template='{name}. {tags}' "
-                "(on the CLI: --encoder-param text.template='{name}. {tags}')",
+                fix="name the text columns in the data description (item_columns: {text: 'name,description'} in "
+                "fusionrec.yaml, or --item-columns text=name,description), or give the text encoder a template "
+                "over existing columns (encoders: {text: {name: minilm, params: {template: '{name}. {tags}'}}} "
+                "in fusionrec.yaml; for fusionrec encode: --param \"text.template={name}. {tags}\")",
             )
         return chosen
+
+    def _use_fields(self, template: str) -> None:
+        self.fields = [tuple(a.strip() for a in m.group(1).split(",")) for m in _FIELD_RE.finditer(template)]
+        self.literals = _FIELD_RE.split(template)[0::2]
 
     def render(self, row: dict[str, Any], chosen: list[str | None], root: Path | None) -> tuple[str, bool, str | None]:
         """``(text, has_content, file)``; raises :class:`ItemProblem` for an unreadable text file."""

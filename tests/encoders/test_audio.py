@@ -72,7 +72,7 @@ def test_statistics_match_librosa_conventions():
 
 def test_audio_column_is_required(tmp_path):
     ds = make_dataset(pd.DataFrame({"item_id": [1], "title": ["a"]}))
-    with pytest.raises(UserError, match="no audio path column"):
+    with pytest.raises(UserError, match="no audio_path column"):
         encode_dataset(ds, [LogMelAudioEncoder()], progress=False)
 
 

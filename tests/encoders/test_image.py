@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fusionrec.encoders import encode_dataset
+from fusionrec.encoders import build_encoder, encode_dataset
 from fusionrec.encoders.base import ItemProblem
 from fusionrec.encoders.image import ImagePreprocessor
 
@@ -153,7 +153,9 @@ def test_defaults_reproduce_the_ml100k_reference_features(shared_data):
     id_map = pd.read_csv(folder / "mmrec" / "i_id_mapping.csv", sep=None, engine="python")
     rows = id_map.set_index("item_id").loc[items["item_id"], "itemID"].to_numpy()
     ds = make_dataset(items, root=folder)
-    encode_dataset(ds, ["minilm", "efficientnet-lite0"], store_dir=None, progress=False)
+    # the reference text recipe is an explicit template (the default is the item's `text` column)
+    text = build_encoder("minilm", template="{title}. {genres}. {overview}")
+    encode_dataset(ds, [text, "efficientnet-lite0"], store_dir=None, progress=False)
     for name, ref_file in [("text", "text_feat.npy"), ("image", "image_feat.npy")]:
         ref = np.load(folder / "mmrec" / ref_file)[rows]
         mod = ds.modalities[name]

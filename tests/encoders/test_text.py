@@ -12,8 +12,12 @@ from fusionrec.errors import UserError
 from .conftest import make_dataset
 
 
+# How the ml100k reference features (ml100k/mmrec/text_feat.npy) rendered an item's text.
+REFERENCE_TEMPLATE = "{title}. {genres}. {overview,plot,description,tags}"
+
+
 def test_template_matches_the_reference_recipe():
-    t = TextTemplate()  # "{title}. {genres}. {overview,plot,description,tags}"
+    t = TextTemplate(REFERENCE_TEMPLATE)
     cols = t.check(["item_id", "title", "genres", "overview"])
     text, ok, _ = t.render({"title": "Toy Story (1995)", "genres": "Animation|Children's|Comedy",
                             "overview": "Toys come alive."}, cols, None)
@@ -31,7 +35,7 @@ def test_template_drops_absent_columns_and_joins_lists():
     text, _, _ = t.render({"title": "Mug", "genres": np.array(["kitchen", "gift"]), "description": ""},
                           t.check(["title", "genres", "description"]), None)
     assert text == "Mug. kitchen, gift. "
-    with pytest.raises(UserError, match="none of the text template fields"):
+    with pytest.raises(UserError, match="no text column"):
         t.check(["item_id", "price"])
     with pytest.raises(UserError, match="names no item field"):
         TextTemplate("no placeholders")
@@ -75,7 +79,7 @@ def test_encoder_id_depends_on_model_files_and_settings(tmp_path, tiny_text_mode
 
 def test_registry_defaults_and_errors(tmp_path):
     enc = build_encoder("minilm")
-    assert enc.template.template == "{title}. {genres}. {overview,plot,description,tags}"
+    assert enc.template.template == "{text}"  # the item's standard text column
     assert enc.modality == "text" and enc.kind == "text"
     with pytest.raises(UserError, match="has no parameter"):
         build_encoder("minilm", batch_sise=3)
