@@ -75,15 +75,15 @@ def run_config_from_args(args: argparse.Namespace, model: str | None = None, *,
                         "keep one: --data DIR for your own folder, --dataset PRESET for a built-in preset")
     description: dict[str, Any] | None = None
     if data_arg:
-        description = load_description(data_arg, option="--data")
+        description = description_section(data_arg, option="--data")
     elif dataset and dataset not in dataset_presets() and Path(dataset).expanduser().exists():
         # a folder (or description file) given to --dataset is what --data is for
-        description, dataset = load_description(dataset, option="--dataset"), None
+        description, dataset = description_section(dataset, option="--dataset"), None
     elif dataset is None and config is None:
         folder = _path_override(overrides)
         if folder is not None and Path(folder).expanduser().is_dir():
             # `--set data.path=mydir` alone: the folder is the dataset, as with --data mydir
-            description = load_description(folder, option="--set data.path")
+            description = description_section(folder, option="--set data.path")
             overrides = [o for o in overrides if not _is_path_override(o)]
         elif folder is None:
             raise UserError("no dataset given", command,
@@ -106,11 +106,17 @@ def description_path(value: str | Path) -> Path:
     return path / DESCRIPTION_FILE if path.is_dir() else path
 
 
-def load_description(value: str | Path, option: str = "--data") -> dict[str, Any]:
-    """The ``data:`` section of a description (folder or YAML) as a dict with ``root`` set.
+def load_description(value: str | Path, option: str = "--data") -> DataConfig:
+    """The DataConfig a description (a folder or its YAML) holds, with ``root`` set to its folder.
 
-    A folder without ``fusionrec.yaml`` is inspected in memory (see :mod:`fusionrec.data.describe`).
+    ``load_dataset(load_description("my_shop"))`` loads a described folder from Python. A folder
+    without ``fusionrec.yaml`` is inspected in memory (see :mod:`fusionrec.data.describe`).
     """
+    return DataConfig.model_validate(description_section(value, option))
+
+
+def description_section(value: str | Path, option: str = "--data") -> dict[str, Any]:
+    """Like :func:`load_description`, as the dict of the fields the description sets (for merging)."""
     path = Path(value).expanduser()
     if not path.exists():
         raise UserError(f"{option} {value}: no such folder or file", str(path.absolute()),
@@ -152,12 +158,8 @@ def read_description_file(file: Path) -> dict[str, Any]:
 
 
 def _inspect_in_memory(folder: Path) -> dict[str, Any]:
-    try:
-        # lazy: reads the folder's tables
-        from fusionrec.data.describe import describe_folder
-    except ImportError:  # the inspector lands in a later commit
-        raise UserError(f"{folder} has no {DESCRIPTION_FILE}", str(folder),
-                        f"run `fusionrec data init {folder}` and review the file it writes") from None
+    # lazy: reads the folder's tables
+    from fusionrec.data.describe import describe_folder
 
     description = describe_folder(folder)
     if description.blocking:
@@ -224,6 +226,7 @@ def _section_model(loc: list[str], prefix: str) -> type | None:
 
 
 __all__ = [
-    "DESCRIPTION_FILE", "add_data_arguments", "description_path", "has_data_arguments", "load_description",
+    "DESCRIPTION_FILE", "add_data_arguments", "description_path", "description_section", "has_data_arguments",
+    "load_description",
     "read_description_file", "run_config_from_args",
 ]

@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from fusionrec.data.init_cmd import add_init_parser
 from fusionrec.errors import UserError
 
 FORMATS = ("auto", "csv", "tsv", "parquet", "jsonl", "mmrec", "recbole")
@@ -144,6 +145,7 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("data", help="validate, describe or convert a dataset",
                                    description="Dataset tools: validate (with quarantine), info, convert.")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
+    add_init_parser(sub)  # fusionrec data init DIR: writes DIR/fusionrec.yaml
 
     def common(p: argparse.ArgumentParser, path_required: bool = True) -> None:
         p.add_argument("path", nargs=None if path_required else "?",
