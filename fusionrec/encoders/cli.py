@@ -1,50 +1,52 @@
-"""``fusionrec encode``: compute (or refresh) a dataset's modality features into the cache.
+"""``fusionrec encode``: compute (or refresh) a dataset's modality features into the feature store.
 
 Examples::
 
-    fusionrec encode --dataset ml1m --modalities text,image --cache /work/cache/features
+    fusionrec encode --data ./my_shop                       # the encoders of my_shop/fusionrec.yaml
+    fusionrec encode --dataset ml1m --modalities text,image
     fusionrec encode --dataset ml100k --modalities text --param "text.template={title}. {overview}"
-    fusionrec encode --dataset demo --encoder image=clip-image --param image.model_path=/models/clip
+    fusionrec encode --data ./my_shop --encoder image=clip-image --param image.model_path=/models/clip
 
-A second run computes nothing that is already cached (content-hash keys), so it is
-the cheap way to pick up new or edited items.
+It writes exactly what ``fusionrec train`` reads: the same store folder (``$FUSIONREC_CACHE/features``
+unless ``--cache``) and, without ``--encoder``/``--param``, the encoders of the data description
+(``encoders:``; default text -> minilm, image -> efficientnet-lite0). A second run computes nothing
+that is already cached (content-hash keys), so it is the cheap way to pick up new or edited items.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from fusionrec.encoders.ensure import default_store_dir
 from fusionrec.errors import UserError
 
 
 def default_cache_dir() -> Path:
-    """``$FUSIONREC_CACHE/features`` (default ``~/.cache/fusionrec/features``)."""
-    base = os.environ.get("FUSIONREC_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "fusionrec") / "features"
+    """The feature store ``train`` reads too: ``$FUSIONREC_CACHE/features`` (default ``~/.cache/fusionrec/features``)."""
+    return default_store_dir()
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from fusionrec.cli_args import add_data_arguments
+
     p = subparsers.add_parser(
         "encode",
         help="encode item text/images/audio/attributes into cached feature vectors",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--dataset", help="dataset preset (ml100k, ml1m, lastfm2k, demo, ...) or data.name")
-    p.add_argument("--config", help="run YAML whose data section describes the dataset")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. data.path=/data/shop (repeatable)")
-    p.add_argument("--modalities", default="text,image",
-                   help="comma-separated modalities to encode: text,image,audio,attribute (default: text,image)")
+    add_data_arguments(p)
+    p.add_argument("--modalities", default=None,
+                   help="comma-separated modalities to encode (default: those of the data description's "
+                   "encoders, else text and image when the items have them)")
     p.add_argument("--encoder", action="append", default=[], metavar="MODALITY=NAME",
-                   help="encoder for a modality, e.g. image=clip-image (default: minilm / efficientnet-lite0 / "
-                   "logmel / attributes)")
+                   help="encoder for a modality, e.g. image=clip-image (default: the description's, else "
+                   "minilm / efficientnet-lite0 / logmel / attributes)")
     p.add_argument("--param", action="append", default=[], metavar="MODALITY.KEY=VALUE",
                    help="encoder parameter, value parsed as YAML, e.g. \"text.template={title}. {plot}\"")
     p.add_argument("--cache", default=None, help=f"feature store folder (default: {default_cache_dir()})")
@@ -60,10 +62,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_encoder_args(modalities: list[str], encoder_args: list[str], param_args: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """``--modalities/--encoder/--param`` -> ``{modality: (encoder name, params)}``."""
+def parse_encoder_args(
+    modalities: list[str] | None, encoder_args: list[str], param_args: list[str],
+    declared: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``--modalities/--encoder/--param`` over the description's encoders -> ``{modality: {name, params}}``.
+
+    ``declared`` is what the data description (or the defaults for its items) names;
+    ``--encoder`` replaces a modality's encoder (and its declared params), ``--param`` adds params.
+    """
     from fusionrec.encoders.registry import DEFAULT_ENCODERS, available_encoders
 
+    declared = declared or {}
     chosen: dict[str, str] = {}
     for spec in encoder_args:
         if "=" not in spec:
@@ -72,6 +82,29 @@ def parse_encoder_args(modalities: list[str], encoder_args: list[str], param_arg
         if name not in available_encoders():
             raise UserError(f"unknown encoder {name!r} in --encoder {spec!r}", fix=f"use one of {available_encoders()}")
         chosen[mod] = name
+    params = _parse_params(param_args)
+    if modalities is None:
+        modalities = list(dict.fromkeys([*declared, *chosen]))
+        if not modalities:
+            raise UserError("nothing to encode: the items have no text or image column and no encoders are named",
+                            fix="pass --modalities text,image (with the columns in the data description) or "
+                            "name encoders in fusionrec.yaml (encoders: {text: minilm})")
+    out: dict[str, dict[str, Any]] = {}
+    for mod in modalities:
+        base = declared.get(mod, {})
+        name = chosen.get(mod) or base.get("name") or DEFAULT_ENCODERS.get(mod)
+        if name is None:
+            raise UserError(f"no default encoder for modality {mod!r}",
+                            fix=f"use one of {sorted(DEFAULT_ENCODERS)} or name one with --encoder {mod}=NAME")
+        kept = dict(base.get("params", {})) if name == base.get("name") else {}
+        out[mod] = {"name": name, "params": {**kept, **params.pop(mod, {})}}
+    if params:
+        raise UserError(f"--param for modalities {sorted(params)} that are not being encoded",
+                        fix=f"add them to --modalities (now {modalities})")
+    return out
+
+
+def _parse_params(param_args: list[str]) -> dict[str, dict[str, Any]]:
     params: dict[str, dict[str, Any]] = {}
     for spec in param_args:
         if "=" not in spec or "." not in spec.split("=", 1)[0]:
@@ -86,55 +119,32 @@ def parse_encoder_args(modalities: list[str], encoder_args: list[str], param_arg
         if isinstance(value, dict) and "{" in raw:
             value = raw  # "{title}. {plot}" is a template, not a YAML mapping
         params.setdefault(mod.strip(), {})[key.strip()] = value
-    out: dict[str, tuple[str, dict[str, Any]]] = {}
-    for mod in modalities:
-        name = chosen.get(mod) or DEFAULT_ENCODERS.get(mod)
-        if name is None:
-            raise UserError(f"no default encoder for modality {mod!r}",
-                            fix=f"use one of {sorted(DEFAULT_ENCODERS)} or name one with --encoder {mod}=NAME")
-        out[mod] = (name, params.pop(mod, {}))
-    if params:
-        raise UserError(f"--param for modalities {sorted(params)} that are not being encoded",
-                        fix=f"add them to --modalities (now {modalities})")
-    return out
-
-
-def build_encoders(spec: dict[str, tuple[str, dict[str, Any]]]) -> list:
-    from fusionrec.encoders.registry import build_encoders as from_config
-
-    return from_config({mod: {"name": name, **params} for mod, (name, params) in spec.items()})
-
-
-def load_dataset_for_encoding(dataset: str | None, config: str | None, overrides: list[str]):
-    """Resolve the run config's data section and load the dataset (engineer A's loader)."""
-    from fusionrec.config import dataset_presets, resolve_config
-
-    if not dataset and not config:
-        raise UserError("no dataset given", fix="pass --dataset NAME (e.g. ml1m, demo) or --config run.yaml")
-    if dataset and not config and dataset not in dataset_presets():
-        # Without a config an unknown name would silently fall back to the demo data.
-        raise UserError(f"unknown dataset preset {dataset!r}",
-                        fix=f"use one of {dataset_presets()}, or describe your data in --config run.yaml")
-    from fusionrec.data.loading import load_dataset
-
-    cfg = resolve_config(config, overrides, dataset=dataset)
-    return load_dataset(cfg.data)
+    return params
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from fusionrec.cli_args import run_config_from_args
+    from fusionrec.data.loading import load_dataset
+    from fusionrec.encoders.ensure import build_spec_encoders, encoder_spec
     from fusionrec.encoders.pipeline import encode_dataset
 
     if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size} must be at least 1")
-    modalities = [m.strip() for m in args.modalities.split(",") if m.strip()]
-    if not modalities:
-        raise UserError("--modalities is empty", fix="e.g. --modalities text,image")
-    encoders = build_encoders(parse_encoder_args(modalities, args.encoder, args.param))
+        raise UserError(f"--batch-size {args.batch_size} must be at least 1", fix="e.g. --batch-size 64")
+    modalities = None
+    if args.modalities is not None:
+        modalities = [m.strip() for m in args.modalities.split(",") if m.strip()]
+        if not modalities:
+            raise UserError("--modalities is empty", fix="e.g. --modalities text,image")
+    cfg = run_config_from_args(args, command="fusionrec encode")
+    if args.encoder:  # an unknown encoder name is a mistake worth reporting before loading the data
+        parse_encoder_args(modalities or [], args.encoder, [], None)
     if args.threads:
         torch.set_num_threads(args.threads)
-    dataset = load_dataset_for_encoding(args.dataset, args.config, args.overrides)
+    dataset = load_dataset(cfg.data)
+    spec = parse_encoder_args(modalities, args.encoder, args.param, encoder_spec(cfg.data, dataset.items))
+    encoders = build_spec_encoders(spec)
     store = None if args.no_cache else Path(args.cache).expanduser() if args.cache else default_cache_dir()
     print(f"{dataset!r}\nfeature store: {store or 'none (--no-cache)'}; torch threads: {torch.get_num_threads()}",
           file=sys.stderr)
@@ -142,6 +152,11 @@ def run(args: argparse.Namespace) -> int:
         dataset, encoders, store_dir=store, batch_size=args.batch_size, num_workers=args.workers,
         flush_every=args.flush_every, progress=not args.no_progress,
     )
+    _print_report(report, args)
+    return 0
+
+
+def _print_report(report: Any, args: argparse.Namespace) -> None:
     print(report.summary())
     issues = report.issues_frame()
     if len(issues):
@@ -154,4 +169,3 @@ def run(args: argparse.Namespace) -> int:
         payload = report.as_dict()
         payload["issues"] = [i.as_dict() for i in report.issues]
         Path(args.report).write_text(json.dumps(payload, indent=2, default=str))
-    return 0

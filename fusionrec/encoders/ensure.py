@@ -32,7 +32,7 @@ import pandas as pd
 
 from fusionrec.data.dataset import Dataset, FeatureModality
 from fusionrec.data.roles import IMAGE_COLUMN, TEXT_COLUMN
-from fusionrec.encoders.base import content_hash
+from fusionrec.encoders.base import Encoder, content_hash
 from fusionrec.errors import UserError
 
 log = logging.getLogger("fusionrec.encoders")
@@ -102,6 +102,19 @@ def encoder_spec(data_cfg: Any, items: pd.DataFrame) -> dict[str, dict[str, Any]
     return default_encoder_spec(items)
 
 
+def build_spec_encoders(spec: Mapping[str, Mapping[str, Any]]) -> list[Encoder]:
+    """Encoders for ``{modality: {name, params}}``; a modality named unlike its kind names the output."""
+    from fusionrec.encoders.registry import build_encoder, encoder_class
+
+    encoders = []
+    for modality, entry in spec.items():
+        params = dict(entry.get("params") or {})
+        if modality != encoder_class(entry["name"]).kind:
+            params.setdefault("modality", modality)  # e.g. clip_image: clip-image
+        encoders.append(build_encoder(entry["name"], **params))
+    return encoders
+
+
 def features_hash(modality: FeatureModality) -> str:
     """Content hash of a modality's vectors and mask (what the model actually saw)."""
     feats = np.ascontiguousarray(modality.features, dtype=np.float32)
@@ -162,18 +175,12 @@ def ensure_features(
     vectors, coverage, and how many items were cached / encoded / missing.
     """
     from fusionrec.encoders.pipeline import encode_dataset
-    from fusionrec.encoders.registry import build_encoder
 
     wanted = None if modalities is None else [str(m) for m in modalities]
     todo = {m: s for m, s in encoder_spec(data_cfg, dataset.items).items()
             if m not in dataset.modalities and (wanted is None or m in wanted)}
     if todo:
-        encoders = []
-        for modality, spec in todo.items():
-            params = dict(spec["params"])
-            if modality != _kind_of(spec["name"]):
-                params.setdefault("modality", modality)
-            encoders.append(build_encoder(spec["name"], **params))
+        encoders = build_spec_encoders(todo)
         store = Path(store_dir).expanduser() if store_dir is not None else default_store_dir()
         report = encode_dataset(dataset, encoders, store_dir=store, progress=progress)
         for rep in report.modalities.values():
@@ -244,12 +251,6 @@ def read_features_json(model_dir: str | Path) -> dict[str, dict[str, Any]]:
                         "re-save the model with `fusionrec train` (it rewrites features.json)") from err
 
 
-def _kind_of(encoder_name: str) -> str:
-    from fusionrec.encoders.registry import encoder_class
-
-    return encoder_class(encoder_name).kind
-
-
 def _log_missing(modality: str, issues: list) -> None:
     """Items without this modality keep their others: say which, never stop the run."""
     if not issues:
@@ -271,6 +272,7 @@ def _jsonable(value: Any) -> Any:
 
 
 __all__ = [
+    "build_spec_encoders",
     "default_encoder_spec",
     "default_store_dir",
     "encoder_spec",
