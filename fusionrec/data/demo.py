@@ -79,9 +79,10 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,21 +96,22 @@ __all__ = [
     "CATEGORIES",
     "COLOURS",
     "DEMO_TEXT_COLUMN",
-    "DemoWeights",
     "FORBIDDEN_TEXT_WORDS",
+    "IMAGE_TRAITS",
     "MATERIALS",
     "SHAPES",
     "TEXT_TRAITS",
-    "IMAGE_TRAITS",
     "TRAIT_COLUMNS",
+    "DemoWeights",
     "demo_text",
     "make_demo_dataset",
+    "new_arrival_split",
     "render_item_image",
 ]
 
 # Bump when the generator's output changes for the same parameters, so stale caches
 # are regenerated instead of silently reused.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 DEMO_TEXT_COLUMN = "text"
 """Column of ``dataset.items`` that text encoders should read (title + description)."""
@@ -118,6 +120,12 @@ TEXT_TRAITS = ("trait_category", "trait_material")
 IMAGE_TRAITS = ("trait_colour", "trait_shape")
 TRAIT_COLUMNS = TEXT_TRAITS + IMAGE_TRAITS + ("trait_new_arrival",)
 """Hidden ground truth in ``dataset.items``; for tests and diagnostics only, never for models."""
+
+_T0 = 1_704_067_200.0  # 2024-01-01 UTC: start of the interaction window
+_DAY = 86_400.0
+_WINDOW = 180 * _DAY
+NEW_ARRIVAL_CUTOFF = _T0 + _WINDOW - 30 * _DAY
+"""Training cut-off of the demo split: items listed from then on are new arrivals (cold)."""
 
 # ---------------------------------------------------------------------------- vocabulary
 # category -> (synonyms used in titles/descriptions, usage sentences that hint the category
@@ -244,7 +252,7 @@ class DemoWeights:
     zipf_exponent: float = 1.0
     latent: float = 0.5
     latent_dim: int = 8
-    new_arrival_penalty: float = 2.5
+    new_arrival_penalty: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -280,12 +288,13 @@ def make_demo_dataset(
     min_per_user: int = 5,
     max_per_user: int = 60,
     mean_per_user: float = 14.0,
-    new_arrival_fraction: float = 0.08,
+    new_arrival_fraction: float = 0.12,
     missing_image_fraction: float = 0.0,
     weights: DemoWeights | None = None,
     jpeg_quality: int = 90,
     progress: bool = False,
     use_cache: bool = True,
+    split_seed: int | None = 999,
 ) -> Dataset:
     """Generate (or load from the cache under ``root``) the synthetic multimodal demo shop.
 
@@ -314,11 +323,15 @@ def make_demo_dataset(
         Show a tqdm bar while rendering images.
     use_cache:
         Reuse a previous generation with identical parameters found under ``root``.
+    split_seed:
+        Seed of the predefined split (:func:`new_arrival_split`: new arrivals only in
+        valid/test, the other events split per user 80/10/10); ``None`` returns the
+        interactions without a split.
 
     Returns
     -------
     Dataset
-        ``name="demo"``, no split (the pipeline splits it), ``items`` with ``item_id``,
+        ``name="demo"``, a predefined split (see ``split_seed``), ``items`` with ``item_id``,
         ``title``, ``description``, ``text``, ``image_path``, ``price``, ``brand``,
         ``listed_at`` and the hidden ``trait_*`` columns; no feature modalities yet
         (the encoders compute those from ``text`` and ``image_path``).
@@ -337,7 +350,7 @@ def make_demo_dataset(
     if use_cache:
         cached = _load_cached(root, params)
         if cached is not None:
-            return cached
+            return cached if split_seed is None else new_arrival_split(cached, seed=split_seed)
 
     root.mkdir(parents=True, exist_ok=True)
     # Independent streams: changing e.g. the number of users never changes the catalogue.
@@ -349,7 +362,32 @@ def make_demo_dataset(
     _render_images(items, root, params, image_ss, progress)
 
     _write_cache(root, params, items, interactions)
-    return _to_dataset(items, interactions, root)
+    dataset = _to_dataset(items, interactions, root)
+    return dataset if split_seed is None else new_arrival_split(dataset, seed=split_seed)
+
+
+def new_arrival_split(dataset: Dataset, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 999,
+                      cutoff: float = NEW_ARRIVAL_CUTOFF) -> Dataset:
+    """The demo's predefined split: a shop that trained its models on the day of ``cutoff``.
+
+    Every event on an item listed at or after ``cutoff`` (``items.listed_at``; the new
+    arrivals) goes to valid or test, half and half at random, so these items have no
+    training interaction: they are the cold items a content model must place. All other
+    events are split per user at random by ``ratios`` with MMRec's rule
+    (:func:`fusionrec.data.split.random_split`), as before new arrivals existed.
+    """
+    # lazy: split.py is not needed to generate or load the shop
+    from fusionrec.data.split import random_split
+
+    inter = dataset.interactions
+    listed = dataset.items["listed_at"].to_numpy(np.float64)
+    new = listed[inter["item"].to_numpy(np.int64)] >= cutoff
+    labels = np.empty(len(inter), dtype=object)
+    if (~new).any():
+        labels[~new] = random_split(dataset.subset_interactions(~new), ratios, seed).interactions["split"].to_numpy()
+    rng = np.random.default_rng([seed, 0x4E4557])  # own stream: the warm split does not move
+    labels[new] = np.where(rng.random(int(new.sum())) < 0.5, "valid", "test")
+    return dataset.with_split(labels)
 
 
 def demo_text(items_row: Mapping[str, Any]) -> str:
@@ -396,7 +434,7 @@ def _make_items(params: _Params, rng: np.random.Generator) -> pd.DataFrame:
     cols = rng.integers(len(COLOURS), size=n)
     shapes = rng.integers(len(SHAPES), size=n)
     new_arrival = np.zeros(n, dtype=bool)
-    n_new = int(round(params.new_arrival_fraction * n))
+    n_new = round(params.new_arrival_fraction * n)
     if n_new:
         new_arrival[rng.choice(n, size=n_new, replace=False)] = True
 
@@ -431,7 +469,7 @@ def _make_items(params: _Params, rng: np.random.Generator) -> pd.DataFrame:
         descriptions.append(d)
 
     has_image = np.ones(n, dtype=bool)
-    n_missing = int(round(params.missing_image_fraction * n))
+    n_missing = round(params.missing_image_fraction * n)
     if n_missing:
         has_image[rng.choice(n, size=n_missing, replace=False)] = False
 
@@ -493,9 +531,6 @@ def _titlecase(phrase: str) -> str:
 
 
 # ---------------------------------------------------------------------------- users / events
-_T0 = 1_704_067_200.0  # 2024-01-01 UTC: start of the interaction window
-_DAY = 86_400.0
-_WINDOW = 180 * _DAY
 
 
 def _simulate_interactions(
@@ -641,7 +676,7 @@ def _hsv_to_rgb(h_deg: float, s: float, v: float) -> tuple[int, int, int]:
     import colorsys
 
     r, g, b = colorsys.hsv_to_rgb((h_deg % 360.0) / 360.0, s, v)
-    return int(round(r * 255)), int(round(g * 255)), int(round(b * 255))
+    return round(r * 255), round(g * 255), round(b * 255)
 
 
 # ---------------------------------------------------------------------------- cache
@@ -680,7 +715,7 @@ def _write_cache(root: Path, params: _Params, items: pd.DataFrame, interactions:
     (root / _MANIFEST).unlink(missing_ok=True)
     items.to_parquet(root / "items.parquet", index=False)
     interactions.to_parquet(root / "interactions.parquet", index=False)
-    meta = {"key": params.key(), "params": asdict(params), "n_interactions": int(len(interactions))}
+    meta = {"key": params.key(), "params": asdict(params), "n_interactions": len(interactions)}
     fd, tmp = tempfile.mkstemp(dir=root, prefix=".demo-", suffix=".json")
     with os.fdopen(fd, "w") as fh:
         json.dump(meta, fh, indent=2, sort_keys=True)
