@@ -39,13 +39,15 @@ DATA_HELP = (f"dataset folder (reads DIR/{DESCRIPTION_FILE}, written by `fusionr
              "with a note")
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, *, run_file: bool = True, overrides: bool = True) -> None:
-    """Add ``--data``, ``--dataset`` and (unless switched off) ``--config`` and ``--set`` to ``parser``."""
+def add_data_arguments(parser: argparse.ArgumentParser, *, run_file: bool = True, overrides: bool = True,
+                       presets: bool = True, data_help: str = DATA_HELP) -> None:
+    """Add ``--data`` and (unless switched off) ``--dataset``, ``--config`` and ``--set`` to ``parser``."""
     group = parser.add_argument_group("data")
-    group.add_argument("--data", metavar="DIR_OR_YAML", help=DATA_HELP)
-    group.add_argument("--dataset", metavar="PRESET",
-                       help=f"dataset preset ({', '.join(dataset_presets())}); an existing folder here "
-                            "works like --data")
+    group.add_argument("--data", metavar="DIR_OR_YAML", help=data_help)
+    if presets:
+        group.add_argument("--dataset", metavar="PRESET",
+                           help=f"dataset preset ({', '.join(dataset_presets())}); an existing folder here "
+                                "works like --data")
     if run_file:
         group.add_argument("--config", metavar="RUN_YAML", help="run YAML (data/model/train/eval sections)")
     if overrides:
@@ -97,6 +99,46 @@ def run_config_from_args(args: argparse.Namespace, model: str | None = None, *,
         raise UserError(str(err), "--config", "pass the path of an existing run YAML file") from None
     except (ValueError, KeyError) as err:
         raise UserError(str(err), f"{command} arguments", "check --config / --set / --model") from None
+
+
+def data_config_from_args(args: argparse.Namespace) -> DataConfig | None:
+    """The DataConfig of ``--data`` / ``--dataset`` alone (None when neither is given)."""
+    data_arg: str | None = getattr(args, "data", None)
+    dataset: str | None = getattr(args, "dataset", None)
+    if data_arg and dataset:
+        raise UserError("both --data and --dataset were given", "arguments",
+                        "keep one: --data DIR for your own folder, --dataset PRESET for a built-in preset")
+    if data_arg or (dataset and dataset not in dataset_presets() and Path(dataset).expanduser().exists()):
+        return load_description(data_arg or dataset or "", option="--data" if data_arg else "--dataset")
+    if dataset:
+        if dataset not in dataset_presets():
+            raise UserError(f"unknown dataset preset {dataset!r}", "--dataset",
+                            f"use one of {dataset_presets()}, or pass your own folder with --data DIR")
+        from fusionrec.data.loading import expand_preset
+
+        return expand_preset(DataConfig(name=dataset))
+    return None
+
+
+def dataset_for_evaluation(args: argparse.Namespace, loaded: Any) -> Any:
+    """The data ``fusionrec evaluate`` scores a saved model on: ``--data``/``--dataset`` when given
+    (in the model's id space; unknown users and items left out, with a note), else the model's own."""
+    cfg = data_config_from_args(args)
+    if cfg is None:
+        return loaded.dataset
+    from fusionrec.data.loading import align_to, load_dataset
+
+    # load_dataset splits as the description says, so the folder's own train part is what gets masked
+    dataset, dropped = align_to(load_dataset(cfg), loaded.dataset)
+    if len(dataset.interactions) == 0:
+        raise UserError(f"no interaction of {cfg.name!r} involves a user and an item the model knows",
+                        getattr(args, "data", None) or getattr(args, "dataset", None),
+                        "evaluate on the data the model was trained on, or train on this folder: "
+                        f"fusionrec train --data {getattr(args, 'data', None) or cfg.root or cfg.name}")
+    if dropped:
+        print(f"note: {dropped} interaction(s) of users or items the model never saw are left out",
+              file=sys.stderr)
+    return dataset
 
 
 # ---------------------------------------------------------------------- descriptions
@@ -226,7 +268,7 @@ def _section_model(loc: list[str], prefix: str) -> type | None:
 
 
 __all__ = [
-    "DESCRIPTION_FILE", "add_data_arguments", "description_path", "description_section", "has_data_arguments",
-    "load_description",
+    "DESCRIPTION_FILE", "add_data_arguments", "data_config_from_args", "dataset_for_evaluation", "description_path",
+    "description_section", "has_data_arguments", "load_description",
     "read_description_file", "run_config_from_args",
 ]

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import yaml
 
+from fusionrec.cli_args import add_data_arguments, dataset_for_evaluation, run_config_from_args
 from fusionrec.config import RunConfig, load_yaml_resource, resolve_config
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import UserError
@@ -288,17 +289,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train and evaluate a model (early stopping on valid, test once)",
                               description="Train a model over the configured seeds, select on the validation "
                                           "split, score the test split once, write a run directory.")
-    p.add_argument("--dataset", help="dataset preset or name (fusionrec/configs/datasets/<name>.yaml)")
-    p.add_argument("--config", help="run YAML file (data/model/train/eval sections)")
+    add_data_arguments(p)  # --data DIR, --dataset PRESET, --config run.yaml, --set KEY=VALUE
     p.add_argument("--model", help=f"model name ({', '.join(available_models())}, ...)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override, e.g. --set train.lr=0.001 --set model.params.n_layers=2")
     p.add_argument("--out", help="output folder for run directories (default: output_dir of the config)")
     p.set_defaults(func=_cmd_train)
 
     e = subparsers.add_parser("evaluate", help="evaluate a saved model (runs/<run>/model)")
     e.add_argument("--model-dir", required=True, help="a model/ folder written by fusionrec train")
     e.add_argument("--split", default="test", choices=["valid", "test"])
+    add_data_arguments(e, run_file=False, overrides=False)  # score the saved model on another folder
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="evaluation overrides, e.g. --set eval.protocol=mmrec --set 'eval.ks=[10,20]'")
     e.set_defaults(func=_cmd_evaluate)
@@ -314,12 +313,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    if not args.dataset and not args.config:
-        raise UserError("no dataset given", "fusionrec train", "pass --dataset NAME or --config run.yaml")
-    try:
-        cfg = resolve_config(args.config, args.overrides, dataset=args.dataset, model=args.model)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        raise UserError(str(err), "fusionrec train arguments", "check --config / --set / --model") from err
+    cfg = run_config_from_args(args, model=args.model, command="fusionrec train")
     if args.out:
         cfg = cfg.model_copy(update={"output_dir": args.out})
     results = run_experiment(cfg, verbose=True)
@@ -335,7 +329,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from fusionrec.config import deep_merge, parse_overrides
 
         cfg = RunConfig.model_validate(deep_merge(cfg.model_dump(mode="json"), parse_overrides(args.overrides)))
-    evaluator = make_evaluator(loaded.dataset, cfg)
+    evaluator = make_evaluator(dataset_for_evaluation(args, loaded), cfg)
     metrics = evaluator.evaluate(loaded.model, split=args.split)
     shown = {k: v for k, v in metrics.items() if "@" in k}
     print(format_table({f"{cfg.model.name} ({args.split})": shown}, fmt="text"))

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from fusionrec.data.init_cmd import add_init_parser
+from fusionrec.cli_args import DATA_HELP
+from fusionrec.data.init_cmd import DESCRIPTION_FILE, add_init_parser
 from fusionrec.errors import UserError
 
 FORMATS = ("auto", "csv", "tsv", "parquet", "jsonl", "mmrec", "recbole")
@@ -54,13 +56,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from fusionrec.data.validate import validate_path
 
     fmt = None if args.format == "auto" else args.format
-    if args.dataset:
-        # a preset (or any name with a preset) is validated exactly as load_dataset would read it
-        from fusionrec.config import DataConfig
-        from fusionrec.data.loading import expand_preset, source_from_config
+    if args.path and not args.data and not args.dataset and (Path(args.path) / DESCRIPTION_FILE).is_file():
+        args.data = args.path  # a described folder is read through its description
+    if args.data or args.dataset:
+        # a description or a preset is validated exactly as load_dataset would read it
+        from fusionrec.cli_args import data_config_from_args
+        from fusionrec.data.loading import source_from_config
         from fusionrec.data.validate import validate_source
 
-        cfg = expand_preset(DataConfig(name=args.dataset))
+        cfg = data_config_from_args(args)
+        assert cfg is not None
         if cfg.format == "demo":
             raise UserError(f"dataset {args.dataset!r} is generated, not read from files", "--dataset",
                             "validate a dataset folder or a file-based preset")
@@ -73,7 +78,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             features=_features(args.features) or None,
         )
     else:
-        raise UserError("nothing to validate", "fusionrec data validate", "pass a PATH or --dataset NAME")
+        raise UserError("nothing to validate", "fusionrec data validate",
+                        "pass --data DIR (described by `fusionrec data init DIR`), a PATH or --dataset NAME")
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     elif not report.fatal:
@@ -155,6 +161,7 @@ def add_parser(subparsers: Any) -> None:
     v = sub.add_parser("validate", help="check a dataset; quarantine bad rows; exit 0 unless it cannot load")
     common(v, path_required=False)
     v.add_argument("--dataset", help="validate a preset instead of a path (e.g. ml100k)")
+    v.add_argument("--data", metavar="DIR_OR_YAML", help=DATA_HELP)
     v.add_argument("--quarantine-dir", help="write quarantine.csv (one line per bad row) and report.json here")
     v.add_argument("--columns", action="append", metavar="ROLE=COL",
                    help="interaction column roles: user, item, rating, timestamp, label, split")

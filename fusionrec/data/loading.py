@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from fusionrec.config import DataConfig, dataset_presets, deep_merge, load_yaml_resource
 from fusionrec.data.dataset import Dataset
 from fusionrec.data.readers import (
@@ -233,6 +235,26 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     return load_dataset_with_report(cfg)[0]
 
 
+def align_to(dataset: Dataset, reference: Dataset) -> tuple[Dataset, int]:
+    """``dataset``'s interactions in ``reference``'s user and item id spaces (e.g. a saved model's).
+
+    Ids are matched as strings; interactions of users or items ``reference`` does not know are
+    left out and counted (a model cannot score what it never saw). The result keeps
+    ``reference``'s item table and modalities, so the model scores it as it was trained.
+    """
+    users = pd.Index([str(u) for u in reference.user_ids]).get_indexer([str(u) for u in dataset.user_ids])
+    items = pd.Index([str(i) for i in reference.item_ids]).get_indexer([str(i) for i in dataset.item_ids])
+    inter = dataset.interactions
+    u = users[inter["user"].to_numpy()]
+    i = items[inter["item"].to_numpy()]
+    keep = (u >= 0) & (i >= 0)
+    frame = inter[keep].copy()
+    frame["user"], frame["item"] = u[keep], i[keep]
+    aligned = Dataset(dataset.name, reference.user_ids, reference.item_ids, frame, reference.items,
+                      reference.modalities, reference.root)
+    return aligned, int((~keep).sum())
+
+
 def load_preset(name: str, **overrides: Any) -> Dataset:
     """``load_preset("ml100k-mmrec")``: load a named dataset preset (overrides are DataConfig fields)."""
     data = deep_merge(preset_data(name), overrides)
@@ -241,6 +263,7 @@ def load_preset(name: str, **overrides: Any) -> Dataset:
 
 __all__ = [
     "SHARED_PRESETS",
+    "align_to",
     "description_root",
     "expand_preset",
     "load_dataset",

@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
+from fusionrec.cli_args import add_data_arguments, run_config_from_args
 from fusionrec.config import RunConfig, deep_merge, resolve_config
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import UserError
@@ -245,17 +246,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "ablate", help="modality subsets x fusion methods x alignment on/off, one table (mean ± std over seeds)",
         description="Run a grid of variants of one model through the standard protocol (early stopping on "
                     "valid, test once per seed) and write one markdown + JSON table.")
-    p.add_argument("--dataset", required=True, help="dataset preset (demo, lastfm2k, ml100k-mmrec, ...)")
+    add_data_arguments(p)  # --data DIR, --dataset PRESET, --config run.yaml, --set (applied to every variant)
     p.add_argument("--model", default="two_tower", help="model name (default two_tower)")
-    p.add_argument("--config", help="run YAML file layered under the overrides")
     p.add_argument("--modalities", nargs="*", default=None,
                    help="modality subsets, each comma-joined: e.g. --modalities text image text,image "
                         "('none' = ID only; default: each single modality and all together)")
     p.add_argument("--fusions", nargs="*", default=None, help="fusion methods, e.g. concat,attention,gated")
     p.add_argument("--align", nargs="*", default=None, help="alignment settings, e.g. on,off or infonce,cca")
     p.add_argument("--seeds", default="3", help="number of seeds (2024, 2025, ...) or a list like 1,2,3")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override applied to every variant, e.g. --set train.lr=0.001")
     p.add_argument("--out", default=None, help="table path stem (default docs/benchmarks/ablation_<dataset>)")
     p.add_argument("--runs", default=None, help="folder for the run directories (default runs/ablate_<dataset>)")
     p.add_argument("--title", default=None)
@@ -263,10 +261,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    try:
-        cfg = resolve_config(args.config, args.overrides, dataset=args.dataset, model=args.model)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        raise UserError(str(err), "fusionrec ablate arguments", "check --config / --set / --model") from err
+    cfg = run_config_from_args(args, model=args.model, command="fusionrec ablate")
     dataset = None
     if cfg.data.format == "demo":
         from fusionrec.experiments.multimodal_demo import multimodal_demo_dataset

@@ -11,6 +11,8 @@ import logging
 import threading
 import time
 
+from fusionrec.cli_args import add_data_arguments
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -24,6 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument("--db", dest="db_path", help="SQLite file for events and items (default <model>/serve.sqlite3)")
     p.add_argument("--media-root", help="folder that image paths in POST /items must stay inside")
+    add_data_arguments(p, run_file=False, overrides=False, presets=False,
+                       data_help="the model's dataset folder (or its fusionrec.yaml) where it lives now: media "
+                                 "paths of items resolve there (default: where the model was trained)")
     p.add_argument("--api-key-file", help="file with one API key per line (else $FUSIONREC_API_KEYS)")
     p.add_argument("--require-key-for-reads", action="store_true", default=None,
                    help="also require the API key on read endpoints")
@@ -40,6 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from fusionrec.cli_args import load_description
     from fusionrec.errors import UserError
     from fusionrec.serve.app import create_app
     from fusionrec.serve.config import load_serve_config
@@ -50,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         "host", "port", "db_path", "media_root", "api_key_file", "require_key_for_reads", "allow_no_keys",
         "retrain_every_seconds")}
     overrides["model_dir"] = args.model
+    if args.data and not args.media_root:
+        overrides["media_root"] = load_description(args.data).root
     cfg = load_serve_config(args.config, overrides)
     if args.no_encoders:  # None overrides mean "not given" above, so switch the encoders off here
         cfg = cfg.model_copy(update={"text_encoder": None, "image_encoder": None})
