@@ -1,0 +1,249 @@
+"""Placing a new item with the served model's own content path.
+
+A model that computes item vectors from content (``two_tower``'s item tower,
+``content_cf``'s content tower, ``mmgraph``'s projected content plus its
+modality graph) already knows where an item with given text/image features
+belongs: the same function it applies to the cold items of its catalogue.
+:func:`content_placer` wraps that function for one item at a time, so a posted
+item gets exactly the vector the model would have given it, in the space of
+``model.item_embeddings()``. Models without a content path (ID-only ones) get
+``None`` and serving falls back to the ridge map of :mod:`fusionrec.serve.content`.
+
+Each placer takes *raw* encoder outputs (what the feature store holds) and
+normalises them as the model's :class:`~fusionrec.models.modal_inputs.ModalInputs`
+did, with statistics of the training catalogue. Which normalisation that was is
+checked, not assumed: the placer reproduces the model's own normalised catalogue
+features, or it is not used.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from fusionrec.data.dataset import Dataset
+from fusionrec.models.modal_inputs import FEATURE_NORMS
+
+log = logging.getLogger("fusionrec.serve")
+
+
+class Normaliser:
+    """The model's feature normalisation of one modality, with the catalogue's statistics."""
+
+    def __init__(self, how: str, features: np.ndarray, mask: np.ndarray) -> None:
+        self.how = how
+        present = features[mask].astype(np.float32)
+        self.mean = present.mean(axis=0) if len(present) else np.zeros(features.shape[1], np.float32)
+        std = present.std(axis=0) if len(present) else np.ones(features.shape[1], np.float32)
+        # constant dimensions are divided by 1, as in modal_inputs.normalise_features
+        self.std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        x = np.asarray(rows, dtype=np.float32).copy()
+        if self.how in ("standard", "center_l2"):
+            x = x - self.mean
+            if self.how == "standard":
+                x = x / self.std
+        if self.how in ("l2", "center_l2"):
+            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
+        return x
+
+
+def matching_normaliser(reference: torch.Tensor, features: np.ndarray, mask: np.ndarray) -> Normaliser | None:
+    """The normalisation that turns the raw catalogue ``features`` into the model's ``reference``."""
+    ref = reference.detach().cpu().numpy()[mask]
+    for how in FEATURE_NORMS:
+        norm = Normaliser(how, features, mask)
+        if ref.shape == features[mask].shape and np.allclose(norm(features[mask]), ref, atol=1e-4, rtol=1e-4):
+            return norm
+    return None
+
+
+class ContentPlacer:
+    """Raw features of items -> their vectors in the model's item space (``item_embeddings()``)."""
+
+    def __init__(self, model: Any, normalisers: dict[str, Normaliser]) -> None:
+        self.model = model
+        self.normalisers = normalisers
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.normalisers)
+
+    def usable(self, vectors: Mapping[str, np.ndarray]) -> bool:
+        """True when the item has at least one modality the model's content path reads."""
+        return any(vectors.get(n) is not None for n in self.normalisers)
+
+    def inputs(self, vectors: Mapping[str, np.ndarray]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """One item's normalised features and presence masks, shaped ``[1, dim]`` / ``[1]``."""
+        feats, masks = {}, {}
+        for name, norm in self.normalisers.items():
+            v = vectors.get(name)
+            present = v is not None
+            dim = norm.mean.shape[0]
+            row = norm(np.asarray(v, np.float32).reshape(1, -1)) if present else np.zeros((1, dim), np.float32)
+            feats[name] = torch.from_numpy(row)
+            masks[name] = torch.tensor([present])
+        return feats, masks
+
+    def place(self, vectors: Mapping[str, np.ndarray], row: int | None = None) -> np.ndarray:
+        """The item-space vector of one item with these raw modality vectors.
+
+        ``row``: the item's catalogue row when the model's training catalogue already
+        holds it (a graph model then leaves the item itself out of its neighbours).
+        """
+        if not self.usable(vectors):
+            raise ValueError(f"no modality the model reads (needs one of {self.modalities})")
+        self.model.eval()
+        with torch.no_grad():
+            out = self._vector(vectors, *self.inputs(vectors), row)
+        return np.ascontiguousarray(out.reshape(-1).cpu().numpy(), dtype=np.float32)
+
+    def _vector(self, vectors: Mapping[str, np.ndarray], feats: dict[str, torch.Tensor],
+                masks: dict[str, torch.Tensor], row: int | None) -> torch.Tensor:
+        """The model-specific part: normalised inputs -> item vector ``[1, D]``."""
+        raise NotImplementedError
+
+
+class TwoTowerPlacer(ContentPlacer):
+    """``two_tower``: the item tower with the ID part off (what its cold items get)."""
+
+    def _vector(self, vectors, feats, masks, row):
+        m = self.model
+        views = m.projector(feats)
+        if m.fusion_name == "late":
+            w = m.score_fusion.item_weights(masks, 1)
+            fused = torch.cat([views[n] * w[:, j:j + 1] for j, n in enumerate(m.inputs.names)], dim=1)
+            vec = torch.cat([torch.zeros(1, m.dim), fused], dim=1)
+        else:
+            vec = m.fusion(views, masks)
+        return m._score_space(vec)
+
+
+class ContentCFPlacer(ContentPlacer):
+    """``content_cf``: the content tower and its content bias (the item side never uses an ID)."""
+
+    def _vector(self, vectors, feats, masks, row):
+        m = self.model
+        vec = m.fusion(m.projector(feats), masks)
+        bias = m.bias(vec) if m.bias is not None else vec.new_zeros(1, 1)
+        return torch.cat([vec, bias.reshape(1, 1)], dim=1)
+
+
+class MMGraphPlacer(ContentPlacer):
+    """``mmgraph``: projected, fused content, LightGCN layer mean of an isolated node, plus the modality graph.
+
+    The modality-graph row of a new item is its cosine kNN among the catalogue items
+    that have each modality, normalised like the model's graph (``1/sqrt(k)`` times
+    ``1/sqrt(column degree)``, the degree counting the new edge), mixed over the
+    item's present modalities with the model's ``modality_weights``.
+    """
+
+    def __init__(self, model: Any, normalisers: dict[str, Normaliser], dataset: Dataset) -> None:
+        super().__init__(model, normalisers)
+        from fusionrec.models.mmgraph import knn_graph
+
+        self.graph: dict[str, tuple[torch.Tensor, np.ndarray, np.ndarray]] = {}
+        if model._mm_adj is None:
+            return
+        for name in model.modality_names:
+            mod = dataset.modalities[name]
+            g = knn_graph(mod.features, mod.mask, model.knn_k)
+            unit = torch.nn.functional.normalize(torch.from_numpy(mod.features.astype(np.float32)), dim=1)
+            self.graph[name] = (unit, mod.mask.copy(), np.asarray(g.sum(axis=0)).ravel())
+        weights = _param(model, "modality_weights") or {}
+        self.weights = {n: float(weights.get(n, 1.0)) for n in self.graph}
+        with torch.no_grad():
+            h = model.item_inputs(drop=False)
+            for _ in range(model.n_mm_layers - 1):
+                h = torch.sparse.mm(model._mm_adj, h)
+        self._h_prev = h  # item vectors the new item's graph row averages over
+
+    def usable(self, vectors: Mapping[str, np.ndarray]) -> bool:
+        return super().usable(vectors) or any(vectors.get(n) is not None for n in self.graph)
+
+    def _vector(self, vectors, feats, masks, row):
+        m = self.model
+        item0 = torch.zeros(1, m.dim)
+        if m.fusion is not None and m.content_weight != 0 and any(bool(v) for v in masks.values()):
+            views = {n: layer(feats[n]) for n, layer in m.proj.items()}
+            item0 = m.content_weight * m.fusion(views, masks)
+        out = item0 / (m.n_ui_layers + 1)  # an item without interactions: only layer 0 of the mean
+        if self.graph:
+            out = out + m.mm_graph_weight * self._graph_row({n: vectors.get(n) for n in self.graph}, row)
+        if m.normalize:
+            out = torch.nn.functional.normalize(out, dim=1)
+        if m.item_bias is not None:
+            out = torch.cat([out, torch.zeros(1, 1)], dim=1)  # no trained bias for an unseen item
+        return out
+
+    def _graph_row(self, feats_raw: dict[str, np.ndarray | None], row: int | None) -> torch.Tensor:
+        """The new item's row of the modality graph applied to the catalogue's item vectors."""
+        present = [n for n, v in feats_raw.items() if v is not None]
+        total = sum(self.weights[n] for n in present)
+        h = torch.zeros(1, self._h_prev.shape[1])
+        if total <= 0:
+            return h
+        for name in present:
+            unit, mask, cdeg = self.graph[name]
+            q = torch.nn.functional.normalize(torch.from_numpy(np.asarray(feats_raw[name], np.float32)), dim=0)
+            candidates = mask.copy()
+            if row is not None:
+                candidates[row] = False  # the catalogue's own copy of this item is not its neighbour
+            idx = np.flatnonzero(candidates)
+            if len(idx) == 0:
+                continue
+            k = min(self.model.knn_k, len(idx))
+            sims = unit[idx] @ q
+            nbr = idx[torch.topk(sims, k).indices.numpy()]
+            # a catalogue item's degree already counts its own edges; a new item adds one to each neighbour
+            deg = cdeg[nbr] + (0.0 if row is not None else 1.0)
+            coef = torch.from_numpy((1.0 / np.sqrt(k) / np.sqrt(np.maximum(deg, 1e-12))).astype(np.float32))
+            h = h + (self.weights[name] / total) * (coef[:, None] * self._h_prev[nbr]).sum(0, keepdim=True)
+        return h
+
+
+def _param(model: Any, key: str) -> Any:
+    hp = getattr(model, "hp", None)
+    if hp is not None and hasattr(hp, key):
+        return getattr(hp, key)
+    return (getattr(model, "params", None) or {}).get(key)
+
+
+def _normalisers(model: Any, dataset: Dataset) -> dict[str, Normaliser] | None:
+    inputs = getattr(model, "inputs", None)
+    if inputs is None:
+        return {}
+    out: dict[str, Normaliser] = {}
+    for name in inputs.names:
+        mod = dataset.modalities.get(name)
+        norm = None if mod is None else matching_normaliser(inputs.features(name), mod.features, mod.mask)
+        if norm is None:
+            log.warning("%s: the served catalogue's %r features do not match what the model was built on; "
+                        "new items are placed by the ridge map instead", type(model).__name__, name)
+            return None
+        out[name] = norm
+    return out
+
+
+def content_placer(model: Any, dataset: Dataset) -> ContentPlacer | None:
+    """The model's own content path for new items, or None (ID-only models, content switched off)."""
+    kind = getattr(model, "name", "")
+    if kind == "two_tower" and getattr(model, "use_content", False):
+        normalisers = _normalisers(model, dataset)
+        return TwoTowerPlacer(model, normalisers) if normalisers else None
+    if kind == "content_cf":
+        normalisers = _normalisers(model, dataset)
+        return ContentCFPlacer(model, normalisers) if normalisers else None
+    if kind == "mmgraph" and (model.fusion is not None or model._mm_adj is not None):
+        normalisers = _normalisers(model, dataset)
+        if normalisers is None:
+            return None
+        return MMGraphPlacer(model, normalisers, dataset)
+    return None
+
+
+__all__ = ["ContentPlacer", "Normaliser", "content_placer", "matching_normaliser"]
