@@ -185,10 +185,11 @@ def _describe_tables(root: Path, paths: list[Path]) -> Description:
     guesses: list[Guess] = []
     desc = Description(root, {}, "tables", guesses)
     tables = _load(root, paths, guesses)
-    if not tables:
-        guesses.append(Guess("files", None, None, f"no interaction table found in {root} (looked for "
-                             f"{', '.join(TABLE_SUFFIXES[:6])} files)", todo=True, blocking=True))
-        return desc
+    if not tables:  # nothing to describe: a YAML of TODOs would not help anyone
+        raise UserError("no interaction table in the folder", f"{root} (looked for "
+                        f"{', '.join(TABLE_SUFFIXES[:8])} files there and one folder down)",
+                        "put the interaction log there: a CSV/TSV/Parquet/JSONL file with a user and an item "
+                        "column, e.g. interactions.csv with user_id,item_id")
     ids = {t.rel: (id_column(list(t.frame.columns), "user")[0], id_column(list(t.frame.columns), "item")[0])
            for t in tables}
     both = [t for t in tables if all(ids[t.rel])]
