@@ -1,7 +1,7 @@
 """Run configuration: YAML files validated by pydantic, overridable from the CLI.
 
 Resolution order (later wins):
-1. the model's defaults ``fusionrec/configs/models/<model>.yaml`` (under ``model.params``),
+1. the model's typed defaults (its ``Params`` class; ``fusionrec models show NAME``), under ``model.params``,
 2. the dataset's defaults ``fusionrec/configs/datasets/<dataset>.yaml`` (whole sections),
 3. a user YAML file (``--config run.yaml``),
 4. ``--set section.key=value`` overrides (values parsed as YAML: ``--set train.lr=1e-3``).
@@ -240,13 +240,15 @@ def resolve_config(
             layered["data"]["name"] = Path(str(layered_data["path"])).stem or "data"
     merged = deep_merge(preset, layered)
 
-    model_name = merged.get("model", {}).get("name", ModelConfig().name)
+    model_section = dict(merged.get("model") or {})
+    model_name = model_section.get("name", ModelConfig().name)
     # local import: the registry imports this module
-    from fusionrec.models.registry import default_params
+    from fusionrec.models.registry import validate_params
 
-    model_defaults = {"model": {"params": default_params(model_name)}}
-    # dataset presets may carry per-model params: data-specific tuning beats model defaults
-    per_model = preset.get("model_params", {}).get(model_name, {})
+    # dataset presets may carry per-model params: data-specific tuning beats model defaults, and
+    # the model's typed Params fill the rest -- validated here, so a typo fails before data loads
+    per_model = (preset.get("model_params") or {}).get(model_name, {})
     merged.pop("model_params", None)
-    merged = deep_merge(deep_merge(model_defaults, {"model": {"params": per_model}}), merged)
+    params = validate_params(model_name, {**per_model, **(model_section.get("params") or {})})
+    merged["model"] = {**model_section, "name": model_name, "params": params}
     return RunConfig.model_validate(merged)

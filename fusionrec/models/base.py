@@ -1,8 +1,11 @@
 """The one contract every recommender in fusionrec implements.
 
 In the spirit of RecBole/MMRec, a model is a ``torch.nn.Module`` built from a
-:class:`~fusionrec.data.dataset.TrainData` view and a dict of hyper-parameters
-(defaults in ``fusionrec/configs/models/<name>.yaml``), and exposes:
+:class:`~fusionrec.data.dataset.TrainData` view and its hyper-parameters,
+declared once as the nested ``Params`` class (typed fields with defaults and
+one-line meanings, see :mod:`fusionrec.models.params`; ``fusionrec models show
+NAME`` prints them). The model reads the validated values from ``self.hp``;
+``self.params`` is the same as a plain dict (saved with the model, printed). It exposes:
 
 * ``calculate_loss(batch) -> scalar tensor`` for gradient training; the batch
   is a dict of tensors made by the sampler named in ``batch_kind``;
@@ -19,13 +22,15 @@ serve all models through this contract.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
+from pydantic import BaseModel
 from torch import nn
 
 from fusionrec.data.dataset import TrainData
-from fusionrec.errors import UserError
+from fusionrec.models.params import ModelParams, check_params
 
 # Batch formats the trainer's samplers can produce.
 #  pairwise:  {"user": [B], "pos_item": [B], "neg_item": [B]}       (BPR-style)
@@ -40,12 +45,29 @@ class RecModel(nn.Module):
     name: ClassVar[str] = "base"
     trainable: ClassVar[bool] = True
     batch_kind: ClassVar[str] = "pairwise"
+    # True for models that read item modalities: the pipeline gets their features first
+    uses_content: ClassVar[bool] = False
 
-    def __init__(self, data: TrainData, params: dict[str, Any] | None = None) -> None:
+    class Params(ModelParams):
+        """No hyper-parameters."""
+
+    def __init__(self, data: TrainData, params: Mapping[str, Any] | BaseModel | None = None) -> None:
         super().__init__()
         self.n_users = data.n_users
         self.n_items = data.n_items
-        self.params = dict(params or {})
+        self.hp = self.validate_params(params)
+        self.params: dict[str, Any] = self.hp.model_dump(mode="json")
+
+    @classmethod
+    def validate_params(cls, params: Mapping[str, Any] | BaseModel | None = None,
+                        where: str = "model.params") -> Any:
+        """``params`` checked against :attr:`Params` with the defaults filled in (a UserError otherwise)."""
+        return check_params(cls.Params, params, cls.name, where)
+
+    @property
+    def num_negatives(self) -> int:
+        """Sampled negatives per positive for the pointwise sampler (a ``num_negatives`` param if declared)."""
+        return int(getattr(self.hp, "num_negatives", 4))
 
     # ------------------------------------------------------------ required
     def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -70,30 +92,6 @@ class RecModel(nn.Module):
         """[n_items, d] matching :meth:`user_embeddings`."""
         return None
 
-    def param(self, key: str, default: Any = None) -> Any:
-        return self.params.get(key, default)
-
-    def choice(self, key: str, default: str, allowed: Sequence[str],
-               hints: Mapping[str, str] | None = None) -> str:
-        """String parameter ``key`` (``default`` when unset), which must be one of ``allowed``.
-
-        ``hints`` maps a known-bad value to an explanation appended to the error.
-        """
-        value = str(self.param(key, default))
-        if value not in allowed:
-            hint = (hints or {}).get(value, "")
-            raise UserError(f"{self.name}: {key}={value!r} is not supported{hint}", f"model.params.{key}",
-                            f"use one of {tuple(allowed)}")
-        return value
-
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
 
-
-def require(params: dict[str, Any], key: str, model: str) -> Any:
-    if key not in params:
-        raise KeyError(
-            f"model {model!r} needs hyper-parameter {key!r}; set it in "
-            f"fusionrec/configs/models/{model}.yaml or with --set model.{key}=VALUE"
-        )
-    return params[key]

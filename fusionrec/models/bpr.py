@@ -11,13 +11,16 @@ its reg grid (2.0 ... 1e-5) transfer. Embeddings start from Xavier-normal
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from fusionrec.data.dataset import TrainData
-from fusionrec.models.base import RecModel, require
+from fusionrec.models.base import RecModel
+from fusionrec.models.params import ModelParams
 
 
 def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor, gamma: float = 1e-10) -> torch.Tensor:
@@ -40,10 +43,20 @@ class BPRMF(RecModel):
     trainable = True
     batch_kind = "pairwise"
 
-    def __init__(self, data: TrainData, params: dict[str, Any] | None = None) -> None:
+    class Params(ModelParams):
+        # MMRec's defaults (src/configs/model/BPR.yaml + overall.yaml). MMRec grid-searches reg_weight
+        # over [2.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 1e-5]; 0.1 was chosen on VALID for Amazon-Baby
+        # (docs/benchmarks/baselines.md).
+        embedding_size: int = Field(64, gt=0, description="width of the user and item embeddings")
+        reg_weight: float = Field(0.1, ge=0, description="weight of MMRec's EmbLoss (plain norms of the batch "
+                                                         "embeddings / batch size)")
+
+    hp: Params
+
+    def __init__(self, data: TrainData, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(data, params)
-        dim = int(require(self.params, "embedding_size", self.name))
-        self.reg_weight = float(self.param("reg_weight", 0.0))
+        dim = self.hp.embedding_size
+        self.reg_weight = self.hp.reg_weight
         self.user_embedding = nn.Embedding(self.n_users, dim)
         self.item_embedding = nn.Embedding(self.n_items, dim)
         nn.init.xavier_normal_(self.user_embedding.weight)

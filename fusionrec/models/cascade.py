@@ -31,15 +31,18 @@ and their specs, so :func:`fusionrec.models.io.load_model` rebuilds it.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import Field, field_validator
 
 from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
 from fusionrec.models.base import RecModel
+from fusionrec.models.params import ModelParams
 
 
 def _standardise(x: torch.Tensor) -> torch.Tensor:
@@ -52,24 +55,60 @@ def _standardise(x: torch.Tensor) -> torch.Tensor:
     return torch.where(finite, (x - mean) / var.sqrt().clamp_min(1e-8), x)
 
 
+class SubModelSpec(ModelParams):
+    """A cascade stage: which model, its parameters, and how :meth:`Cascade.fit` trains it."""
+
+    name: str = Field(description="registered model name (fusionrec models lists them)")
+    params: dict[str, Any] = Field(default_factory=dict, description="that model's parameters "
+                                                                     "(its typed defaults fill the rest)")
+    epochs: int = Field(20, ge=1, description="fixed training epochs when the cascade trains it (no early stop)")
+    lr: float = Field(1e-3, gt=0, description="learning rate when the cascade trains it")
+    batch_size: int = Field(2048, ge=1, description="batch size when the cascade trains it")
+    seed: int = Field(0, description="training seed when the cascade trains it")
+
+
 class Cascade(RecModel):
     """Retriever top-N -> ranker re-ranking (see the module docstring)."""
 
     name = "cascade"
     trainable = False
     batch_kind = "user"
+    uses_content = True   # the default ranker (dcn) reads item content
 
-    def __init__(self, data: TrainData, params: dict[str, Any] | None = None,
+    class Params(ModelParams):
+        # the default stages are those of docs/benchmarks/cascade.md: EASE retrieval, DCN-v2 re-ranking
+        top_n: int = Field(100, ge=1, description="candidates the retriever passes to the ranker")
+        blend: float = Field(0.0, ge=0, le=1, description="weight of the retriever's standardised score "
+                                                          "(0 = ranker only, 1 = retriever only)")
+        retriever: SubModelSpec | None = Field(SubModelSpec(name="ease"), description=(
+            "retrieval stage {name, params, epochs, lr, batch_size, seed}"))
+        ranker: SubModelSpec | None = Field(SubModelSpec(name="dcn"), description=(
+            "re-ranking stage {name, params, epochs, lr, batch_size, seed}"))
+        retriever_dir: str | None = Field(None, description="a saved model folder (runs/<run>/model) used as the "
+                                                            "retriever instead of training one")
+        ranker_dir: str | None = Field(None, description="a saved model folder used as the ranker")
+
+        @field_validator("retriever", "ranker")
+        @classmethod
+        def _stage_params(cls, spec: SubModelSpec | None, info: Any) -> SubModelSpec | None:
+            # the stage's own typed defaults are filled in now, so a cascade built in Python and one
+            # resolved from the CLI carry the same parameters (and a typo fails before training)
+            from fusionrec.models.registry import (
+                validate_params,  # local: the registry imports models lazily
+            )
+
+            if spec is None:
+                return None
+            full = validate_params(spec.name, spec.params, where=f"model.params.{info.field_name}.params")
+            return spec.model_copy(update={"params": full})
+
+    hp: Params
+
+    def __init__(self, data: TrainData, params: Mapping[str, Any] | None = None,
                  retriever: RecModel | None = None, ranker: RecModel | None = None) -> None:
         super().__init__(data, params)
-        self.top_n = int(self.param("top_n", 100))
-        self.blend = float(self.param("blend", 0.0))
-        if self.top_n < 1:
-            raise UserError(f"cascade top_n={self.top_n} must be at least 1", "model.params.top_n",
-                            "retrieve e.g. 100-500 candidates")
-        if not 0.0 <= self.blend <= 1.0:
-            raise UserError(f"cascade blend={self.blend} is outside [0, 1]", "model.params.blend",
-                            "0 = ranker only, 1 = retriever only")
+        self.top_n = self.hp.top_n
+        self.blend = self.hp.blend
         self._loaded: set[str] = set()
         self.retriever = retriever if retriever is not None else self._build("retriever", data)
         self.ranker = ranker if ranker is not None else self._build("ranker", data)
@@ -90,34 +129,39 @@ class Cascade(RecModel):
 
     # ------------------------------------------------------------------ construction
     def _build(self, role: str, data: TrainData) -> RecModel:
-        from fusionrec.models.registry import build_model  # local: the registry imports models lazily
+        from fusionrec.models.registry import (
+            build_model,  # local: the registry imports models lazily
+        )
 
-        directory = self.param(f"{role}_dir")
+        directory = getattr(self.hp, f"{role}_dir")
         if directory:
             from fusionrec.models.io import load_model
 
             loaded = load_model(Path(directory))
             self._loaded.add(role)
-            spec = {"name": loaded.model.name, "params": dict(loaded.model.params)}
-            self.params[role] = spec            # saved cascades rebuild from the spec alone
-            self.params.pop(f"{role}_dir", None)
+            spec = SubModelSpec(name=loaded.model.name, params=dict(loaded.model.params))
+            # saved cascades rebuild from the spec alone
+            self.hp = self.hp.model_copy(update={role: spec, f"{role}_dir": None})
+            self.params = self.hp.model_dump(mode="json")
             return loaded.model
-        spec = self.param(role)
-        if not isinstance(spec, dict) or "name" not in spec:
+        spec = getattr(self.hp, role)
+        if spec is None:
             raise UserError(f"cascade needs a {role}", f"model.params.{role}",
                             f"set model.params.{role}={{name: ..., params: {{...}}}} or "
                             f"model.params.{role}_dir=runs/<run>/model")
-        return build_model(str(spec["name"]), data, dict(spec.get("params") or {}))
+        return build_model(spec.name, data, spec.params)
 
     @classmethod
     def from_models(cls, data: TrainData, retriever: RecModel, ranker: RecModel, top_n: int = 100,
-                    blend: float = 0.0) -> "Cascade":
+                    blend: float = 0.0) -> Cascade:
         """Wrap two trained models; their specs go into ``params`` so a saved cascade can be rebuilt."""
-        params = {
-            "top_n": int(top_n), "blend": float(blend),
-            "retriever": {"name": retriever.name, "params": dict(retriever.params)},
-            "ranker": {"name": ranker.name, "params": dict(ranker.params)},
-        }
+        # top_n and blend are validated; the stages are the given models, whose params their own
+        # classes validated already (they need not be registered, e.g. a custom retriever)
+        checked = cls.validate_params({"top_n": top_n, "blend": blend, "retriever": None, "ranker": None})
+        params = checked.model_copy(update={
+            "retriever": SubModelSpec(name=retriever.name, params=dict(retriever.params)),
+            "ranker": SubModelSpec(name=ranker.name, params=dict(ranker.params)),
+        })
         return cls(data, params, retriever=retriever, ranker=ranker)
 
     # ------------------------------------------------------------------ training
@@ -132,12 +176,12 @@ class Cascade(RecModel):
                 if not type(model).trainable and role not in self._loaded:
                     model.fit(data)
                 continue
-            spec = dict(self.param(role) or {})
-            if role == "ranker" and int(model.param("hard_negatives", 0)) > 0 and hasattr(model, "set_candidates"):
+            spec = getattr(self.hp, role) or SubModelSpec(name=model.name)   # None: given trained
+            if role == "ranker" and getattr(model.hp, "hard_negatives", 0) > 0 and hasattr(model, "set_candidates"):
                 model.set_candidates(self.candidates(torch.arange(self.n_users)))
-            cfg = TrainConfig(epochs=int(spec.get("epochs", 20)), lr=float(spec.get("lr", 1e-3)),
-                              batch_size=int(spec.get("batch_size", 2048)), checkpoint=False, progress=False)
-            Trainer(model, data, cfg, evaluator=None, seed=int(spec.get("seed", 0))).fit()
+            cfg = TrainConfig(epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size, checkpoint=False,
+                              progress=False)
+            Trainer(model, data, cfg, evaluator=None, seed=spec.seed).fit()
             model.eval()
 
     # ------------------------------------------------------------------ scoring

@@ -17,14 +17,17 @@ scores like any other, which is why it is the reference for item cold-start.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from fusionrec.data.dataset import TrainData
 from fusionrec.models.base import RecModel
 from fusionrec.models.modal_inputs import ModalInputs
+from fusionrec.models.params import FeatureNorm, Modalities, ModelParams
 
 
 class ContentKNN(RecModel):
@@ -33,14 +36,25 @@ class ContentKNN(RecModel):
     name = "content_knn"
     trainable = False
     batch_kind = "user"
+    uses_content = True
 
-    def __init__(self, data: TrainData, params: dict[str, Any] | None = None) -> None:
+    class Params(ModelParams):
+        modalities: Modalities = Field(None, description="item modalities to compare (null = all of "
+                                                         "data.modalities)")
+        feature_norm: FeatureNorm = Field("center_l2", description="feature normalisation before the cosine "
+                                                                   "(center_l2: centre over present items)")
+        k: int | None = Field(None, ge=0, description="null or 0: mean similarity to the whole history; "
+                                                      "an int: mean of the top-k similarities")
+        modality_weights: dict[str, float] = Field(default_factory=dict, description=(
+            "per-modality weights (default 1 each), renormalised over the modalities an item has"))
+
+    hp: Params
+
+    def __init__(self, data: TrainData, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(data, params)
-        self.inputs = ModalInputs(data, self.param("modalities"), self.param("feature_norm", "center_l2"),
-                                  self.name)
-        self.k = self.param("k")
-        self.k = int(self.k) if self.k not in (None, "null", 0) else None
-        weights = self.param("modality_weights") or {}
+        self.inputs = ModalInputs(data, self.hp.modalities, self.hp.feature_norm, self.name)
+        self.k = self.hp.k or None
+        weights = self.hp.modality_weights
         self.register_buffer(
             "mod_weights",
             torch.tensor([float(weights.get(n, 1.0)) for n in self.inputs.names]), persistent=False)

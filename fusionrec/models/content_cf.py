@@ -29,11 +29,13 @@ on the batch's user vectors. Alignment losses from :mod:`fusionrec.align`
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from fusionrec.align import Aligner, ModalityProjector
@@ -42,8 +44,9 @@ from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
 from fusionrec.fuse import build_fusion, modality_dropout
 from fusionrec.fuse.feature import FUSIONS
-from fusionrec.models.base import RecModel, require
+from fusionrec.models.base import RecModel
 from fusionrec.models.modal_inputs import ModalInputs
+from fusionrec.models.params import FeatureNorm, Modalities, ModelParams
 
 CONTENT_CF_FUSIONS = tuple(f for f in FUSIONS if f != "user_attention")
 
@@ -54,33 +57,57 @@ class ContentCF(RecModel):
     name = "content_cf"
     trainable = True
     batch_kind = "user"
+    uses_content = True
 
-    def __init__(self, data: TrainData, params: dict[str, Any] | None = None) -> None:
+    class Params(ModelParams):
+        embedding_size: int = Field(64, gt=0, description="width of the user and content vectors")
+        modalities: Modalities = Field(None, description="item modalities to use (null = all of data.modalities)")
+        feature_norm: FeatureNorm = Field("standard", description="feature normalisation (statistics over "
+                                                                  "present rows only)")
+        projection: Literal["linear", "mlp"] = Field("mlp", description="each modality -> shared space")
+        hidden: int | None = Field(256, ge=1, description="hidden width of the mlp projection "
+                                                          "(null = automatic)")
+        fusion: Literal[CONTENT_CF_FUSIONS] = Field("concat", description=(  # type: ignore[valid-type]
+            "how projected modalities become one item vector (mask-aware)"))
+        joint_layers: int = Field(1, ge=1, description="encoder layers of the joint fusion")
+        joint_heads: int = Field(2, ge=1, description="attention heads of the joint fusion")
+        content_bias: bool = Field(True, description="linear popularity-from-content bias g(c_i)")
+        user_history: Literal["none", "mean"] = Field("mean", description=(
+            "mean: add the mean projected content of the user's training items to the user vector"))
+        history_dropout: float = Field(0.5, ge=0, lt=1, description="share of that history hidden per "
+                                                                    "training step (Mult-DAE style)")
+        feature_dropout: float = Field(0.2, ge=0, lt=1, description="dropout inside the projections")
+        modality_dropout: float = Field(0.1, ge=0, lt=1, description="share of modalities hidden in training "
+                                                                     "(never all of an item's)")
+        reg_weight: float = Field(0.0, ge=0, description="L2 on the batch's user vectors")
+        align: Literal[ALIGN_METHODS] = Field("none", description=(  # type: ignore[valid-type]
+            "alignment loss between an item's modalities"))
+        align_weight: float = Field(0.0, ge=0, description="weight of the alignment loss")
+        align_temperature: float = Field(0.2, gt=0, description="temperature of the alignment loss")
+        align_batch: int = Field(512, ge=1, description="warm items per step in the alignment loss")
+
+    hp: Params
+
+    def __init__(self, data: TrainData, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(data, params)
-        d = int(require(self.params, "embedding_size", self.name))
+        hp = self.hp
+        d = hp.embedding_size
         self.dim = d
-        fusion = self.choice("fusion", "concat", CONTENT_CF_FUSIONS)
-        align = self.choice("align", "none", ALIGN_METHODS)
-        self.modality_dropout = float(self.param("modality_dropout", 0.0))
-        self.feature_dropout = float(self.param("feature_dropout", 0.0))
-        self.reg_weight = float(self.param("reg_weight", 0.0))
-        self.align_weight = float(self.param("align_weight", 0.0)) if align != "none" else 0.0
-        self.use_bias = bool(self.param("content_bias", True))
-        self.user_history = self.choice("user_history", "mean", ("none", "mean"))
-        self.history_dropout = float(self.param("history_dropout", 0.5))
-        if not 0.0 <= self.history_dropout < 1.0:
-            raise UserError(f"content_cf: history_dropout={self.history_dropout} is outside [0, 1)",
-                            "model.params.history_dropout", "use a share such as 0.5")
+        self.modality_dropout = hp.modality_dropout
+        self.feature_dropout = hp.feature_dropout
+        self.reg_weight = hp.reg_weight
+        self.align_weight = hp.align_weight if hp.align != "none" else 0.0
+        self.use_bias = hp.content_bias
+        self.user_history = hp.user_history
+        self.history_dropout = hp.history_dropout
 
-        self.inputs = ModalInputs(data, self.param("modalities"), self.param("feature_norm", "standard"), self.name)
+        self.inputs = ModalInputs(data, hp.modalities, hp.feature_norm, self.name)
         self.names = self.inputs.names
-        self.projector = ModalityProjector(self.inputs.dims, d, kind=self.param("projection", "mlp"),
-                                           hidden=self.param("hidden"), dropout=self.feature_dropout)
-        self.fusion = build_fusion(fusion, self.names, d, n_layers=self.param("joint_layers", 1),
-                                   n_heads=self.param("joint_heads", 2))
+        self.projector = ModalityProjector(self.inputs.dims, d, kind=hp.projection, hidden=hp.hidden,
+                                           dropout=self.feature_dropout)
+        self.fusion = build_fusion(hp.fusion, self.names, d, n_layers=hp.joint_layers, n_heads=hp.joint_heads)
         self.bias = nn.Linear(d, 1) if self.use_bias else None
-        self.aligner = Aligner(align, self.names, d, temperature=float(self.param("align_temperature", 0.2)),
-                               with_id=False)
+        self.aligner = Aligner(hp.align, self.names, d, temperature=hp.align_temperature, with_id=False)
         self.user = nn.Embedding(self.n_users, d)
         nn.init.normal_(self.user.weight, std=0.05)
 
@@ -144,7 +171,7 @@ class ContentCF(RecModel):
         if self.reg_weight:
             loss = loss + self.reg_weight * u.pow(2).sum(1).mean()
         if self.align_weight:
-            pick = torch.randperm(len(self.warm_items))[: int(self.param("align_batch", 512))]
+            pick = torch.randperm(len(self.warm_items))[: self.hp.align_batch]
             loss = loss + self.align_weight * self.aligner(
                 {k: v[pick] for k, v in extras["views"].items()},
                 {k: m[pick] for k, m in extras["masks"].items()}, content=extras["content"][pick])

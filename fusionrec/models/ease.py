@@ -10,15 +10,18 @@ recommend cold items -- that is what the content models are for).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.linalg
 import torch
+from pydantic import Field
 
 from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
 from fusionrec.models.base import RecModel
+from fusionrec.models.params import ModelParams
 
 # A dense n_items^2 float64 inverse: 20k items is ~3.2 GB, the practical limit here.
 MAX_ITEMS = 20_000
@@ -31,12 +34,16 @@ class EASE(RecModel):
     trainable: ClassVar[bool] = False
     batch_kind: ClassVar[str] = "user"
 
-    def __init__(self, data: TrainData, params: dict[str, Any] | None = None) -> None:
+    class Params(ModelParams):
+        # chosen on VALID per dataset (docs/benchmarks/mmrec_compare.md): lastfm2k 100, ml100k 200..500;
+        # 200 is a sound default for catalogues of a few thousand items
+        l2: float = Field(200.0, gt=0, description="ridge strength lambda of the closed-form solution")
+
+    hp: Params
+
+    def __init__(self, data: TrainData, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(data, params)
-        self.l2 = float(self.params.get("l2", 200.0))
-        if self.l2 <= 0:
-            raise UserError(f"ease: l2 = {self.l2} must be > 0", "model.params.l2",
-                            "set a positive ridge strength, e.g. --set model.params.l2=200")
+        self.l2 = self.hp.l2
         if data.n_items > MAX_ITEMS:
             raise UserError(
                 f"ease: {data.n_items} items need a dense {data.n_items}^2 inverse",

@@ -13,8 +13,9 @@ Layout of ``directory``::
 
 Loading rebuilds the :class:`~fusionrec.data.dataset.Dataset`, its
 ``TrainData`` view (with the same modalities as the run), constructs the model
-through the registry with the stored params, and loads the weights. Everything
-non-weight a model derives from data (LightGCN's graph, ItemKNN's user
+through the registry with the stored params (validated against the model's
+typed ``Params``: a renamed or unknown key is reported, never ignored), and
+loads the weights. Everything non-weight a model derives from data (LightGCN's graph, ItemKNN's user
 histories) is rebuilt from the stored dataset, so it is consistent by construction.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
@@ -111,7 +113,7 @@ def _safe_stem(name: str) -> str:
 def _items_to_parquet(items: pd.DataFrame, path: Path) -> None:
     try:
         items.to_parquet(path, index=False)
-    except Exception as first:  # pyarrow raises ArrowInvalid / ArrowTypeError
+    except (pa.ArrowException, TypeError, ValueError) as first:  # ArrowInvalid / ArrowTypeError
         # Mixed-type object columns (e.g. ints and strings) are not representable in
         # parquet; store them as text rather than fall back to pickle.
         fixed = items.copy()
@@ -121,7 +123,7 @@ def _items_to_parquet(items: pd.DataFrame, path: Path) -> None:
                                             else str(v))
         try:
             fixed.to_parquet(path, index=False)
-        except Exception as second:  # pragma: no cover - exotic column types
+        except (pa.ArrowException, TypeError, ValueError) as second:  # pragma: no cover - exotic column types
             raise UserError(
                 f"cannot store the item table as parquet: {second}", str(path),
                 "make item columns plain numbers or strings",
@@ -168,12 +170,13 @@ def load_model(directory: str | Path) -> LoadedModel:
     data = dataset.train_data(cfg.data.modalities)
     try:
         cls = model_class(meta["name"])
-    except KeyError as err:
+    except UserError as err:
         raise UserError(
             f"saved model {meta['name']!r} is not registered in this installation", str(meta_path),
             "install/import the package that registers it (fusionrec.models.registry.register)",
         ) from err
-    model = cls(data, dict(meta.get("params") or {}))
+    params = cls.validate_params(meta.get("params") or {}, where=f"{meta_path}: params")
+    model = cls(data, params)
     state = load_file(str(directory / "weights.safetensors"))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

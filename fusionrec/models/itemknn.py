@@ -10,15 +10,17 @@ reloads without refitting; the sparse ``W`` is rebuilt from them lazily.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from pydantic import Field
 
 from fusionrec.data.dataset import TrainData
-from fusionrec.errors import UserError
 from fusionrec.models.base import RecModel
+from fusionrec.models.params import ModelParams
 
 _ROW_CHUNK = 2048  # target items per block when selecting top-k (bounds memory to chunk x n_items)
 
@@ -59,13 +61,18 @@ class ItemKNN(RecModel):
     trainable = False
     batch_kind = "user"
 
-    def __init__(self, data: TrainData, params: dict[str, Any] | None = None) -> None:
+    class Params(ModelParams):
+        # RecBole's defaults
+        k: int = Field(100, gt=0, description="neighbours kept per item (capped at n_items - 1)")
+        shrink: float = Field(0.0, ge=0, description="added to the cosine denominator (damps rare co-occurrences)")
+
+    hp: Params
+
+    def __init__(self, data: TrainData, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(data, params)
-        k = int(self.param("k", 100))
-        if k <= 0:
-            raise UserError(f"itemknn k must be positive, got {k}", "model.params.k", "use e.g. --set model.params.k=100")
+        k = self.hp.k
         self.k = max(1, min(k, self.n_items - 1)) if self.n_items > 1 else 1
-        self.shrink = float(self.param("shrink", 0.0))
+        self.shrink = self.hp.shrink
         self.register_buffer("neighbor_ids", torch.zeros(self.n_items, self.k, dtype=torch.int64))
         self.register_buffer("neighbor_sims", torch.zeros(self.n_items, self.k, dtype=torch.float32))
         # user histories are needed at scoring time; they come from the training data

@@ -29,12 +29,14 @@ so :meth:`user_embeddings` / :meth:`item_embeddings` enable ANN serving.
 from __future__ import annotations
 
 import warnings
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from pydantic import Field, field_validator
 from torch import nn
 
 from fusionrec.align.contrastive import info_nce
@@ -43,7 +45,8 @@ from fusionrec.data.dataset import FeatureModality, TrainData
 from fusionrec.errors import UserError
 from fusionrec.fuse.feature import FUSIONS, build_fusion, modality_dropout
 from fusionrec.models.base import RecModel
-from fusionrec.models.modal_inputs import FEATURE_NORMS, ModalInputs
+from fusionrec.models.modal_inputs import ModalInputs
+from fusionrec.models.params import FeatureNorm, Modalities, ModelParams
 
 LOSSES = ("softmax", "sampled_softmax", "bpr")
 ALIGNS = ("none", "infonce")
@@ -94,7 +97,6 @@ def spmm(adj: torch.Tensor, x: torch.Tensor, adj_t: torch.Tensor | None = None) 
 
 def normalized_bipartite(train: sp.csr_matrix) -> sp.csr_matrix:
     """The (n_users+n_items)^2 matrix D^-1/2 [[0, R], [R^T, 0]] D^-1/2 used by LightGCN."""
-    n_users, n_items = train.shape
     r = train.tocsr().astype(np.float32)
     r.data[:] = 1.0
     adj = sp.bmat([[None, r], [r.T, None]], format="csr", dtype=np.float32)
@@ -165,53 +167,93 @@ def modality_item_graph(
 class MMGraph(RecModel):
     """Graph multimodal retrieval: LightGCN + frozen modality kNN graphs + aligned content.
 
-    Hyper-parameters (defaults in ``fusionrec/configs/models/mmgraph.yaml``):
-    ``embedding_size``, ``n_ui_layers`` (user-item propagation depth),
-    ``n_mm_layers`` / ``knn_k`` / ``modality_graph`` / ``mm_graph_weight`` /
-    ``modality_weights`` (item-item graphs), ``use_content`` / ``content_weight``
-    / ``projection`` / ``feature_norm`` / ``fusion`` / ``modality_dropout``
-    (aligned content), ``align`` / ``align_weight`` / ``align_temperature``
-    (content-ID InfoNCE), ``loss`` / ``temperature`` / ``normalize`` /
-    ``n_negatives`` / ``reg_weight`` (objective), ``edge_dropout``.
+    Hyper-parameters: :class:`MMGraph.Params` (``fusionrec models show mmgraph``). The
+    defaults were chosen on VALID (lastfm2k, ml100k-mmrec; grid in docs/benchmarks/mmrec_compare.md).
     """
 
     name: ClassVar[str] = "mmgraph"
     trainable: ClassVar[bool] = True
     batch_kind: ClassVar[str] = "pairwise"
+    uses_content: ClassVar[bool] = True
 
-    def __init__(self, data: TrainData, params: dict[str, Any] | None = None) -> None:
+    class Params(ModelParams):
+        embedding_size: int = Field(64, gt=0, description="width of the ID embeddings and projected content")
+        modalities: Modalities = Field(None, description="item modalities to use (null = all of data.modalities)")
+        n_ui_layers: int = Field(2, ge=0, description="LightGCN propagation depth over the user-item graph")
+        edge_dropout: float = Field(0.0, ge=0, lt=1, description=(
+            "share of user-item edges pruned each epoch (FREEDOM's degree-sensitive sampling)"))
+        modality_graph: bool = Field(True, description="smooth items over frozen modality item-item kNN graphs")
+        knn_k: int = Field(10, ge=1, description="neighbours per item in each modality kNN graph")
+        n_mm_layers: int = Field(1, ge=0, description="propagation depth over the modality graph")
+        mm_graph_weight: float = Field(1.0, description="weight of the modality-graph item vectors")
+        modality_weights: dict[str, float] | None = Field(None, description=(
+            "per-modality graph weights, e.g. {text: 0.9, image: 0.1} (null = equal)"))
+        use_content: bool = Field(True, description="add projected, fused content to the item ID embedding "
+                                                    "before propagation")
+        zero_cold_ids: bool = Field(True, description="items with no training interaction are placed by "
+                                                      "content only")
+        content_weight: float = Field(1.0, description="weight of the content vector added to the item embedding")
+        feature_norm: FeatureNorm = Field("l2", description="feature normalisation before the projections")
+        projection: Literal[PROJECTIONS] = Field(  # type: ignore[valid-type]
+            "linear", description="each modality -> the ID space")
+        hidden_dim: int | None = Field(None, ge=1, description="hidden width of the mlp projection "
+                                                               "(null = automatic)")
+        fusion: Literal[MMGRAPH_FUSIONS] = Field("weighted_sum", description=(  # type: ignore[valid-type]
+            "how projected modalities become one content vector (mask-aware)"))
+        modality_dropout: float = Field(0.0, ge=0, lt=1, description="share of modalities hidden in training")
+        align: Literal[ALIGNS] = Field("infonce", description=(  # type: ignore[valid-type]
+            "InfoNCE between fused content and the item ID embedding"))
+        align_weight: float = Field(0.1, ge=0, description="weight of the alignment loss")
+        align_temperature: float = Field(0.2, gt=0, description="temperature of the alignment loss")
+        align_batch: int = Field(512, ge=0, description="items per step in the alignment loss (0 = all)")
+        loss: Literal[LOSSES] = Field("softmax", description=(  # type: ignore[valid-type]
+            "softmax: full catalogue; sampled_softmax: n_negatives shared negatives; bpr"))
+        temperature: float = Field(0.2, gt=0, description="cosine scores are divided by it")
+        normalize: bool = Field(True, description="cosine scores (unit user and item vectors)")
+        item_bias: bool = Field(False, description="per-item score bias (popularity); 0 for cold items")
+        n_negatives: int = Field(256, ge=1, description="shared negatives per step (sampled_softmax only)")
+        reg_weight: float = Field(0.0, ge=0, description="L2 on the batch's user and positive item embeddings")
+
+        @field_validator("fusion", mode="before")
+        @classmethod
+        def _item_side_fusion(cls, value: Any) -> Any:
+            if value == "user_attention":
+                raise ValueError("user-conditioned fusion does not fit a graph model: item vectors are "
+                                 "propagated before any user is known")
+            return value
+
+    hp: Params
+
+    def __init__(self, data: TrainData, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(data, params)
-        p = self.params
-        self.dim = int(p.get("embedding_size", 64))
-        self.n_ui_layers = int(p.get("n_ui_layers", 2))
-        self.n_mm_layers = int(p.get("n_mm_layers", 1))
-        self.knn_k = int(p.get("knn_k", 10))
-        self.loss_kind = self.choice("loss", "softmax", LOSSES)
-        self.temperature = float(p.get("temperature", 0.2))
-        self.normalize = bool(p.get("normalize", True))
-        self.use_item_bias = bool(p.get("item_bias", False))
-        self.n_negatives = int(p.get("n_negatives", 256))
-        self.align = self.choice("align", "none", ALIGNS)
-        self.align_weight = float(p.get("align_weight", 0.1))
-        self.align_temperature = float(p.get("align_temperature", 0.2))
-        self.align_batch = int(p.get("align_batch", 512))
-        self.reg_weight = float(p.get("reg_weight", 0.0))
-        self.edge_dropout = float(p.get("edge_dropout", 0.0))
-        self.modality_dropout = float(p.get("modality_dropout", 0.0))
-        self.content_weight = float(p.get("content_weight", 1.0))
-        self.mm_graph_weight = float(p.get("mm_graph_weight", 1.0))
-        self.fusion_name = self.choice("fusion", "weighted_sum", MMGRAPH_FUSIONS, hints={"user_attention": (
-            " (user-conditioned fusion does not fit a graph model: item vectors are propagated before any "
-            "user is known)")})
-        self.projection = self.choice("projection", "linear", PROJECTIONS)
-        self.use_mm_graph = bool(p.get("modality_graph", True))
-        self.use_content = bool(p.get("use_content", True))
-        self.feature_norm = self.choice("feature_norm", "l2", FEATURE_NORMS)
-        self._check_params()
+        p = self.hp
+        self.dim = p.embedding_size
+        self.n_ui_layers = p.n_ui_layers
+        self.n_mm_layers = p.n_mm_layers
+        self.knn_k = p.knn_k
+        self.loss_kind = p.loss
+        self.temperature = p.temperature
+        self.normalize = p.normalize
+        self.use_item_bias = p.item_bias
+        self.n_negatives = p.n_negatives
+        self.align = p.align
+        self.align_weight = p.align_weight
+        self.align_temperature = p.align_temperature
+        self.align_batch = p.align_batch
+        self.reg_weight = p.reg_weight
+        self.edge_dropout = p.edge_dropout
+        self.modality_dropout = p.modality_dropout
+        self.content_weight = p.content_weight
+        self.mm_graph_weight = p.mm_graph_weight
+        self.fusion_name = p.fusion
+        self.projection = p.projection
+        self.use_mm_graph = p.modality_graph
+        self.use_content = p.use_content
+        self.feature_norm = p.feature_norm
 
         # which modalities the model uses: all in TrainData unless narrowed here
         mods = dict(data.modalities)
-        wanted = p.get("modalities")
+        wanted = p.modalities
         if wanted is not None:
             unknown = [m for m in wanted if m not in mods]
             if unknown:
@@ -246,7 +288,7 @@ class MMGraph(RecModel):
         # Items without training interactions have an ID embedding no positive ever trained;
         # zeroing it makes such (cold) items rank purely by their aligned content.
         warm = torch.from_numpy(deg_i > 0).float().unsqueeze(1)
-        self.register_buffer("_warm_items", warm if bool(p.get("zero_cold_ids", True)) else torch.ones_like(warm),
+        self.register_buffer("_warm_items", warm if p.zero_cold_ids else torch.ones_like(warm),
                              persistent=False)
         # A per-item score bias carries popularity, which cosine scores cannot (they drop the norms).
         # Like the ID vectors it is zero for items without training interactions, so a cold item is
@@ -257,7 +299,7 @@ class MMGraph(RecModel):
         self._mm_adj: torch.Tensor | None = None
         self._mm_adj_t: torch.Tensor | None = None
         if graph_mods and self.n_mm_layers > 0 and self.mm_graph_weight != 0:
-            g = modality_item_graph(graph_mods, self.knn_k, p.get("modality_weights"))
+            g = modality_item_graph(graph_mods, self.knn_k, p.modality_weights)
             if g is not None and g.nnz > 0:
                 self._mm_adj = _to_torch_sparse(g)
                 self._mm_adj_t = _to_torch_sparse(g.T.tocsr())  # kNN graphs are directed
@@ -270,19 +312,10 @@ class MMGraph(RecModel):
         if content_mods:
             self.inputs = ModalInputs(data, list(content_mods), self.feature_norm, self.name)
             for m, fm in content_mods.items():
-                self.proj[m] = Projection(fm.dim, self.dim, self.projection, hidden=p.get("hidden_dim"))
+                self.proj[m] = Projection(fm.dim, self.dim, self.projection, hidden=p.hidden_dim)
             self.fusion = build_fusion(self.fusion_name, list(content_mods), self.dim)
 
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    # ------------------------------------------------------------------ config checks
-    def _check_params(self) -> None:
-        if not 0.0 <= self.edge_dropout < 1.0:
-            raise UserError(f"mmgraph: edge_dropout {self.edge_dropout} must be in [0, 1)",
-                            "model.params.edge_dropout", "e.g. 0.1, or 0 to disable")
-        if self.temperature <= 0 or self.align_temperature <= 0:
-            raise UserError(f"mmgraph: temperatures must be > 0 (got {self.temperature}, "
-                            f"{self.align_temperature})", "model.params.temperature", "e.g. 0.2")
 
     # ------------------------------------------------------------------ pieces
     def content(self, items: torch.Tensor | None = None, drop: bool = False) -> torch.Tensor | None:
@@ -363,7 +396,7 @@ class MMGraph(RecModel):
                             shape=(self.n_users, self.n_items))
         self._epoch_adj = _to_torch_sparse(normalized_bipartite(sub))
 
-    def train(self, mode: bool = True) -> "MMGraph":
+    def train(self, mode: bool = True) -> MMGraph:
         self._cache = None  # a mode switch invalidates the cached inference vectors
         return super().train(mode)
 

@@ -16,7 +16,8 @@ dataset, so the features are not duplicated into the weights file.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

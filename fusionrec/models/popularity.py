@@ -1,6 +1,7 @@
 """Most-popular baseline: every user gets the items ranked by training frequency."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ class Popularity(RecModel):
     trainable = False
     batch_kind = "user"
 
-    def __init__(self, data: TrainData, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, data: TrainData, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(data, params)
         self.register_buffer("item_scores", torch.zeros(self.n_items, dtype=torch.float32))
 

@@ -34,18 +34,21 @@ affordable for a single-tower model on a CPU.
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import nn
 
 from fusionrec.align import ModalityProjector
 from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
-from fusionrec.models.base import RecModel, require
+from fusionrec.models.base import RecModel
 from fusionrec.models.modal_inputs import ModalInputs
+from fusionrec.models.params import FeatureNorm, Modalities, ModelParams
 
 STRUCTURES = ("parallel", "stacked")
 
@@ -76,25 +79,66 @@ class DCNRanker(RecModel):
     name = "dcn"
     trainable = True
     batch_kind = "pointwise"
+    uses_content = True   # item and history content fields whenever the data has modalities
 
-    def __init__(self, data: TrainData, params: dict[str, Any] | None = None) -> None:
+    class Params(ModelParams):
+        embedding_size: int = Field(32, gt=0, description="width of every field (IDs, history summaries, "
+                                                          "projected modalities)")
+        modalities: Modalities = Field(None, description="item modalities to use (null = all of data.modalities, "
+                                                         "attributes included)")
+        feature_norm: FeatureNorm = Field("standard", description="feature normalisation (statistics over "
+                                                                  "present rows only)")
+        projection: Literal["linear", "mlp"] = Field("linear", description="each modality -> one field")
+        projection_dropout: float = Field(0.0, ge=0, lt=1, description="dropout inside the projections")
+        use_user_id: bool = Field(True, description="user ID field")
+        use_id: bool = Field(True, description="item ID field (zero for items without training interactions)")
+        use_history: bool = Field(True, description="mean of the user's training items' ID and content fields")
+        use_content: bool = Field(True, description="projected modality fields (when the data has modalities)")
+        id_dropout: float = Field(0.1, ge=0, le=1, description="share of item IDs dropped in training so content "
+                                                               "alone can rank cold items")
+        structure: Literal[STRUCTURES] = Field("parallel", description=(  # type: ignore[valid-type]
+            "DCN-v2 variant: cross and deep side by side, or the cross output fed into the MLP"))
+        cross_layers: int = Field(2, ge=0, description="cross layers")
+        cross_rank: int | None = Field(16, ge=0, description="rank of the low-rank cross matrices U V^T "
+                                                             "(null or 0 = full rank)")
+        mlp_layers: list[int] = Field(default_factory=lambda: [128, 64], description="hidden widths of the deep "
+                                                                                    "network")
+        dropout: float = Field(0.1, ge=0, lt=1, description="dropout in the deep network")
+        num_negatives: int = Field(4, ge=0, description="uniform negatives per positive (the trainer's pointwise "
+                                                        "sampler)")
+        hard_negatives: int = Field(0, ge=0, description="extra negatives per positive from set_candidates() "
+                                                         "(a cascade's retriever)")
+        reg_weight: float = Field(0.0, ge=0, description="L2 on the batch's field vectors")
+        score_chunk: int = Field(262144, ge=1, description="(user, item) pairs scored at once in "
+                                                           "full_sort_predict")
+
+        @model_validator(mode="after")
+        def _stacked_needs_mlp(self) -> DCNRanker.Params:
+            if self.structure == "stacked" and not self.mlp_layers:
+                raise ValueError("structure 'stacked' needs mlp_layers, e.g. [256, 128] (or use "
+                                 "structure: parallel)")
+            return self
+
+    hp: Params
+
+    def __init__(self, data: TrainData, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(data, params)
-        e = int(require(self.params, "embedding_size", self.name))
+        hp = self.hp
+        e = hp.embedding_size
         self.emb = e
-        self.structure = self.choice("structure", "parallel", STRUCTURES)
-        self.use_id = bool(self.param("use_id", True))
-        self.use_user_id = bool(self.param("use_user_id", True))
-        self.use_history = bool(self.param("use_history", True))
-        self.use_content = bool(self.param("use_content", True)) and bool(data.modalities)
-        self.id_dropout = float(self.param("id_dropout", 0.0))
-        self.reg_weight = float(self.param("reg_weight", 0.0))
-        self.hard_negatives = int(self.param("hard_negatives", 0))
-        self.score_chunk = int(self.param("score_chunk", 262144))
-        rank = self.param("cross_rank")
-        rank = int(rank) if rank not in (None, "null", 0) else None
-        n_cross = int(self.param("cross_layers", 2))
-        hidden = [int(h) for h in (self.param("mlp_layers") or [])]
-        dropout = float(self.param("dropout", 0.0))
+        self.structure = hp.structure
+        self.use_id = hp.use_id
+        self.use_user_id = hp.use_user_id
+        self.use_history = hp.use_history
+        self.use_content = hp.use_content and bool(data.modalities)
+        self.id_dropout = hp.id_dropout
+        self.reg_weight = hp.reg_weight
+        self.hard_negatives = hp.hard_negatives
+        self.score_chunk = hp.score_chunk
+        rank = hp.cross_rank or None
+        n_cross = hp.cross_layers
+        hidden = list(hp.mlp_layers)
+        dropout = hp.dropout
 
         pop = data.item_popularity
         self.register_buffer("warm", torch.from_numpy(pop > 0), persistent=False)
@@ -122,11 +166,10 @@ class DCNRanker(RecModel):
                 user_fields += 1          # mean of history item IDs (shares the item table)
         self.names: list[str] = []
         if self.use_content:
-            self.inputs = ModalInputs(data, self.param("modalities"), self.param("feature_norm", "standard"),
-                                      self.name)
+            self.inputs = ModalInputs(data, hp.modalities, hp.feature_norm, self.name)
             self.names = self.inputs.names
-            self.projector = ModalityProjector(self.inputs.dims, e, kind=self.param("projection", "linear"),
-                                               dropout=float(self.param("projection_dropout", 0.0)))
+            self.projector = ModalityProjector(self.inputs.dims, e, kind=hp.projection,
+                                               dropout=hp.projection_dropout)
             item_fields += len(self.names)
             if self.use_history:
                 user_fields += len(self.names)
@@ -148,9 +191,6 @@ class DCNRanker(RecModel):
         if self.structure == "parallel":
             self.head = nn.Linear(d + self.mlp_out, 1)
         else:
-            if not hidden:
-                raise UserError("dcn structure 'stacked' needs mlp_layers", "model.params.mlp_layers",
-                                "set e.g. mlp_layers: [256, 128] or use structure: parallel")
             self.head = nn.Linear(self.mlp_out, 1)
 
     # ------------------------------------------------------------------ fields

@@ -32,22 +32,24 @@ adds ``align_weight`` x a loss that aligns the modalities of the same item and
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from fusionrec.align import Aligner, ModalityProjector
 from fusionrec.align.aligner import ALIGN_METHODS
 from fusionrec.data.dataset import TrainData
-from fusionrec.errors import UserError
 from fusionrec.fuse import ScoreFusion, build_fusion, modality_dropout
 from fusionrec.fuse.feature import FUSIONS
-from fusionrec.models.base import RecModel, require
+from fusionrec.models.base import RecModel
 from fusionrec.models.bpr import bpr_loss, embedding_norm_reg
 from fusionrec.models.modal_inputs import ModalInputs
+from fusionrec.models.params import FeatureNorm, Modalities, ModelParams
 
 TWO_TOWER_FUSIONS = tuple(f for f in FUSIONS if f != "user_attention") + ("late",)
 HISTORY_ENCODERS = ("none", "mean", "attention", "transformer")
@@ -60,34 +62,81 @@ class TwoTower(RecModel):
     name = "two_tower"
     trainable = True
     batch_kind = "pairwise"
+    uses_content = True
 
-    def __init__(self, data: TrainData, params: dict[str, Any] | None = None) -> None:
+    class Params(ModelParams):
+        embedding_size: int = Field(64, gt=0, description="width of the shared space (IDs, projected modalities)")
+        modalities: Modalities = Field(None, description="item modalities to use (null = all of data.modalities)")
+        feature_norm: FeatureNorm = Field("standard", description="feature normalisation (statistics over "
+                                                                  "present rows only)")
+        projection: Literal["linear", "mlp"] = Field("mlp", description="each modality -> shared space")
+        projection_dropout: float = Field(0.0, ge=0, lt=1, description="dropout inside the projections")
+        fusion: Literal[TWO_TOWER_FUSIONS] = Field("attention", description=(  # type: ignore[valid-type]
+            "how projected modalities become one item vector; late = one scorer per modality (decision level)"))
+        joint_layers: int = Field(1, ge=1, description="encoder layers of the joint fusion")
+        joint_heads: int = Field(2, ge=1, description="attention heads of the joint fusion")
+        align: Literal[ALIGN_METHODS] = Field("infonce", description=(  # type: ignore[valid-type]
+            "alignment loss between an item's modalities (and its ID embedding)"))
+        align_weight: float = Field(0.1, ge=0, description="weight of the alignment loss")
+        align_id: bool = Field(True, description="also align the fused content with the item ID embedding "
+                                                 "(warm items)")
+        align_temperature: float = Field(0.2, gt=0, description="temperature of the alignment loss")
+        align_batch: int = Field(512, ge=1, description="items per step in the alignment loss")
+        align_tokens: int = Field(4, ge=1, description="tokens per view for align: matching")
+        history: Literal[HISTORY_ENCODERS] = Field("mean", description=(  # type: ignore[valid-type]
+            "user tower history encoder"))
+        history_len: int = Field(50, ge=1, description="history items seen by attention/transformer (mean uses "
+                                                       "the whole history)")
+        use_id: bool = Field(True, description="item ID embedding (zeroed for items without training "
+                                               "interactions)")
+        use_user_id: bool = Field(True, description="user ID embedding in the user tower")
+        use_content: bool = Field(True, description="item content in the item tower")
+        id_dropout: float = Field(0.1, ge=0, le=1, description="share of item IDs dropped in training so content "
+                                                               "alone must rank")
+        modality_dropout: float = Field(0.1, ge=0, lt=1, description="share of modalities hidden in training "
+                                                                     "(never all of an item's)")
+        loss: Literal[LOSSES] = Field("softmax", description=(  # type: ignore[valid-type]
+            "softmax: in-batch, logQ-corrected, cosine scores; bpr: sampled negative"))
+        temperature: float = Field(0.1, gt=0, description="softmax temperature on cosine scores")
+        logq: bool = Field(True, description="subtract log p(item in batch) from in-batch logits")
+        reg_weight: float = Field(0.0, ge=0, description="EmbLoss weight (bpr loss only)")
+
+        @field_validator("fusion", mode="before")
+        @classmethod
+        def _item_side_fusion(cls, value: Any) -> Any:
+            if value == "user_attention":
+                raise ValueError("a two-tower item vector cannot depend on the user: that would break "
+                                 "inner-product/ANN retrieval; use user-conditioned attention in a ranker")
+            return value
+
+        @model_validator(mode="after")
+        def _towers_not_empty(self) -> TwoTower.Params:
+            if not (self.use_id or self.use_content):
+                raise ValueError("use_id and use_content are both false: the item tower is empty")
+            if not (self.use_user_id or self.history != "none"):
+                raise ValueError("use_user_id is false and history is none: the user tower is empty")
+            return self
+
+    hp: Params
+
+    def __init__(self, data: TrainData, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(data, params)
-        d = int(require(self.params, "embedding_size", self.name))
+        hp = self.hp
+        d = hp.embedding_size
         self.dim = d
-        self.fusion_name = self.choice("fusion", "attention", TWO_TOWER_FUSIONS, hints={"user_attention": (
-            " (a two-tower item vector cannot depend on the user: that would break "
-            "inner-product/ANN retrieval; use user-conditioned attention in a ranker)")})
-        self.history = self.choice("history", "mean", HISTORY_ENCODERS)
-        self.loss_name = self.choice("loss", "softmax", LOSSES)
-        align = self.choice("align", "infonce", ALIGN_METHODS)
-        self.use_id = bool(self.param("use_id", True))
-        self.use_user_id = bool(self.param("use_user_id", True))
-        self.use_content = bool(self.param("use_content", True))
-        if not (self.use_id or self.use_content):
-            raise UserError("two_tower needs the ID embedding, the content, or both",
-                            "model.params.use_id / use_content", "set use_id: true or use_content: true")
-        if not (self.use_user_id or self.history != "none"):
-            raise UserError("two_tower user tower is empty", "model.params.use_user_id / history",
-                            "set use_user_id: true or history: mean|attention|transformer")
-        self.id_dropout = float(self.param("id_dropout", 0.0))
-        self.modality_dropout = float(self.param("modality_dropout", 0.0))
-        self.temperature = float(self.param("temperature", 0.1))
-        self.logq = bool(self.param("logq", True))
-        self.reg_weight = float(self.param("reg_weight", 0.0))
-        self.align_weight = float(self.param("align_weight", 0.0)) if align != "none" else 0.0
-        self.align_batch = int(self.param("align_batch", 512))
-        self.history_len = int(self.param("history_len", 50))
+        self.fusion_name = hp.fusion
+        self.history = hp.history
+        self.loss_name = hp.loss
+        align = hp.align
+        self.use_id, self.use_user_id, self.use_content = hp.use_id, hp.use_user_id, hp.use_content
+        self.id_dropout = hp.id_dropout
+        self.modality_dropout = hp.modality_dropout
+        self.temperature = hp.temperature
+        self.logq = hp.logq
+        self.reg_weight = hp.reg_weight
+        self.align_weight = hp.align_weight if align != "none" else 0.0
+        self.align_batch = hp.align_batch
+        self.history_len = hp.history_len
 
         # ---- item side
         pop = data.item_popularity
@@ -99,21 +148,18 @@ class TwoTower(RecModel):
             self.item_id = nn.Embedding(self.n_items, d)
             nn.init.normal_(self.item_id.weight, std=0.1)
         if self.use_content:
-            self.inputs = ModalInputs(data, self.param("modalities"), self.param("feature_norm", "standard"),
-                                      self.name)
+            self.inputs = ModalInputs(data, hp.modalities, hp.feature_norm, self.name)
             names = self.inputs.names
-            self.projector = ModalityProjector(self.inputs.dims, d, kind=self.param("projection", "mlp"),
-                                               dropout=float(self.param("projection_dropout", 0.0)))
+            self.projector = ModalityProjector(self.inputs.dims, d, kind=hp.projection,
+                                               dropout=hp.projection_dropout)
             if self.fusion_name == "late":
                 self.score_fusion = ScoreFusion(names)
                 self.user_heads = nn.ModuleDict({n: nn.Linear(d, d, bias=False) for n in names})
             else:
-                self.fusion = build_fusion(self.fusion_name, names, d,
-                                           n_layers=self.param("joint_layers", 1),
-                                           n_heads=self.param("joint_heads", 2))
-            self.aligner = Aligner(align, names, d, temperature=float(self.param("align_temperature", 0.2)),
-                                   with_id=bool(self.param("align_id", True)) and self.use_id,
-                                   n_tokens=int(self.param("align_tokens", 4)))
+                self.fusion = build_fusion(self.fusion_name, names, d, n_layers=hp.joint_layers,
+                                           n_heads=hp.joint_heads)
+            self.aligner = Aligner(align, names, d, temperature=hp.align_temperature,
+                                   with_id=hp.align_id and self.use_id, n_tokens=hp.align_tokens)
 
         # ---- user side
         if self.use_user_id:

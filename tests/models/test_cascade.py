@@ -18,7 +18,6 @@ from fusionrec.models.registry import build_model
 from fusionrec.train.trainer import seed_everything
 from tests.models.test_ranker import N_ITEMS, N_USERS, make_world
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -121,6 +120,6 @@ def test_registry_cascade_fits_sub_models_and_round_trips(world, tmp_path):
 def test_cascade_configuration_errors(world):
     data = world.train_data()
     with pytest.raises(UserError, match="needs a retriever"):
-        build_model("cascade", data, {"ranker": {"name": "pop"}})
+        build_model("cascade", data, {"retriever": None, "ranker": {"name": "pop"}})
     with pytest.raises(UserError, match="blend"):
         build_model("cascade", data, {"retriever": {"name": "pop"}, "ranker": {"name": "pop"}, "blend": 2})

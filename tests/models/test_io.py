@@ -12,7 +12,12 @@ import yaml
 from fusionrec.config import RunConfig
 from fusionrec.data.dataset import Dataset, FeatureModality
 from fusionrec.errors import UserError
-from fusionrec.models.io import load_dataset_artifact, load_model, save_dataset, save_model
+from fusionrec.models.io import (
+    load_dataset_artifact,
+    load_model,
+    save_dataset,
+    save_model,
+)
 from fusionrec.models.registry import build_model
 from fusionrec.train import Trainer, seed_everything
 from tests.train.synthetic import clustered_dataset

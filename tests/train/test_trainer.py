@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from pydantic import Field
 from torch import nn
 
 from fusionrec.config import TrainConfig
@@ -173,6 +174,9 @@ class LogisticMF(RecModel):
 
     name = "logistic_mf"
     batch_kind = "pointwise"
+
+    class Params(RecModel.Params):
+        num_negatives: int = Field(4, ge=0, description="sampled negatives per positive (read by the trainer)")
 
     def __init__(self, data, params=None):
         super().__init__(data, params)
