@@ -1,0 +1,86 @@
+"""Checks and configuration for :class:`fusionrec.Recommender`: model name, parameters, run config.
+
+The run configuration is resolved the way ``fusionrec train`` resolves it (model
+defaults, then a dataset preset's per-model tuning, then the caller's values), so a
+model built from Python has the same parameters as one built from the command line.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from pydantic import ValidationError
+
+from fusionrec.config import (
+    DataConfig,
+    RunConfig,
+    TrainConfig,
+    deep_merge,
+    resolve_config,
+)
+from fusionrec.data.dataset import Dataset
+from fusionrec.errors import UserError
+from fusionrec.models.registry import available_models, default_params, model_class
+
+
+def check_model(model: str) -> None:
+    """A UserError, with the closest registered name, when ``model`` is not a registered model."""
+    names = available_models()
+    if model in names:
+        return
+    close = difflib.get_close_matches(str(model), names, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise UserError(f"unknown model {model!r}{hint}", "fusionrec.Recommender(model=...)",
+                    f"use one of {names}; `fusionrec models` describes them")
+
+
+def check_params(model: str, params: dict[str, Any]) -> None:
+    """Validate ``params`` against the model's typed ``Params`` (unknown keys, types, allowed values)."""
+    where = f"fusionrec.Recommender({model!r}, ...)"
+    params_cls = getattr(model_class(model), "Params", None)
+    if params_cls is not None:
+        from fusionrec.models.params import check_params as check_typed
+
+        check_typed(params_cls, params, model, where=where)
+        return
+    # models without a typed Params class: their registry defaults name the valid keys
+    valid = sorted(default_params(model))
+    for key in params:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UserError(f"{model} has no parameter {key!r}{hint}", where,
+                            f"valid parameters of {model}: {', '.join(valid) or 'none'}")
+
+
+def uses_content(model: str) -> bool:
+    """True when the model reads item modalities, which are then taken from the feature store."""
+    from fusionrec.encoders.ensure import model_uses_content
+
+    return model_uses_content(model)
+
+
+def data_origin(dataset: Dataset) -> tuple[DataConfig, str | None]:
+    """The description ``dataset`` was loaded from, or a bare one named after it (built in Python)."""
+    from fusionrec.api.data import origin
+
+    found = origin(dataset)
+    if found is not None:
+        return found
+    # a Dataset built in code (Dataset.from_frames): no files to re-read, default encoders
+    return DataConfig(name=dataset.name, format="auto"), None
+
+
+def build_run_config(model: str, params: dict[str, Any], dataset: Dataset, train: dict[str, Any]) -> RunConfig:
+    """The RunConfig of fitting ``model`` on ``dataset``: CLI resolution plus the caller's values."""
+    data_cfg, preset = data_origin(dataset)
+    base = resolve_config(dataset=preset, model=model).model_dump(mode="json")
+    base["data"] = data_cfg.model_dump(mode="json")  # the description actually loaded, not the preset's
+    layered = deep_merge(base, {"model": {"params": params}})
+    try:
+        layered["train"] = TrainConfig.model_validate(deep_merge(base["train"], train)).model_dump(mode="json")
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'train'}: {e['msg']}" for e in err.errors())
+        raise UserError(f"invalid training setting(s): {problems}", "fusionrec.Recommender.fit(...)",
+                        f"training settings are {sorted(TrainConfig.model_fields)}") from None
+    return RunConfig.model_validate(layered)
