@@ -186,10 +186,12 @@ def _describe_tables(root: Path, paths: list[Path]) -> Description:
     desc = Description(root, {}, "tables", guesses)
     tables = _load(root, paths, guesses)
     if not tables:  # nothing to describe: a YAML of TODOs would not help anyone
+        nested = sorted({p.parent for p in root.glob("*/*.inter")})
+        fix = (f"the MMRec/RecBole files are one folder down: run `fusionrec data init {nested[0]}`" if nested else
+               "put the interaction log there: a CSV/TSV/Parquet/JSONL file with a user and an item "
+               "column, e.g. interactions.csv with user_id,item_id")
         raise UserError("no interaction table in the folder", f"{root} (looked for "
-                        f"{', '.join(TABLE_SUFFIXES[:8])} files there and one folder down)",
-                        "put the interaction log there: a CSV/TSV/Parquet/JSONL file with a user and an item "
-                        "column, e.g. interactions.csv with user_id,item_id")
+                        f"{', '.join(TABLE_SUFFIXES[:8])} files there and one folder down)", fix)
     ids = {t.rel: (id_column(list(t.frame.columns), "user")[0], id_column(list(t.frame.columns), "item")[0])
            for t in tables}
     both = [t for t in tables if all(ids[t.rel])]
@@ -222,6 +224,10 @@ def _describe_tables(root: Path, paths: list[Path]) -> Description:
     for t in rest:
         guesses.append(Guess("files", t.rel, "not used", "neither interactions nor an item/user table"))
     _describe_repeats(frame, user, item, desc)
+    rating = next((g for g in roles if g.role == "rating"), None)
+    if rating is not None:
+        desc.notes.append(f"ratings ({rating.reason.split('; ')[-1]}): every rating counts as a positive; set "
+                          "positive_rating (e.g. 4 for 1-5 stars) to treat lower ones as negative feedback")
     data["split"] = split_for(data["columns"], desc)
     data["encoders"] = encoders_for(data.get("item_columns", {}))
     desc.data = data
@@ -272,9 +278,9 @@ def _describe_items(root: Path, items: Table, key: str | None, desc: Description
     desc.files["items"] = f"{items.rel} (item table keyed by '{id_col}')"
     table_ids = set(items.frame[id_col].dropna().astype(str))
     seen_ids = set(seen.dropna().astype(str)) if seen is not None else set()
-    if seen_ids:
+    if seen_ids - table_ids:
         desc.notes.append(f"items: {items.rel} describes {len(seen_ids & table_ids)} of the {len(seen_ids)} items "
-                          "in the sampled interactions (the others keep their media files, attributes are masked)")
+                          "in the sampled interactions (the others have no text or attributes there)")
     data["items_path"] = items.rel
     guesses = side_roles(frame_stats(items.frame), id_col, "items")
     desc.guesses.append(Guess("items", id_col, "item", "the interactions' item ids"))

@@ -30,6 +30,7 @@ _ITEM_WORDS = re.compile(r"(item|article|product|movie|film|track|song|book|sku|
                          r"business|recipe|game|anime|app|course|job|restaurant|hotel|listing)", re.IGNORECASE)
 _ID_SUFFIX = re.compile(r"(^|[_\s-])(id|code|key|no)$|Id$|ID$", re.IGNORECASE)
 _TIME_WORDS = re.compile(r"(time|date|dat$|^ts$|stamp|day|created|when)", re.IGNORECASE)
+_DATE_LIKE = re.compile(r"\d{1,4}[-/.:]\d{1,2}|\d{1,2} ?[A-Za-z]{3,9},? \d{2,4}|[A-Za-z]{3,9} \d{1,2},? \d{2,4}")
 _LABEL_WORDS = re.compile(r"(label|click|target|like|purchased|bought|converted|positive)", re.IGNORECASE)
 
 
@@ -97,10 +98,12 @@ def column_stats(name: str, values: pd.Series) -> ColumnStats:
     nums = pd.to_numeric(text, errors="coerce")
     numeric_share = float(nums.notna().mean())
     finite = nums.dropna().to_numpy(dtype=float)
+    finite = finite[np.isfinite(finite)]
     integer = bool(len(finite)) and bool(np.all(np.mod(finite, 1) == 0))
     sample = text.head(CONTENT_SAMPLE)
     date_share, date_example = 0.0, ""
-    if numeric_share < 0.5:
+    # only text that looks like a date is parsed (dateutil is slow on titles and descriptions)
+    if numeric_share < 0.5 and sample.str.contains(_DATE_LIKE).mean() >= 0.5:
         # the validator parses timestamps with the same call, so a date accepted here loads later
         parsed = pd.to_datetime(sample, errors="coerce", utc=True, format="mixed")
         date_share = float(parsed.notna().mean())
