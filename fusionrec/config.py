@@ -26,13 +26,16 @@ class _Section(BaseModel):
 class SplitConfig(_Section):
     """How interactions are divided; ``predefined`` keeps the source's own split."""
 
-    method: Literal["predefined", "random", "leave_last_out", "temporal", "cold_start"] = "random"
-    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 999
-    min_interactions: int = 10  # MMRec's rule: fewer -> n-2/1/1
-    # per-user counts for the others: "mmrec" = MMRec's notebook (valid+test = int(0.2 n), halved);
-    # "round" = round(0.8 n) / round(0.1 n) / rest, which is how ml100k/mmrec/ was made.
-    rounding: Literal["mmrec", "round"] = "mmrec"
+    method: Literal["predefined", "random", "leave_last_out", "temporal", "cold_start"] = Field(
+        "random", description="predefined: the data's split column; random: per user; leave_last_out: each "
+                              "user's last events; temporal: one global time cut; cold_start: whole items")
+    ratios: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train / valid / test shares")
+    seed: int = Field(999, description="seed of the random and cold_start splits")
+    min_interactions: int = Field(10, description="users with fewer interactions get n-2/1/1 (MMRec's rule)")
+    # "round" is how ml100k/mmrec/ was made
+    rounding: Literal["mmrec", "round"] = Field(
+        "mmrec", description="per-user counts: mmrec = MMRec's notebook (valid+test = int(0.2 n), halved); "
+                             "round = round(0.8 n) / round(0.1 n) / rest")
 
 
 EncoderSpec = str | dict[str, Any]
@@ -46,51 +49,64 @@ class DataConfig(_Section):
     ``users_path``, feature files, media patterns) is resolved against ``root``.
     """
 
-    name: str = "demo"
-    format: Literal["demo", "auto", "csv", "parquet", "jsonl", "mmrec", "recbole", "shared"] = "demo"
-    # folder that relative paths resolve against (set from the description file's folder)
-    root: str | None = None
-    path: str | None = None
-    # column mapping for tabular readers: role -> column name in the file
-    columns: dict[str, str] = Field(default_factory=dict)
-    items_path: str | None = None
-    item_columns: dict[str, str] = Field(default_factory=dict)
-    users_path: str | None = None
-    user_columns: dict[str, str] = Field(default_factory=dict)
-    # feature files: modality name -> {path, kind}
-    features: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    # modality name -> encoder registry name ("minilm") or {name: clip-image, params: {...}}
-    encoders: dict[str, EncoderSpec] = Field(default_factory=dict)
-    # ratings below this are negative feedback (never training positives); None: every rating counts
-    positive_rating: float | None = None
-    # "events": repeated user-item rows are real repeat behaviour (kept, reported as info);
-    # "duplicates": byte-identical rows are reported as a warning (still kept)
-    repeats: Literal["events", "duplicates"] = "events"
-    modalities: list[str] | None = None  # which modalities the model sees (None = all)
-    kcore: int = 0
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    # demo generator knobs
-    demo: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field("demo", description="dataset name; a preset name (fusionrec/configs/datasets) loads "
+                                          "that preset")
+    format: Literal["demo", "auto", "csv", "parquet", "jsonl", "mmrec", "recbole", "shared"] = Field(
+        "demo", description="reader: auto detects it from the files; demo generates the synthetic shop; "
+                            "shared reads preset `name`")
+    root: str | None = Field(None, description="folder that relative paths resolve against (set from the "
+                                               "description file's folder)")
+    path: str | None = Field(None, description="interaction file or dataset folder")
+    columns: dict[str, str] = Field(default_factory=dict, description=(
+        "interaction roles -> column names in the file: user, item, rating, timestamp, label, split, weight"))
+    items_path: str | None = Field(None, description="item table (text, media paths, attributes)")
+    item_columns: dict[str, str] = Field(default_factory=dict, description=(
+        "item roles -> columns: item, text (a,b,c), image_path / audio_path (a column or a pattern such "
+        "as images/{item_id}.jpg), attributes"))
+    users_path: str | None = Field(None, description="user table")
+    user_columns: dict[str, str] = Field(default_factory=dict, description="user roles -> columns: user, "
+                                                                           "attributes")
+    features: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "precomputed feature files: modality name -> {path, kind}"))
+    encoders: dict[str, EncoderSpec] = Field(default_factory=dict, description=(
+        "modality name -> encoder registry name (minilm) or {name: clip-image, params: {...}}"))
+    positive_rating: float | None = Field(None, description="ratings below it are negative feedback, never "
+                                                            "training positives (null: every rating counts)")
+    repeats: Literal["events", "duplicates"] = Field("events", description=(
+        "events: repeated user-item rows are real repeat behaviour (kept, reported as info); duplicates: "
+        "byte-identical rows are reported as a warning (still kept)"))
+    modalities: list[str] | None = Field(None, description="which modalities the model sees (null = all)")
+    kcore: int = Field(0, description="keep users and items with at least k interactions (0 or 1 = off)")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="how interactions are divided")
+    demo: dict[str, Any] = Field(default_factory=dict, description="demo generator arguments (n_users, "
+                                                                   "n_items, seed)")
 
 
 class ModelConfig(_Section):
-    name: str = "bpr"
-    params: dict[str, Any] = Field(default_factory=dict)
+    """The ``model:`` section: which model, and its parameters."""
+
+    name: str = Field("bpr", description="registered model name (`fusionrec models` lists them)")
+    params: dict[str, Any] = Field(default_factory=dict, description=(
+        "the model's parameters (Models below); unset keys take the model's typed defaults"))
 
 
 class TrainConfig(_Section):
-    epochs: int = 300
-    batch_size: int = 2048
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    patience: int = 20          # epochs without valid improvement before stopping
-    eval_every: int = 1
-    valid_metric: str = "recall@20"
-    seeds: list[int] = Field(default_factory=lambda: [2024])
-    num_threads: int | None = None  # torch threads (None: torch default)
-    checkpoint: bool = True
-    resume: bool = False
-    progress: bool = True
+    """The ``train:`` section: the optimiser, early stopping on validation, seeds."""
+
+    epochs: int = Field(300, description="maximum training epochs")
+    batch_size: int = Field(2048, description="batch size (pairs, rows or users, by the model's batch kind)")
+    lr: float = Field(1e-3, description="Adam learning rate")
+    weight_decay: float = Field(0.0, description="Adam weight decay")
+    patience: int = Field(20, description="evaluations without valid improvement before stopping")
+    eval_every: int = Field(1, description="validate every N epochs")
+    valid_metric: str = Field("recall@20", description="validation metric for early stopping and model "
+                                                       "choice, e.g. recall@20, ndcg@10, auc, logloss")
+    seeds: list[int] = Field(default_factory=lambda: [2024], description="one run per seed (tables: mean and "
+                                                                         "std over seeds)")
+    num_threads: int | None = Field(None, description="torch threads (null: torch default)")
+    checkpoint: bool = Field(True, description="write a checkpoint after each epoch")
+    resume: bool = Field(False, description="continue from the run's checkpoint")
+    progress: bool = Field(True, description="report progress per epoch")
 
     @field_validator("valid_metric")
     @classmethod
@@ -101,24 +117,28 @@ class TrainConfig(_Section):
 
 
 class EvalConfig(_Section):
-    ks: list[int] = Field(default_factory=lambda: [10, 20, 50])
-    # full: mask train positives (and valid positives when scoring test);
-    # mmrec: mask only train positives, exactly as MMRec does.
-    protocol: Literal["full", "mmrec"] = "full"
+    """The ``eval:`` section: full-ranking evaluation."""
+
+    ks: list[int] = Field(default_factory=lambda: [10, 20, 50], description="cutoffs K of the @K metrics")
+    protocol: Literal["full", "mmrec"] = Field("full", description=(
+        "full: mask train positives (and valid positives when scoring test); mmrec: mask only train "
+        "positives, exactly as MMRec does"))
     metrics: list[str] = Field(
-        default_factory=lambda: ["recall", "ndcg", "precision", "map", "mrr", "hit"]
+        default_factory=lambda: ["recall", "ndcg", "precision", "map", "mrr", "hit"],
+        description="ranking metrics computed at every K",
     )
-    beyond_accuracy: bool = True  # coverage, diversity, novelty on the test split
-    batch_users: int = 1024
-    candidates: Literal["all", "test_items"] = "all"  # cold-start protocol ranks test items only
+    beyond_accuracy: bool = Field(True, description="coverage, diversity, novelty on the test split")
+    batch_users: int = Field(1024, description="users scored per batch")
+    candidates: Literal["all", "test_items"] = Field("all", description=(
+        "all: rank the whole catalogue; test_items: rank only the test items (cold-start protocol)"))
 
 
 class RunConfig(_Section):
-    data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-    output_dir: str = "runs"
+    data: DataConfig = Field(default_factory=DataConfig, description="the dataset")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the model")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="training")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation")
+    output_dir: str = Field("runs", description="folder the runs are written under")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
