@@ -34,26 +34,27 @@ log = logging.getLogger("fusionrec.serve")
 SERVE_META = "serve_meta.json"
 
 
-def build_content_encoder(dataset: Dataset, cfg: ServeConfig) -> ContentEncoder | None:
-    """Encoders for the dataset's text/image modalities, checked against the stored feature width.
+def build_content_encoder(dataset: Dataset, cfg: ServeConfig,
+                          records: dict[str, dict[str, Any]] | None = None) -> ContentEncoder | None:
+    """Encoders for new items: the ones the model was trained with, else defaults checked by width.
 
-    A modality whose features came from a different encoder (another width) is
-    left out with a warning: encoding new items with a mismatching model would
-    put them in a different space than the warm items the content map was fitted on.
+    ``records`` is the model's ``features.json`` (see :func:`fusionrec.encoders.ensure.read_features_json`):
+    a modality made by an encoder is encoded by that encoder, rebuilt from its name and
+    params (text, image, audio, attributes, CLIP from its local path) and checked against
+    the recorded encoder id. A modality that came precomputed (``.npy``) falls back to the
+    default text/image encoder when its width matches. A mismatch leaves the modality out
+    with a warning: encoding new items with another model would put them in a different
+    space than the catalogue. ``cfg.text_encoder`` / ``cfg.image_encoder`` = None switch a kind off.
     """
     encoders: dict[str, Any] = {}
     for name, mod in dataset.modalities.items():
-        enc = None
-        if mod.kind == "text" and cfg.text_encoder:
-            from fusionrec.encoders.text import MiniLMEncoder, SentenceTransformerEncoder
-
-            enc = MiniLMEncoder(modality=name) if cfg.text_encoder == "default" else \
-                SentenceTransformerEncoder(model_path=cfg.text_encoder, modality=name)
-        elif mod.kind == "image" and cfg.image_encoder:
-            from fusionrec.encoders.image import EfficientNetLiteEncoder
-
-            enc = EfficientNetLiteEncoder(modality=name) if cfg.image_encoder == "default" else \
-                EfficientNetLiteEncoder(weights_path=cfg.image_encoder, modality=name)
+        if (mod.kind == "text" and not cfg.text_encoder) or (mod.kind == "image" and not cfg.image_encoder):
+            continue
+        rec = (records or {}).get(name) or {}
+        if rec.get("encoder") not in (None, "precomputed"):
+            enc = _recorded_encoder(name, rec, dataset)
+        else:
+            enc = _default_encoder(name, mod.kind, cfg)
         if enc is None:
             continue
         if enc.dim != mod.dim:
@@ -62,6 +63,41 @@ def build_content_encoder(dataset: Dataset, cfg: ServeConfig) -> ContentEncoder 
             continue
         encoders[name] = enc
     return ContentEncoder(encoders) if encoders else None
+
+
+def _recorded_encoder(name: str, rec: dict[str, Any], dataset: Dataset) -> Any:
+    """The encoder of a features.json record, fitted on the training catalogue, or None (with a warning)."""
+    from fusionrec.encoders.registry import build_encoder
+
+    try:
+        enc = build_encoder(rec["encoder"], **dict(rec.get("params") or {}))
+        # catalogue-level state (attribute vocabularies) comes from the items the model was trained on
+        enc.fit(dataset.items, dataset.root)
+        same = rec.get("encoder_id") in (None, enc.encoder_id)
+    except UserError as err:
+        log.warning("cannot rebuild the %r encoder %s of the served model: %s; new items get no %s",
+                    name, rec.get("encoder"), err.args[0] if err.args else err, name)
+        return None
+    if not same:
+        log.warning("the %r encoder now has id %s but the model was trained on %s (other weights or "
+                    "preprocessing); new items get no %s", name, enc.encoder_id, rec.get("encoder_id"), name)
+        return None
+    return enc
+
+
+def _default_encoder(name: str, kind: str, cfg: ServeConfig) -> Any:
+    """MiniLM / EfficientNet-Lite0 (or the model folder / weights file cfg names) for precomputed modalities."""
+    if kind == "text":
+        from fusionrec.encoders.text import MiniLMEncoder, SentenceTransformerEncoder
+
+        return MiniLMEncoder(modality=name) if cfg.text_encoder == "default" else \
+            SentenceTransformerEncoder(model_path=cfg.text_encoder, modality=name)
+    if kind == "image":
+        from fusionrec.encoders.image import EfficientNetLiteEncoder
+
+        return EfficientNetLiteEncoder(modality=name) if cfg.image_encoder == "default" else \
+            EfficientNetLiteEncoder(weights_path=cfg.image_encoder, modality=name)
+    return None
 
 
 def read_serve_meta(model_dir: str | Path) -> dict[str, Any]:
@@ -95,7 +131,9 @@ def load_service(model_dir: str | Path, cfg: ServeConfig, encoder: ContentEncode
         model_dir = Path(current)
     state = load_state(model_dir, cfg, store)
     if encoder == "auto":
-        encoder = build_content_encoder(state.dataset, cfg)
+        from fusionrec.encoders.ensure import read_features_json
+
+        encoder = build_content_encoder(state.dataset, cfg, read_features_json(model_dir))
     media_root = cfg.media_root or (str(state.dataset.root) if state.dataset.root is not None else None)
     return RecService(state, store, cfg, encoder, media_root, default_retrain if retrain else None)
 
@@ -169,6 +207,10 @@ def default_retrain(service: RecService) -> ServiceState:
     root = Path(state.model_dir or service.store.path.parent)
     out = root.parent / f"{root.name}-retrain-{time.strftime('%Y%m%d-%H%M%S')}-{upto}"
     save_model(model, run_cfg, dataset, out)
+    from fusionrec.encoders.ensure import read_features_json, write_features_json
+
+    # the retrained model reads the same features, so new items keep the same encoders
+    write_features_json(read_features_json(root), out)
     (out / SERVE_META).write_text(json.dumps({"trained_upto_seq": upto, "parent": str(root)}))
     new_state = load_state(out, service.cfg, service.store, version=state.version + 1)
     service.store.set_meta("current_model_dir", str(out))

@@ -242,15 +242,15 @@ class RecService:
     def _text_query_vector(self, state: ServiceState, text: str) -> np.ndarray:
         if len(text) > 10_000:
             raise ServeError(422, "text", f"text query has {len(text)} characters; the limit is 10000")
-        if self.encoder is None or state.content_map is None:
+        if self.encoder is None or state.placement is None:
             raise ServeError(422, "text", "free-text queries need a text encoder and a model served with "
                              "text features", "encode the catalogue (fusionrec encode) and serve with a text encoder")
         cols = [c for c in state.catalogue.frame.columns if str(c) in _DESCRIPTION_COLUMNS] or ["title"]
         vecs = self.encoder.encode_text(text, fields=[str(c) for c in cols])
-        if not state.content_map.usable(vecs):
-            raise ServeError(422, "text", "the model's content map has no text modality to place a text query",
-                             "serve a model whose dataset has text features")
-        return state.content_map.embed(vecs)
+        if not state.can_place(vecs):
+            raise ServeError(422, "text", f"the model places items by {state.placement_modalities}, no text "
+                             "modality, so a text query has no position", "serve a model trained with text features")
+        return state.place(vecs)
 
     def similar(self, item_id: str, k: int = 10, filters: str | None = None) -> dict[str, Any]:
         k = self._check_k(k)
@@ -305,7 +305,7 @@ class RecService:
             raise ServeError(413, "items", f"{len(items)} items in one request; the limit is "
                              f"{self.cfg.max_items_per_request}", "split the batch")
         state = self.state
-        if state.inner_product and state.content_map is None:
+        if state.inner_product and state.placement is None:
             raise ServeError(409, "items", "this model was trained without content features, so posted items "
                              "cannot be placed in its item space", "encode the catalogue (fusionrec encode), "
                              "retrain with text/image modalities and serve that model")
@@ -362,9 +362,9 @@ class RecService:
                 raise ServeError(422, field, f"cannot encode {err.modality}: {err.reason}") from err
         row = state.catalogue.index_of.get(item_id)
         cold_target = row is None or bool(state.catalogue.cold[row])
-        if state.inner_product and cold_target and not (state.content_map and state.content_map.usable(features)):
+        if state.inner_product and cold_target and not state.can_place(features):
             raise ServeError(422, where, f"item {item_id!r} has no content the model can use "
-                             f"(needs one of {state.content_map.modalities if state.content_map else []})",
+                             f"(needs one of {state.placement_modalities})",
                              "send 'text' and/or an image")
         return StoredItem(item_id, text, image_bytes, attributes, features)
 
@@ -583,6 +583,7 @@ class RecService:
             "online_users": self.online.users(), "events_ingested": self.online.n_ingested,
             "content_encoder": self.encoder.modalities if self.encoder else [],
             "content_map_r2": round(state.content_map.fit_r2, 4) if state.content_map else None,
+            "new_items_placed_by": state.placement,
             "retrain": {k: v for k, v in self.retrain_status.items()},
             "uptime_seconds": round(time.time() - self.started, 1),
         }

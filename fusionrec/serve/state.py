@@ -30,6 +30,7 @@ from fusionrec.models.base import RecModel
 from fusionrec.serve.config import ServeConfig
 from fusionrec.serve.content import ContentMap
 from fusionrec.serve.index import ItemIndex
+from fusionrec.serve.placement import ContentPlacer, content_placer
 from fusionrec.serve.store import StoredItem
 
 # columns never used as filterable/profile attributes: ids, free text, media paths
@@ -116,6 +117,7 @@ class ServiceState:
     catalogue: Catalogue
     trained_upto_seq: int = 0
     model_dir: str | None = None
+    placer: ContentPlacer | None = None  # the model's own content path (None: ridge map only)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _filter_cache: dict = field(default_factory=dict)
 
@@ -126,6 +128,36 @@ class ServiceState:
     @property
     def item_vectors(self) -> np.ndarray | None:
         return None if self.index is None else self.index.vectors
+
+    @property
+    def placement(self) -> str | None:
+        """How items without interactions get a vector: the model's content path, the ridge map, or not at all."""
+        if self.placer is not None:
+            return "model content path"
+        return "ridge map" if self.content_map is not None else None
+
+    @property
+    def placement_modalities(self) -> list[str]:
+        if self.placer is not None:
+            return list(dict.fromkeys([*self.placer.modalities, *getattr(self.placer, "graph", {})]))
+        return list(self.content_map.modalities) if self.content_map is not None else []
+
+    def can_place(self, vectors: dict[str, np.ndarray]) -> bool:
+        """True when an item with these content vectors can be given an item vector."""
+        if self.placer is not None:
+            return self.placer.usable(vectors)
+        return self.content_map is not None and self.content_map.usable(vectors)
+
+    def place(self, vectors: dict[str, np.ndarray], row: int | None = None) -> np.ndarray:
+        """Item-space vector from content: the model's own content path when it has one, else the ridge map.
+
+        ``row``: the item's row when the model's training catalogue holds it.
+        """
+        if self.placer is not None:
+            return self.placer.place(vectors, row if row is not None and row < self.dataset.n_items else None)
+        if self.content_map is None:
+            raise ValueError("the model has no content path and no content map")
+        return self.content_map.embed(vectors)
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -157,10 +189,11 @@ class ServiceState:
         if item_vectors is not None and features:
             content_map = ContentMap.fit({n: (features[n], masks[n]) for n in features}, item_vectors, warm,
                                          alpha=cfg.ridge_alpha)
-        # items that never occur in training keep their random initial embedding; if the
-        # content map can place them, that is the better guess (the cold-start protocol's case)
+        placer = content_placer(model, dataset) if item_vectors is not None else None
+        # a model with a content path already gave its cold items their content vectors; an ID-only
+        # model left them at their random initial embedding, and the ridge map is the better guess
         cold = ~warm
-        if content_map is not None and cold.any():
+        if placer is None and content_map is not None and cold.any():
             for row in np.flatnonzero(cold):
                 vecs = {n: features[n][row] for n in features if masks[n][row]}
                 if content_map.usable(vecs):
@@ -173,7 +206,7 @@ class ServiceState:
             sim_index = ItemIndex(_normalise(item_vectors), cfg.index)
         state = cls(version, model, dataset, config, user_ids, {u: i for i, u in enumerate(user_ids)},
                     user_vectors, index, sim_index, seen.tocsr(), content_map, catalogue,
-                    trained_upto_seq, model_dir)
+                    trained_upto_seq, model_dir, placer)
         for item in stored_items or []:
             state.upsert_item(item)
         return state
@@ -221,9 +254,9 @@ class ServiceState:
             if self.index is not None:
                 if cold[row]:
                     vecs = {n: features[n][row] for n in features if masks[n][row]}
-                    if self.content_map is None or not self.content_map.usable(vecs):
-                        raise ValueError("no usable content for the model's content map")
-                    vec = self.content_map.embed(vecs)
+                    if not self.can_place(vecs):
+                        raise ValueError(f"no content the model can place (needs one of {self.placement_modalities})")
+                    vec = self.place(vecs, row)
                     self.index.upsert(np.array([row]), vec[None, :])
                     self.sim_index.upsert(np.array([row]), _normalise(vec[None, :]))
             ids = cat.item_ids + [item.item_id] if created else cat.item_ids
