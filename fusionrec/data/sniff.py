@@ -29,8 +29,9 @@ _USER_WORDS = re.compile(r"(user|customer|visitor|member|client|account|buyer|vi
 _ITEM_WORDS = re.compile(r"(item|article|product|movie|film|track|song|book|sku|asin|artist|video|news|poi|"
                          r"business|recipe|game|anime|app|course|job|restaurant|hotel|listing)", re.IGNORECASE)
 _ID_SUFFIX = re.compile(r"(^|[_\s-])(id|code|key|no)$|Id$|ID$", re.IGNORECASE)
-_TIME_WORDS = re.compile(r"(time|date|dat$|^ts$|stamp|day|created|when)", re.IGNORECASE)
+_TIME_WORDS = re.compile(r"(time|date|dat$|(^|_)ts$|stamp|day|created|when)", re.IGNORECASE)
 _DATE_LIKE = re.compile(r"\d{1,4}[-/.:]\d{1,2}|\d{1,2} ?[A-Za-z]{3,9},? \d{2,4}|[A-Za-z]{3,9} \d{1,2},? \d{2,4}")
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _LABEL_WORDS = re.compile(r"(label|click|target|like|purchased|bought|converted|positive)", re.IGNORECASE)
 
 
@@ -114,9 +115,14 @@ def column_stats(name: str, values: pd.Series) -> ColumnStats:
         name=name, count=count, unique=int(text.nunique()), numeric_share=numeric_share, integer=integer,
         low=float(finite.min()) if len(finite) else None, high=float(finite.max()) if len(finite) else None,
         date_share=date_share, mean_words=float(sample.str.split().str.len().mean()),
-        mean_len=float(sample.str.len().mean()), media=media, example=str(text.iloc[0])[:30],
+        mean_len=float(sample.str.len().mean()), media=media, example=_example(str(text.iloc[0])),
         date_example=date_example, few_values=tuple(sorted(text.unique()))[:10] if text.nunique() <= 10 else (),
     )
+
+
+def _example(value: str) -> str:
+    """A value short enough for one printed line (URLs keep more: their end says what they are)."""
+    return value[:60] if _URL.match(value) else value[:30]
 
 
 def frame_stats(frame: pd.DataFrame) -> dict[str, ColumnStats]:
@@ -221,6 +227,12 @@ def _interaction_by_content(st: ColumnStats, have: set[str], table: str) -> Gues
 
 
 # ---------------------------------------------------------------------- items and users
+def _id_like_number(st: ColumnStats) -> bool:
+    """Integer codes (EAN, zero-padded or id-named columns), one per row: labels, not quantities."""
+    if not (st.integer and st.unique_share > 0.9):
+        return False
+    padded = len(st.example) > 1 and st.example.startswith("0")
+    return bool(_ID_SUFFIX.search(st.name)) or padded or (st.high or 0) >= 1e6
 def side_roles(stats: dict[str, ColumnStats], id_col: str, table: str) -> list[Guess]:
     """Roles of the columns of an item or user table: text, image/audio path, attribute or unused."""
     guesses = []
@@ -232,6 +244,11 @@ def side_roles(stats: dict[str, ColumnStats], id_col: str, table: str) -> list[G
             guesses.append(Guess(table, col, "not used", "empty in the sampled rows"))
             continue
         kind = next((k for k, share in st.media.items() if share >= MEDIA_SHARE), None)
+        if kind is not None and table == "items" and _URL.match(st.example):
+            guesses.append(Guess(table, col, None, f"{kind} URLs (e.g. {st.example!r}) are not read: download "
+                                 f"the files into this folder and map {kind}_path to their relative paths",
+                                 todo=True))
+            continue
         if kind is not None and table == "items":
             guesses.append(Guess(table, col, f"{kind}_path", f"{st.media[kind]:.0%} of values are {kind} files, "
                                  f"e.g. {st.example!r}"))
@@ -246,7 +263,7 @@ def side_roles(stats: dict[str, ColumnStats], id_col: str, table: str) -> list[G
             if categorical and st.mean_words < TEXT_WORDS:  # genres: words to read and a category to code
                 guesses.append(Guess(table, col, "attribute", f"also a category: {st.unique} distinct values"))
             continue
-        if st.numeric and not (st.integer and st.unique_share > 0.9 and _ID_SUFFIX.search(col)):
+        if st.numeric and not _id_like_number(st):
             guesses.append(Guess(table, col, "attribute", f"numbers {st.low:g}..{st.high:g}"))
         elif categorical:
             guesses.append(Guess(table, col, "attribute", f"category with {st.unique} distinct values, "

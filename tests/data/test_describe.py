@@ -15,6 +15,7 @@ from fusionrec.cli_args import load_description
 from fusionrec.data.describe import describe_folder
 from fusionrec.data.describe_yaml import render_yaml
 from fusionrec.data.loading import load_dataset
+from fusionrec.data.sniff import frame_stats, interaction_roles, side_roles
 from fusionrec.errors import UserError
 
 
@@ -214,3 +215,46 @@ def test_no_tables_at_all(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     assert not (tmp_path / "fusionrec.yaml").exists()
     assert main(["data", "init", str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("values", [
+    ["2020-09-01", "2020-09-02", "2020-10-11"],
+    ["01/09/2020 10:00", "02/09/2020 11:30", "15/10/2020 08:05"],
+    ["Sep 1, 2020", "Oct 12, 2020", "Jan 3, 2021"],
+    ["2020-09-01T10:00:00Z", "2020-09-02T11:30:00+02:00", "2020-10-11T00:00:00Z"],
+])
+def test_dates_in_common_forms_are_timestamps(values: list[str]) -> None:
+    frame = pd.DataFrame({"user_id": ["a", "b", "c"], "item_id": ["1", "2", "3"], "when": values})
+    guesses = interaction_roles(frame_stats(frame), "user_id", "item_id", "interactions")
+    assert [(g.column, g.role) for g in guesses] == [("when", "timestamp")]
+    assert "100% parse as dates" in guesses[0].reason
+
+
+def test_content_decides_what_names_do_not() -> None:
+    frame = pd.DataFrame({
+        "user_id": list("abcdef"), "item_id": list("123456"),
+        "event_ts": ["1600000000", "1600000500", "1600001000", "1600002000", "1600003000", "1600004000"],
+        "stars_given": ["1", "5", "3", "4", "2", "5"],
+        "is_return": ["0", "1", "0", "0", "1", "0"],
+        "phase": ["train", "train", "valid", "test", "train", "train"],
+        "store": ["north", "south", "north", "north", "south", "north"],
+    })
+    roles = {g.column: (g.role, g.todo) for g in interaction_roles(frame_stats(frame), "user_id", "item_id", "x")}
+    assert roles["event_ts"] == ("timestamp", False) and roles["stars_given"] == ("rating", False)
+    assert roles["phase"] == ("split", False) and roles["store"] == ("not used", False)
+    assert roles["is_return"] == (None, True)  # 0/1 but not named like a label: the user decides
+
+
+def test_item_columns_by_content() -> None:
+    frame = pd.DataFrame({
+        "sku": [f"s{i}" for i in range(8)],
+        "blurb": [f"a warm knitted jumper with {i} buttons and a collar" for i in range(8)],
+        "colour": ["red", "blue"] * 4, "price": [str(9.5 + i) for i in range(8)],
+        "photo_url": [f"https://cdn.example.com/{i}.jpg" for i in range(8)],
+        "thumb": [f"thumbs/{i}.webp" for i in range(8)], "ean": [f"40{i:011d}" for i in range(8)],
+    })
+    roles = {(g.column, g.role): g for g in side_roles(frame_stats(frame), "sku", "items")}
+    assert ("blurb", "text") in roles and ("colour", "attribute") in roles and ("price", "attribute") in roles
+    assert ("thumb", "image_path") in roles
+    assert roles[("photo_url", None)].todo and "download" in roles[("photo_url", None)].reason
+    assert ("ean", "not used") in roles
