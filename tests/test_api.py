@@ -121,6 +121,14 @@ def test_save_and_load_give_identical_answers(mmgraph: fusionrec.Recommender, tm
     pd.testing.assert_frame_equal(loaded.similar_items(items, k=5), mmgraph.similar_items(items, k=5))
     assert loaded.evaluate("test") == pytest.approx(mmgraph.evaluate("test"))
 
+    # the folder is a served model: `fusionrec serve --model PATH` builds this service from it
+    from fusionrec.serve.config import ServeConfig
+    from fusionrec.serve.loader import load_service
+
+    service = load_service(path, ServeConfig(db_path=str(tmp_path / "events.sqlite3")), encoder=None)
+    answer = service.recommend_user(users[0], k=5)
+    assert len(answer["items"]) == 5 and all(i["item_id"] in set(mmgraph.item_ids) for i in answer["items"])
+
 
 def test_similar_items_of_an_item_never_seen_in_training(cold_data: tuple[Dataset, str],
                                                         mmgraph: fusionrec.Recommender) -> None:
@@ -159,9 +167,13 @@ def test_unfitted_and_bad_training_settings(cold_data: tuple[Dataset, str]) -> N
 
 
 def test_load_data_sources(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="no data description") as err:
-        fusionrec.load_data(tmp_path)
+    (tmp_path / "notes.txt").write_text("no interactions here\n")
+    with pytest.raises(UserError) as err:
+        fusionrec.load_data(tmp_path)  # nothing to inspect: the fix is to describe the folder
     assert "fusionrec data init" in err.value.fix
+    with pytest.raises(UserError, match="not a data file") as err:
+        fusionrec.load_data(tmp_path / "notes.txt")
+    assert f"fusionrec.load_data({str(tmp_path)!r})" in err.value.fix
     with pytest.raises(UserError, match="neither a folder, a YAML file nor a dataset preset"):
         fusionrec.load_data("no-such-dataset")
     with pytest.raises(UserError, match="invalid data description"):

@@ -14,14 +14,13 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from fusionrec.cli_args import DESCRIPTION_FILE, description_section
 from fusionrec.config import DataConfig, dataset_presets, deep_merge
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import UserError
 
-DESCRIPTION_FILE = "fusionrec.yaml"
 WHERE = "fusionrec.load_data(source=...)"
 
 # Dataset -> (the DataConfig it was loaded from, the preset name or None). A weak map, so the
@@ -34,7 +33,8 @@ def load_data(source: str | Path | DataConfig, **overrides: Any) -> Dataset:
 
     ``source`` is one of
 
-    * a folder holding a ``fusionrec.yaml`` data description (``fusionrec data init DIR`` writes it),
+    * a folder holding a ``fusionrec.yaml`` data description (``fusionrec data init DIR`` writes it);
+      a folder without one is inspected in memory, as ``--data DIR`` does, with a note on stderr,
     * the path of such a YAML file,
     * a dataset preset name (``"demo"``, ``"ml100k"``, ... see ``fusionrec/configs/datasets/``),
     * a :class:`fusionrec.config.DataConfig`.
@@ -72,28 +72,17 @@ def origin(dataset: Dataset) -> tuple[DataConfig, str | None] | None:
     return _ORIGINS.get(dataset)
 
 
-def remember(dataset: Dataset, cfg: DataConfig, preset: str | None) -> None:
-    """Record that ``dataset`` (e.g. a copy with features attached) comes from ``cfg``."""
-    _ORIGINS[dataset] = (cfg, preset)
-
-
-def read_description(path: str | Path) -> DataConfig:
-    """Read a ``fusionrec.yaml`` data description; its relative paths resolve against its folder."""
-    return _validate(_read_yaml(Path(path)), str(path))
-
-
 def _read_source(source: str | Path) -> tuple[dict[str, Any], str, str | None]:
     path = Path(source).expanduser()
-    if path.is_dir():
-        yaml_path = path / DESCRIPTION_FILE
-        if not yaml_path.is_file():
-            raise UserError(
-                f"folder {str(path)!r} has no data description ({DESCRIPTION_FILE})", WHERE,
-                f"run `fusionrec data init {path}` to write one, then call load_data again",
-            )
-        return _read_yaml(yaml_path), str(yaml_path), None
-    if path.is_file():
-        return _read_yaml(path), str(path), None
+    if path.is_file() and path.suffix.lower() not in (".yaml", ".yml"):
+        raise UserError(
+            f"load_data takes a dataset folder or its {DESCRIPTION_FILE}, not a data file", str(path),
+            f"pass the folder, fusionrec.load_data({str(path.parent)!r}) (describe it first with "
+            f"`fusionrec data init {path.parent}`)",
+        )
+    if path.exists():
+        # the reader behind every command's --data (an undescribed folder is inspected in memory)
+        return description_section(path, option="fusionrec.load_data"), str(path), None
     name = str(source)
     if name in dataset_presets():
         from fusionrec.data.loading import preset_data
@@ -104,23 +93,6 @@ def _read_source(source: str | Path) -> tuple[dict[str, Any], str, str | None]:
         f"pass a folder holding {DESCRIPTION_FILE} (write one with `fusionrec data init DIR`), "
         f"its YAML path, or one of the presets {dataset_presets()}",
     )
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise UserError(f"cannot read the data description: {err}", str(path),
-                        f"fix the YAML, or write a new one with `fusionrec data init {path.parent}`") from err
-    if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
-        raise UserError("the file has no 'data:' section", str(path),
-                        f"a data description is a 'data:' mapping; `fusionrec data init {path.parent}` writes one")
-    section = dict(raw["data"])
-    # relative paths in a description mean "inside its folder", wherever the caller runs from
-    folder = path.resolve().parent
-    root = section.get("root")
-    section["root"] = str(folder / root) if root and not Path(str(root)).is_absolute() else str(root or folder)
-    return section
 
 
 def _validate(section: dict[str, Any], where: str) -> DataConfig:

@@ -20,7 +20,7 @@ from fusionrec.config import (
 )
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import UserError
-from fusionrec.models.registry import available_models, default_params, model_class
+from fusionrec.models.registry import available_models, validate_params
 
 
 def check_model(model: str) -> None:
@@ -36,21 +36,7 @@ def check_model(model: str) -> None:
 
 def check_params(model: str, params: dict[str, Any]) -> None:
     """Validate ``params`` against the model's typed ``Params`` (unknown keys, types, allowed values)."""
-    where = f"fusionrec.Recommender({model!r}, ...)"
-    params_cls = getattr(model_class(model), "Params", None)
-    if params_cls is not None:
-        from fusionrec.models.params import check_params as check_typed
-
-        check_typed(params_cls, params, model, where=where)
-        return
-    # models without a typed Params class: their registry defaults name the valid keys
-    valid = sorted(default_params(model))
-    for key in params:
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UserError(f"{model} has no parameter {key!r}{hint}", where,
-                            f"valid parameters of {model}: {', '.join(valid) or 'none'}")
+    validate_params(model, params, where=f"fusionrec.Recommender({model!r}, ...)")
 
 
 def uses_content(model: str) -> bool:
