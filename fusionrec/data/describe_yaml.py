@@ -48,7 +48,9 @@ def _reasons(guesses: list[Guess], table: str, role: str) -> str:
 def _mapping(lines: list[str], key: str, mapping: dict[str, str], guesses: list[Guess], table: str,
              list_roles: dict[str, str]) -> None:
     """A role -> column mapping with each line's reason, then unused columns and TODOs as comments."""
-    if not mapping and not any(g.table == table for g in guesses):
+    if not mapping:  # comments go above `{}`: uncommenting lines under it would not parse
+        lines += [f"# TODO: {g.column + ': ' if g.column else ''}{g.reason}"
+                  for g in guesses if g.table == table and g.todo]
         lines.append(f"{key}: {{}}")
         return
     lines.append(f"{key}:")
@@ -57,8 +59,6 @@ def _mapping(lines: list[str], key: str, mapping: dict[str, str], guesses: list[
         if role in ("image_path", "audio_path") and "{" in column:
             reason = _reasons(guesses, table, column)
         lines.append(_entry(2, role, column, reason))
-    if not mapping:
-        lines[-1] = f"{key}: {{}}"
     unused = [g for g in guesses if g.table == table and g.role == "not used"]
     for g in unused:
         lines.append(f"  # not used: {g.column} ({g.reason})")

@@ -140,7 +140,7 @@ def id_column(columns: list[str], role: str, exclude: tuple[str, ...] = ()) -> t
     for col in candidates:
         if words.search(col) and _ID_SUFFIX.search(col):
             return col, f"name says {role} id ('{words.search(col).group(0)}' + id)"
-    return None, f"no column is named like a {role} id"
+    return None, f"no column is named like a{'n' if role == 'item' else ''} {role} id"
 
 
 # ---------------------------------------------------------------------- interactions
