@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 
+from fusionrec import output
 from fusionrec.errors import UserError
 
 # subcommand -> (module with add_parser(subparsers), one-line summary). Only the module
@@ -55,6 +56,7 @@ def _chosen_command(argv: list[str]) -> str | None:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv`` naming a subcommand only that subcommand's module is imported."""
     parser = argparse.ArgumentParser(prog="fusionrec", description=DESCRIPTION)
+    output.add_output_arguments(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = _chosen_command(argv) if argv is not None else None
     if chosen is None and argv is not None:
@@ -65,7 +67,17 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     modules = [SUBCOMMANDS[chosen]] if chosen else list(dict.fromkeys(SUBCOMMANDS.values()))
     for module_name in modules:
         importlib.import_module(module_name).add_parser(sub)
+    _add_output_flags_everywhere(sub)
     return parser
+
+
+def _add_output_flags_everywhere(sub: argparse._SubParsersAction) -> None:
+    """-v/-q on every (nested) subcommand, so they work anywhere on the command line."""
+    for child in dict.fromkeys(sub.choices.values()):  # aliases share one parser
+        output.add_output_arguments(child)
+        for action in child._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_output_flags_everywhere(action)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    output.configure(verbose=getattr(args, "verbose", 0), quiet=getattr(args, "quiet", False))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

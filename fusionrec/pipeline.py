@@ -22,29 +22,47 @@ import argparse
 import copy
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
-from fusionrec.cli_args import add_data_arguments, dataset_for_evaluation, run_config_from_args
+from fusionrec import output
+from fusionrec.cli_args import (
+    add_data_arguments,
+    dataset_for_evaluation,
+    run_config_from_args,
+)
 from fusionrec.config import RunConfig, load_yaml_resource, resolve_config
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import UserError
 from fusionrec.evaluate import Evaluator
-from fusionrec.evaluate.report import aggregate_seeds, format_table, write_json
+from fusionrec.evaluate.evaluator import validation_metric_keys
+from fusionrec.evaluate.pointwise import supports_pointwise
+from fusionrec.evaluate.report import format_table, write_json
+from fusionrec.evaluate.run_report import (
+    evaluation_summary_text,
+    mean_std_block,
+    results_table_markdown,
+    run_summary_text,
+)
 from fusionrec.models.io import load_model, save_model
-from fusionrec.models.registry import available_models, build_model
-from fusionrec.train.trainer import Trainer, seed_everything
-
-# metrics shown in terminal summaries (everything is in results.json)
-SUMMARY_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+from fusionrec.models.registry import available_models, build_model, model_class
+from fusionrec.train.trainer import (
+    Trainer,
+    TrainResult,
+    check_valid_metric,
+    seed_everything,
+)
 
 
 # ---------------------------------------------------------------------- experiment
 def load_data(cfg: RunConfig) -> Dataset:
     """The dataset of ``cfg.data`` with a train/valid/test split."""
-    from fusionrec.data.loading import load_dataset  # lazy: heavy readers only when needed
+    from fusionrec.data.loading import (
+        load_dataset,  # lazy: heavy readers only when needed
+    )
     from fusionrec.encoders.ensure import features_for_run
 
     # models that read content get their modalities from the feature store (encoded when missing)
@@ -98,10 +116,19 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
         raise UserError("no seeds to run", "train.seeds", "set e.g. --set 'train.seeds=[2024]'")
     if cfg.model.name not in available_models():
         raise UserError(f"unknown model {cfg.model.name!r}", "model.name", f"choose one of {available_models()}")
-    from fusionrec.encoders.ensure import features_for_run, run_features, write_features_json
+    # a valid_metric the run cannot report fails now, not after loading, encoding and one epoch
+    check_valid_metric(cfg.train.valid_metric, validation_metric_keys(
+        cfg.eval.ks, cfg.eval.metrics, supports_pointwise(model_class(cfg.model.name))), cfg.model.name)
+    from fusionrec.encoders.ensure import (
+        features_for_run,
+        run_features,
+        write_features_json,
+    )
 
     dataset = load_data(cfg) if dataset is None else features_for_run(ensure_split(dataset, cfg), cfg)
     features = run_features(dataset, cfg)
+    # ratings under data.positive_rating become negative feedback for training, masking and truth alike
+    dataset = dataset.with_positive_rating(getattr(cfg.data, "positive_rating", None))
     run_dir = Path(run_dir) if run_dir is not None else _run_dir(cfg, dataset)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / "config.yaml")
@@ -136,10 +163,7 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
         })
         histories[str(seed)] = result.history
         if verbose:
-            print(f"[{cfg.model.name}] seed {seed}: best epoch {result.best_epoch}, "
-                  f"valid {cfg.train.valid_metric}={result.best_score:.4f}, "
-                  f"test recall@20={test.get('recall@20', float('nan')):.4f} "
-                  f"({result.total_seconds:.1f}s)", file=sys.stderr)
+            output.info(seed_summary_line(cfg, seed, result, test))
         if i == 0:
             save_model(model, cfg, dataset, run_dir / "model")
             write_features_json(features, run_dir / "model")
@@ -151,13 +175,16 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
         "protocol": cfg.eval.protocol,
         "valid_metric": cfg.train.valid_metric,
         "seeds": list(cfg.train.seeds),
-        "valid": _mean_std(aggregate_seeds([r["valid"] for r in per_seed])),
-        "test": _mean_std(aggregate_seeds([r["test"] for r in per_seed])),
-        "timing": _mean_std(aggregate_seeds([
+        "valid": mean_std_block([r["valid"] for r in per_seed]),
+        "test": mean_std_block([r["test"] for r in per_seed]),
+        "timing": mean_std_block([
             {k: r[k] for k in ("seconds_per_epoch", "eval_seconds", "total_seconds", "best_epoch", "epochs_run")}
             for r in per_seed
-        ])),
+        ]),
         "per_seed": per_seed,
+        # AUC / log loss rows: the split's explicit negatives, or sampled ones (pointwise models only)
+        "pointwise": {split: evaluator.pointwise_rows(split).to_dict() for split in ("valid", "test")}
+        if supports_pointwise(model) else None,
         "features": features,
     }
     write_json(results, run_dir / "results.json")
@@ -167,47 +194,13 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
     return results
 
 
-def _mean_std(agg: dict[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
-    return {k: {"mean": m, "std": s} for k, (m, s) in agg.items()}
-
-
-def _as_pairs(block: dict[str, dict[str, float]]) -> dict[str, tuple[float, float]]:
-    return {k: (v["mean"], v["std"]) for k, v in block.items() if k != "n_users"}
-
-
-def results_table_markdown(results: dict[str, Any]) -> str:
-    """results.md: test and valid tables (mean ± std over seeds) and timings."""
-    name = results["model"]
-    lines = [
-        f"# {name} on {results['dataset']}",
-        "",
-        f"Protocol `{results['protocol']}`, model selected on valid `{results['valid_metric']}`, "
-        f"seeds {results['seeds']} (mean ± sample std). Test scored once per seed.",
-        "",
-        "## Test",
-        "",
-        format_table({name: _as_pairs(results["test"])}, fmt="markdown", highlight_best=False),
-        "",
-        "## Valid (best epoch)",
-        "",
-        format_table({name: _as_pairs(results["valid"])}, fmt="markdown", highlight_best=False),
-        "",
-        "## Timing",
-        "",
-        "| " + " | ".join(results["timing"]) + " |",
-        "|" + "---:|" * len(results["timing"]),
-        "| " + " | ".join(f"{v['mean']:.2f} ± {v['std']:.2f}" for v in results["timing"].values()) + " |",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def summary_row(results: dict[str, Any], metrics: tuple[str, ...] = SUMMARY_METRICS) -> dict[str, Any]:
-    """One table row: test metrics (mean, std) plus seconds per epoch."""
-    row: dict[str, Any] = {m: (results["test"][m]["mean"], results["test"][m]["std"])
-                           for m in metrics if m in results["test"]}
-    row["s/epoch"] = results["timing"]["seconds_per_epoch"]["mean"]
-    return row
+def seed_summary_line(cfg: RunConfig, seed: int, result: TrainResult, test: dict[str, float]) -> str:
+    """``[bpr] seed 1: best epoch 7, valid recall@20 0.1234, test recall@20 0.1200 (3.1s)``."""
+    shown = "auc" if "auc" in test and "recall@20" not in test else "recall@20"
+    value = test.get(shown, float("nan"))
+    return (f"[{cfg.model.name}] seed {seed}: best epoch {result.best_epoch}, "
+            f"valid {cfg.train.valid_metric} {result.best_score:.4f}, test {shown} {value:.4f} "
+            f"({result.total_seconds:.1f}s)")
 
 
 # ---------------------------------------------------------------------- demo
@@ -224,7 +217,9 @@ def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_roo
     Each model's test results carry warm/cold item slices (``"cold:recall@20"``, see
     :mod:`fusionrec.evaluate.slices`); ``seeds`` replaces ``train.seeds`` of demo.yaml.
     """
-    from fusionrec.data.demo import make_demo_dataset  # lazy: only the demo needs the generator
+    from fusionrec.data.demo import (
+        make_demo_dataset,  # lazy: only the demo needs the generator
+    )
     from fusionrec.experiments.multimodal_demo import demo_slices
 
     settings = demo_settings()
@@ -241,7 +236,9 @@ def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_roo
     if encoders:
         # content features for the multimodal models (baselines ignore them); cached on disk
         from fusionrec.encoders.cli import default_cache_dir
-        from fusionrec.encoders.pipeline import encode_dataset  # lazy: loads the encoder stack
+        from fusionrec.encoders.pipeline import (
+            encode_dataset,  # lazy: loads the encoder stack
+        )
 
         store = Path(data_root) / "features" if data_root is not None else default_cache_dir()
         encode_dataset(dataset, encoders, store_dir=store, progress=verbose)
@@ -317,8 +314,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.out:
         cfg = cfg.model_copy(update={"output_dir": args.out})
     results = run_experiment(cfg, verbose=True)
-    print(format_table({cfg.model.name: summary_row(results)}, fmt="text"))
-    print(f"run directory: {results['run_dir']}")
+    print(run_summary_text(results))
+    if not output.is_quiet():
+        print(f"run directory: {results['run_dir']}")
     return 0
 
 
@@ -331,8 +329,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         cfg = RunConfig.model_validate(deep_merge(cfg.model_dump(mode="json"), parse_overrides(args.overrides)))
     evaluator = make_evaluator(dataset_for_evaluation(args, loaded), cfg)
     metrics = evaluator.evaluate(loaded.model, split=args.split)
-    shown = {k: v for k, v in metrics.items() if "@" in k}
-    print(format_table({f"{cfg.model.name} ({args.split})": shown}, fmt="text"))
+    rows = evaluator.pointwise_rows(args.split).describe() if supports_pointwise(loaded.model) else None
+    print(evaluation_summary_text(cfg.model.name, args.split, metrics, rows))
     return 0
 
 

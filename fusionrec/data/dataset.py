@@ -241,8 +241,9 @@ class Dataset:
 
     def __repr__(self) -> str:
         mods = ", ".join(f"{m.name}:{m.kind}[{m.dim}]" for m in self.modalities.values()) or "none"
+        # plain ints: a numpy scalar would print as np.int64(...) inside the dict
         split = (
-            dict(self.interactions["split"].value_counts().reindex(SPLITS).fillna(0).astype(int))
+            {k: int(v) for k, v in self.interactions["split"].value_counts().reindex(SPLITS).fillna(0).items()}
             if self.has_split else "none"
         )
         return (
@@ -313,8 +314,13 @@ class Dataset:
         return Dataset(**args)
 
     # ------------------------------------------------------------------ matrices
-    def interaction_matrix(self, splits: str | Iterable[str] = "train", binary: bool = True) -> sp.csr_matrix:
-        """User x item CSR matrix of the given split(s); duplicates collapse to 1 when binary."""
+    def interaction_matrix(self, splits: str | Iterable[str] = "train", binary: bool = True,
+                           positives_only: bool = False) -> sp.csr_matrix:
+        """User x item CSR matrix of the given split(s); duplicates collapse to 1 when binary.
+
+        ``positives_only`` keeps only rows whose label is positive (see :func:`positive_rows`),
+        which is what models train on and what evaluation masks as "seen".
+        """
         if isinstance(splits, str):
             splits = [splits]
         splits = list(splits)
@@ -323,6 +329,8 @@ class Dataset:
             frame = frame[frame["split"].isin(splits)]
         elif splits != ["train"]:
             raise ValueError(f"dataset {self.name!r} has no split; cannot select {splits}")
+        if positives_only:
+            frame = frame[positive_rows(frame)]
         values = np.ones(len(frame), dtype=np.float32)
         mat = sp.csr_matrix(
             (values, (frame["user"].to_numpy(), frame["item"].to_numpy())),
@@ -333,20 +341,47 @@ class Dataset:
             mat.data[:] = 1.0
         return mat
 
-    def train_data(self, modalities: Iterable[str] | None = None) -> TrainData:
-        """The view a model is built from: training rows only, plus item content."""
-        train = self.split_frame("train") if self.has_split else self.interactions
+    def with_positive_rating(self, threshold: float | None) -> Dataset:
+        """A copy where every rating below ``threshold`` is negative feedback (label 0).
+
+        Applied once, before training and evaluation, so the training positives, the
+        items masked as seen and the evaluation truth all follow the same labels (and a
+        saved model artifact carries them). ``None`` returns the dataset unchanged.
+        """
+        if threshold is None:
+            return self
+        inter = self.interactions.copy()
+        below = (inter["rating"].to_numpy(np.float64) < float(threshold))  # NaN rating: not below
+        inter.loc[below, "label"] = np.float32(0.0)
+        return self._replace(interactions=inter)
+
+    def train_data(self, modalities: Iterable[str] | None = None,
+                   positive_rating: float | None = None) -> TrainData:
+        """The view a model is built from: training rows only, plus item content.
+
+        ``train`` holds the training *positives* only: rows with label 0 (shown, not
+        clicked) and, with ``positive_rating``, ratings below it are negative feedback and
+        never a positive. ``train_frame`` keeps every training row with its label (0 for
+        negatives) so pointwise models can learn from the explicit negatives.
+        """
+        source = self.with_positive_rating(positive_rating)
+        train = source.split_frame("train") if source.has_split else source.interactions
         names = list(self.modalities) if modalities is None else list(modalities)
         missing = [n for n in names if n not in self.modalities]
         if missing:
             raise KeyError(
                 f"modalities {missing} not in dataset {self.name!r}; available: {list(self.modalities)}"
             )
+        frame = train.reset_index(drop=True)
+        # negatives (label <= 0) become exactly 0 and unlabelled events (NaN) 1, so a
+        # pointwise model can read ``label > 0`` without knowing the source's conventions
+        labels = frame["label"].to_numpy(np.float32)
+        frame["label"] = np.where(positive_rows(frame), np.nan_to_num(labels, nan=1.0), 0.0).astype(np.float32)
         return TrainData(
             n_users=self.n_users,
             n_items=self.n_items,
-            train=self.interaction_matrix("train"),
-            train_frame=train.reset_index(drop=True),
+            train=source.interaction_matrix("train", positives_only=True),
+            train_frame=frame,
             modalities={n: self.modalities[n] for n in names},
             item_frame=self.items,
         )
@@ -371,6 +406,16 @@ class Dataset:
                     f"dataset {self.name!r}: interaction {col} ids span [{lo}, {hi}] but there are "
                     f"{n} {col}s; internal ids must be 0..{n - 1}"
                 )
+
+
+def positive_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of the rows of an interaction frame that are positive feedback.
+
+    A row is positive unless its ``label`` is ``<= 0``; a NaN label is an event without
+    a label and counts as positive (the evaluator uses the same rule).
+    """
+    labels = frame["label"].to_numpy(np.float64)
+    return ~(labels <= 0)
 
 
 def _normalise_interactions(frame: pd.DataFrame) -> pd.DataFrame:

@@ -39,8 +39,9 @@ by ``torch.topk`` (implementation-defined), as in MMRec.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence, Union
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,12 +60,19 @@ from fusionrec.evaluate.metrics import (
     ranking_metrics_per_user,
     self_information,
 )
+from fusionrec.evaluate.pointwise import (
+    POINTWISE_METRICS,
+    PointwiseRows,
+    evaluate_pairs,
+    pointwise_rows,
+    supports_pointwise,
+)
 
 PROTOCOLS = ("full", "mmrec")
 CANDIDATES = ("all", "test_items")
 EVAL_SPLITS = ("valid", "test")
 
-ScoreFn = Callable[[np.ndarray], Union[np.ndarray, torch.Tensor]]
+ScoreFn = Callable[[np.ndarray], np.ndarray | torch.Tensor]
 
 
 @dataclass
@@ -114,6 +122,11 @@ class Evaluator:
         the dataset's modalities.
     device:
         Where scores are masked and ranked (the model must live there too).
+    pointwise_negatives:
+        For models that predict pair probabilities (``predict_pairs``, e.g. ``dcn``),
+        :meth:`evaluate` also reports ``auc`` and ``logloss`` over the split's labelled
+        rows; on a split without explicit negatives this many negatives per positive are
+        sampled (see :mod:`fusionrec.evaluate.pointwise`).
     """
 
     def __init__(
@@ -128,6 +141,7 @@ class Evaluator:
         item_features: np.ndarray | FeatureModality | str | None = None,
         device: str | torch.device = "cpu",
         beyond_accuracy_splits: Sequence[str] = EVAL_SPLITS,
+        pointwise_negatives: int = 1,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise UserError(f"unknown evaluation protocol {protocol!r}", where="eval.protocol",
@@ -180,6 +194,8 @@ class Evaluator:
             self._positives[name] = mat
         self.item_popularity = np.asarray(self._positives["train"].sum(axis=0)).ravel().astype(np.float64)
         self._cache: dict[str, _SplitTruth] = {}
+        self.pointwise_negatives = int(pointwise_negatives)
+        self._pointwise: dict[str, PointwiseRows] = {}
         self._serve_masks: dict[str, sp.csr_matrix] = {}
         self.last_seconds = 0.0  # wall time of the last evaluate() pass
 
@@ -193,17 +209,17 @@ class Evaluator:
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
-    def from_config(cls, dataset: Dataset, cfg: Any, **overrides: Any) -> "Evaluator":
+    def from_config(cls, dataset: Dataset, cfg: Any, **overrides: Any) -> Evaluator:
         """Build from a :class:`fusionrec.config.EvalConfig` (``overrides`` win).
 
         ``cfg.beyond_accuracy`` means "on the test split" (see ``EvalConfig``), so
         validation during training stays as cheap as plain ranking metrics.
         """
-        kwargs = dict(
-            ks=tuple(cfg.ks), protocol=cfg.protocol, metrics=tuple(cfg.metrics),
-            batch_users=cfg.batch_users, candidates=cfg.candidates, beyond_accuracy=cfg.beyond_accuracy,
-            beyond_accuracy_splits=("test",),
-        )
+        kwargs = {
+            "ks": tuple(cfg.ks), "protocol": cfg.protocol, "metrics": tuple(cfg.metrics),
+            "batch_users": cfg.batch_users, "candidates": cfg.candidates, "beyond_accuracy": cfg.beyond_accuracy,
+            "beyond_accuracy_splits": ("test",),
+        }
         kwargs.update(overrides)
         return cls(dataset, **kwargs)
 
@@ -451,6 +467,8 @@ class Evaluator:
         }
         if self.beyond_accuracy and split in self.beyond_accuracy_splits:
             result.update(self._beyond(lists, info))
+        if supports_pointwise(model_or_fn):
+            result.update(self.evaluate_pointwise(model_or_fn, split))
         result["n_users"] = float(n)
         self.last_seconds = time.perf_counter() - start
         frame = None
@@ -459,6 +477,32 @@ class Evaluator:
             for key in values_keys(self.metrics, self.ks):
                 frame[key] = values[key]
         return result, frame
+
+    # ------------------------------------------------------------------ pointwise (AUC / log loss)
+    def pointwise_rows(self, split: str) -> PointwiseRows:
+        """The labelled rows AUC / log loss use on ``split`` (cached; ``.describe()`` says which)."""
+        self._check_split(split)
+        if split not in self._pointwise:
+            self._pointwise[split] = pointwise_rows(self.dataset, split, self.pointwise_negatives)
+        return self._pointwise[split]
+
+    def evaluate_pointwise(self, model: Any, split: str = "valid") -> dict[str, float]:
+        """``{"auc", "logloss"}`` of a model with ``predict_pairs`` on ``split``'s labelled rows."""
+        if not supports_pointwise(model):
+            raise UserError(
+                f"model {getattr(model, 'name', type(model).__name__)!r} does not predict pair probabilities, "
+                "so it has no AUC / log loss", where="Evaluator.evaluate_pointwise",
+                fix="use a pointwise model such as dcn, or the ranking metrics (recall@K, ndcg@K)",
+            )
+        return evaluate_pairs(model, self.pointwise_rows(split))
+
+    def metric_keys(self, model: Any = None, split: str = "valid") -> list[str]:
+        """The keys :meth:`evaluate` returns for ``model`` (an instance or class) on ``split``,
+        without scoring anything: what ``train.valid_metric`` may name."""
+        keys = validation_metric_keys(self.ks, self.metrics, supports_pointwise(model))
+        if self.beyond_accuracy and split in self.beyond_accuracy_splits:
+            keys += [f"{m}@{k}" for m in ("coverage", "novelty", "diversity") for k in self.ks]
+        return keys
 
     def _beyond(self, lists: np.ndarray, info: _SplitTruth, chunk: int = 4096) -> dict[str, float]:
         """Coverage, novelty and diversity of the recommended lists at every K."""
@@ -544,6 +588,13 @@ def _flat_keys(mat: sp.csr_matrix, n_items: int) -> np.ndarray:
     """``row * n_items + col`` of every stored entry, in CSR order (sorted when indices are)."""
     rows = np.repeat(np.arange(mat.shape[0], dtype=np.int64), np.diff(mat.indptr))
     return rows * n_items + mat.indices.astype(np.int64)
+
+
+def validation_metric_keys(ks: Sequence[int], metrics: Sequence[str], pointwise: bool) -> list[str]:
+    """Metric keys a validation pass reports: every ranking ``metric@K``, plus ``auc`` and
+    ``logloss`` for a model that predicts pair probabilities (``pointwise``)."""
+    keys = values_keys(canonical_metrics(metrics), check_ks(ks))
+    return keys + list(POINTWISE_METRICS) if pointwise else keys
 
 
 def values_keys(metrics: Sequence[str], ks: Sequence[int]) -> list[str]:

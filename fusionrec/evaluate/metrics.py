@@ -28,7 +28,8 @@ individual (user, item) pairs.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
@@ -37,6 +38,8 @@ from fusionrec.errors import UserError
 
 RANKING_METRICS = ("recall", "ndcg", "precision", "map", "mrr", "hit")
 BEYOND_ACCURACY_METRICS = ("coverage", "diversity", "novelty")
+# metrics where smaller is better (early stopping and "best" table cells flip for them)
+LOWER_IS_BETTER = frozenset({"logloss", "mae", "rmse"})
 # accepted spellings -> canonical name (users type "HitRate" or "NDCG")
 METRIC_ALIASES = {
     "recall": "recall", "ndcg": "ndcg", "precision": "precision", "prec": "precision",
@@ -165,7 +168,7 @@ def hits_from_lists(lists: np.ndarray, positives: Sequence[Iterable[int]]) -> np
     lists = np.asarray(lists)
     out = np.zeros(lists.shape, dtype=bool)
     for u, (row, pos) in enumerate(zip(lists, positives)):
-        pos_set = set(int(p) for p in pos)
+        pos_set = {int(p) for p in pos}
         out[u] = [int(i) >= 0 and int(i) in pos_set for i in row]
     return out
 

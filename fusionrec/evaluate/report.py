@@ -9,23 +9,59 @@ Typical use (pipeline, ``fusionrec ablate``)::
 
 The std is the sample standard deviation (``ddof=1``) over seeds, 0 for a
 single seed: it estimates the spread a reader would see re-running with new seeds.
+:func:`aggregate_seeds` returns :class:`MeanStd` pairs that remember how many seeds
+they summarise, so a table shows a single seed's value alone (never ``± 0.0000``).
 """
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Self
 
 import numpy as np
 
-Cell = Union[float, int, tuple, list, None]
+from fusionrec.evaluate.metrics import LOWER_IS_BETTER
+
+Cell = float | int | tuple | list | None
 
 # keys that describe a run rather than measure it; kept out of metric columns by default
 NON_METRIC_KEYS = ("n_users", "n", "seed", "best_epoch", "seconds", "total_seconds", "seconds_per_epoch")
 
 
-def aggregate_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
+class MeanStd(tuple):
+    """A ``(mean, std)`` pair over ``n`` seeds; compares and unpacks like the plain tuple.
+
+    ``n`` lets a table print a single seed's value alone: its std of 0 is not a
+    measured spread, and ``0.1234 ± 0.0000`` would claim one.
+    """
+
+    n: int | None
+
+    def __new__(cls, mean: float, std: float, n: int | None = None) -> Self:
+        obj = super().__new__(cls, (float(mean), float(std)))
+        obj.n = None if n is None else int(n)
+        return obj
+
+    def __getnewargs__(self) -> tuple[float, float, int | None]:  # copy / pickle keep ``n``
+        return (self[0], self[1], self.n)
+
+    @property
+    def mean(self) -> float:
+        return self[0]
+
+    @property
+    def std(self) -> float:
+        return self[1]
+
+
+def seeds_note(n_seeds: int) -> str:
+    """How a table's cells were aggregated: ``"1 seed"`` or ``"mean ± sample std over 3 seeds"``."""
+    return "1 seed" if int(n_seeds) == 1 else f"mean ± sample std over {int(n_seeds)} seeds"
+
+
+def aggregate_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, MeanStd]:
     """``[{"recall@20": 0.1, ...}, {"recall@20": 0.12, ...}]`` -> ``{"recall@20": (0.11, 0.0141), ...}``.
 
     Only numeric keys are aggregated; a key missing from some seeds is aggregated
@@ -38,14 +74,14 @@ def aggregate_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, tuple[flo
         for key, val in res.items():
             if key not in keys and _is_number(val):
                 keys.append(key)
-    out: dict[str, tuple[float, float]] = {}
+    out: dict[str, MeanStd] = {}
     for key in keys:
         vals = np.array([float(r[key]) for r in results if key in r and _is_number(r[key])], dtype=np.float64)
         vals = vals[~np.isnan(vals)]
         if vals.size == 0:
-            out[key] = (float("nan"), float("nan"))
+            out[key] = MeanStd(float("nan"), float("nan"), 0)
         else:
-            out[key] = (float(vals.mean()), float(vals.std(ddof=1)) if vals.size > 1 else 0.0)
+            out[key] = MeanStd(vals.mean(), vals.std(ddof=1) if vals.size > 1 else 0.0, vals.size)
     return out
 
 
@@ -86,13 +122,19 @@ def metric_columns(rows: Mapping[str, Mapping[str, Cell]], metrics: Sequence[str
 
 
 def format_cell(value: Cell, precision: int = 4, plus_minus: str = "±") -> str:
-    """``0.1234`` -> ``"0.1234"``; ``(mean, std)`` -> ``"0.1234 ± 0.0056"``; missing -> ``"-"``."""
+    """``0.1234`` -> ``"0.1234"``; ``(mean, std)`` -> ``"0.1234 ± 0.0056"``; missing -> ``"-"``.
+
+    A :class:`MeanStd` of a single seed, or a std that is NaN / None, shows the mean alone.
+    """
     if value is None:
         return "-"
     if isinstance(value, (tuple, list)):
-        mean, std = float(value[0]), float(value[1])
+        mean = float(value[0])
+        std = float("nan") if value[1] is None else float(value[1])
         if math.isnan(mean):
             return "-"
+        if getattr(value, "n", None) == 1 or math.isnan(std):
+            return f"{mean:.{precision}f}"
         return f"{mean:.{precision}f} {plus_minus} {std:.{precision}f}"
     if _is_number(value):
         if isinstance(value, (int, np.integer)):
@@ -115,8 +157,8 @@ def format_table(
     ``rows`` maps a row name to a result dict whose values are floats or
     ``(mean, std)`` pairs (:func:`aggregate_seeds`). ``fmt`` is ``"markdown"``
     (best value per column in bold when ``highlight_best``) or ``"text"``
-    (aligned plain text for terminals and logs). Higher is taken as better for
-    every metric, which holds for the ranking and beyond-accuracy metrics.
+    (aligned plain text for terminals and logs). Higher is better for every
+    metric except those in ``LOWER_IS_BETTER`` (log loss, MAE, RMSE).
     """
     if fmt not in ("markdown", "text"):
         raise ValueError(f"fmt {fmt!r} must be 'markdown' or 'text'")
@@ -128,7 +170,7 @@ def format_table(
             vals = [_mean(rows[n].get(c)) for n in names]
             vals = [v for v in vals if v is not None and not math.isnan(v)]
             if vals:
-                best[c] = max(vals)
+                best[c] = min(vals) if c in LOWER_IS_BETTER else max(vals)
     table: list[list[str]] = []
     for n in names:
         line = [str(n)]
@@ -192,7 +234,7 @@ def read_json(path: str | Path) -> Any:
 
 def summarise_runs(
     runs: Mapping[str, Sequence[Mapping[str, Any]]],
-) -> dict[str, dict[str, tuple[float, float]]]:
+) -> dict[str, dict[str, MeanStd]]:
     """``{"bpr": [seed results...], ...}`` -> ``{"bpr": aggregate_seeds(...), ...}``."""
     return {name: aggregate_seeds(res) for name, res in runs.items()}
 
@@ -210,9 +252,13 @@ def results_markdown(
     parts = []
     if title:
         parts.append(f"# {title}\n")
-    seeds_note = ", ".join(f"{name}: {n}" for name, n in n_seeds.items())
     parts.append(format_table(agg, metrics, fmt="markdown", precision=precision))
-    parts.append(f"\nMean ± sample std over seeds (seeds per row: {seeds_note}).")
+    if len(set(n_seeds.values())) == 1:
+        parts.append(f"\n{seeds_note(next(iter(n_seeds.values()))).capitalize()} per row.")
+    else:
+        per_row = ", ".join(f"{name}: {n}" for name, n in n_seeds.items())
+        parts.append(f"\nMean ± sample std over seeds; a row of 1 seed shows its value alone (seeds per row: "
+                     f"{per_row}).")
     for note in notes:
         parts.append(f"\n{note}")
     return "\n".join(parts) + "\n"

@@ -7,9 +7,22 @@ from fusionrec.train.sampling import (
     make_sampler,
     sample_negatives,
 )
-from fusionrec.train.trainer import CHECKPOINT_NAME, Trainer, TrainResult, seed_everything
+from fusionrec.train.trainer import (
+    CHECKPOINT_NAME,
+    Trainer,
+    TrainResult,
+    seed_everything,
+)
 
 __all__ = [
-    "Trainer", "TrainResult", "seed_everything", "CHECKPOINT_NAME",
-    "Sampler", "PairwiseSampler", "PointwiseSampler", "UserSampler", "make_sampler", "sample_negatives",
+    "CHECKPOINT_NAME",
+    "PairwiseSampler",
+    "PointwiseSampler",
+    "Sampler",
+    "TrainResult",
+    "Trainer",
+    "UserSampler",
+    "make_sampler",
+    "sample_negatives",
+    "seed_everything",
 ]

@@ -9,7 +9,9 @@ batches as dicts of torch tensors:
   occur in training, exactly like MMRec's ``TrainDataLoader._sample_neg_ids``
   (which samples from ``dataset.df[iid].unique()``), so results are comparable.
 * :class:`PointwiseSampler` -> ``{"user", "item", "label"}``: every positive
-  (label 1) plus ``num_negatives`` sampled negatives (label 0) per positive.
+  (label 1), every explicit negative of ``train_frame`` (label 0: shown and not
+  clicked, or rated under the positive threshold) and ``num_negatives`` sampled
+  negatives (label 0) per positive.
 * :class:`UserSampler` -> ``{"user"}``: every user with at least one training
   interaction, shuffled.
 
@@ -22,7 +24,7 @@ loop per interaction in MMRec.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -153,7 +155,9 @@ class PairwiseSampler(Sampler):
 
 
 class PointwiseSampler(Sampler):
-    """(user, item, label) rows: every positive plus ``num_negatives`` sampled negatives each."""
+    """(user, item, label) rows: every positive, every explicit negative of the training rows
+    (label 0: shown, not clicked; or a rating under ``data.positive_rating``), plus
+    ``num_negatives`` uniformly sampled negatives per positive."""
 
     kind = "pointwise"
 
@@ -166,18 +170,36 @@ class PointwiseSampler(Sampler):
         keep = ~np.isin(self.positives.users, self.saturated)
         self.users = self.positives.users[keep]
         self.items = self.positives.items[keep]
+        self.neg_users, self.neg_items = explicit_negatives(data, self.positives)
 
     def n_rows(self) -> int:
-        return len(self.users) * (1 + self.num_negatives)
+        return len(self.users) * (1 + self.num_negatives) + len(self.neg_users)
 
     def epoch(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
-        neg_users = np.repeat(self.users, self.num_negatives)
-        neg_items = sample_negatives(self.positives, neg_users, self.pool, rng)
-        users = np.concatenate([self.users, neg_users])
-        items = np.concatenate([self.items, neg_items])
-        labels = np.concatenate([np.ones(len(self.users), np.float32), np.zeros(len(neg_users), np.float32)])
+        sampled_users = np.repeat(self.users, self.num_negatives)
+        sampled_items = sample_negatives(self.positives, sampled_users, self.pool, rng)
+        users = np.concatenate([self.users, self.neg_users, sampled_users])
+        items = np.concatenate([self.items, self.neg_items, sampled_items])
+        labels = np.zeros(len(users), np.float32)
+        labels[:len(self.users)] = 1.0
         order = rng.permutation(len(users))
         yield from self._batches({"user": users[order], "item": items[order], "label": labels[order]})
+
+
+def explicit_negatives(data: TrainData, positives: _Positives) -> tuple[np.ndarray, np.ndarray]:
+    """``(users, items)`` of the training rows labelled negative (``label <= 0``), one per row.
+
+    A pair that is also a training positive (shown and skipped once, clicked another
+    time) is left out: the model must not learn to push down an item the user chose.
+    """
+    frame = data.train_frame
+    if frame is None or "label" not in frame.columns or len(frame) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    negative = frame["label"].to_numpy(np.float64) <= 0
+    users = frame["user"].to_numpy(np.int64)[negative]
+    items = frame["item"].to_numpy(np.int64)[negative]
+    keep = ~positives.contains(users, items)
+    return users[keep], items[keep]
 
 
 class UserSampler(Sampler):

@@ -18,10 +18,10 @@ uninterrupted run would have drawn.
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,12 +29,13 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from fusionrec.config import TrainConfig
 from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
+from fusionrec.evaluate.pointwise import LOWER_IS_BETTER, POINTWISE_METRICS
 from fusionrec.models.base import RecModel
+from fusionrec.train.progress import EpochProgress
 from fusionrec.train.sampling import make_sampler
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -102,6 +103,7 @@ class Trainer:
         if self.cfg.num_threads:
             torch.set_num_threads(int(self.cfg.num_threads))
         seed_everything(self.seed)
+        self._check_valid_metric()
         if not type(self.model).trainable:
             return self._fit_closed_form()
         return self._fit_gradient()
@@ -119,6 +121,7 @@ class Trainer:
         score = self._score(valid) if valid else float("nan")
         total = time.perf_counter() - start
         history = [{"epoch": 0, "loss": None, "seconds": fit_seconds, "valid": valid}]
+        EpochProgress(self.model.name, self.cfg).fitted(fit_seconds, score if valid else None)
         return TrainResult(0, score, history, fit_seconds, total, False, valid, total - fit_seconds)
 
     # ------------------------------------------------------------------ gradient
@@ -133,8 +136,10 @@ class Trainer:
             )
         optimizer = make_adam(params, cfg.lr, cfg.weight_decay)
         # pointwise models say how many sampled negatives per positive they want
-        num_negatives = int(model.param("num_negatives", 4))
-        sampler = make_sampler(type(model).batch_kind, self.data, cfg.batch_size, num_negatives)
+        num_negatives = getattr(model, "num_negatives", None)
+        if num_negatives is None:  # a model without the RecModel property: its raw params
+            num_negatives = getattr(model, "params", {}).get("num_negatives", 4)
+        sampler = make_sampler(type(model).batch_kind, self.data, cfg.batch_size, int(num_negatives))
 
         state = {
             "epoch": 0, "best_epoch": 0, "best_score": -math.inf, "bad_evals": 0,
@@ -145,60 +150,16 @@ class Trainer:
             self._load_checkpoint(optimizer, state)
 
         total_start = time.perf_counter()
-        disable = (not cfg.progress) or not sys.stderr.isatty()
-        bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=f"train {model.name}",
-                   unit="epoch", disable=disable, dynamic_ncols=True, leave=False)
-        stopped_early = False
-        last_valid = "-"  # the bar keeps showing the latest valid metric between evaluations
-        if self.evaluator is not None and state["n_evals"] and state["bad_evals"] >= cfg.patience:
-            # resumed from a run that had already stopped early: nothing left to train
-            stopped_early = True
+        progress = EpochProgress(model.name, cfg, initial=state["epoch"])
+        # resumed from a run that had already stopped early: nothing left to train
+        stopped_early = bool(self.evaluator is not None and state["n_evals"] and state["bad_evals"] >= cfg.patience)
         try:
             while state["epoch"] < cfg.epochs and not stopped_early:
-                epoch = state["epoch"] + 1
-                t0 = time.perf_counter()
-                loss = self._train_epoch(sampler, optimizer, epoch)
-                train_secs = time.perf_counter() - t0
-                state["train_seconds"] += train_secs
-                record: dict[str, Any] = {"epoch": epoch, "loss": loss, "seconds": train_secs}
-                postfix = {"loss": f"{loss:.4f}", cfg.valid_metric: last_valid}
-                if not math.isfinite(loss):
-                    # A diverged model is useless from here on: keep the best weights so far.
-                    record["diverged"] = True
-                    state["history"].append(record)
-                    state["epoch"] = epoch
-                    stopped_early = True
-                    break
-                evaluate_now = self.evaluator is not None and (
-                    epoch % max(cfg.eval_every, 1) == 0 or epoch == cfg.epochs
-                )
-                if evaluate_now:
-                    t1 = time.perf_counter()
-                    valid = self._validate()
-                    state["eval_seconds"] += time.perf_counter() - t1
-                    state["n_evals"] += 1
-                    score = self._score(valid)
-                    record["valid"] = valid
-                    last_valid = postfix[cfg.valid_metric] = f"{score:.4f}"
-                    if score > state["best_score"]:
-                        state.update(best_score=score, best_epoch=epoch, bad_evals=0, best_valid=valid,
-                                     best_state=_clone_state(model))
-                    else:
-                        state["bad_evals"] += 1
-                state["history"].append(record)
-                state["epoch"] = epoch
-                log.info("%s epoch %d: loss %.4f (%.2fs)%s", model.name, epoch, loss, train_secs,
-                         f", valid {cfg.valid_metric} {record['valid'][cfg.valid_metric]:.4f}"
-                         if "valid" in record else "")
-                bar.update(1)
-                bar.set_postfix(postfix)
-                if cfg.checkpoint and self.checkpoint_path is not None:
-                    self._save_checkpoint(optimizer, state)
-                if evaluate_now and state["bad_evals"] >= cfg.patience:
-                    stopped_early = True
-                    break
+                stopped_early = self._one_epoch(sampler, optimizer, state, progress)
         finally:
-            bar.close()
+            progress.close()
+        if stopped_early and state["epoch"] < cfg.epochs:
+            progress.stopped(state)
 
         if self.evaluator is None or state["best_state"] is None:
             # Without validation the last weights are the result.
@@ -218,6 +179,46 @@ class Trainer:
             best_valid=dict(state["best_valid"]),
             eval_seconds_per_epoch=state["eval_seconds"] / max(state["n_evals"], 1),
         )
+
+    def _one_epoch(self, sampler, optimizer: torch.optim.Optimizer, state: dict[str, Any],
+                   progress: EpochProgress) -> bool:
+        """Train one epoch, validate when due, report it; True when training should stop."""
+        cfg = self.cfg
+        epoch = state["epoch"] + 1
+        t0 = time.perf_counter()
+        loss = self._train_epoch(sampler, optimizer, epoch)
+        train_secs = time.perf_counter() - t0
+        state["train_seconds"] += train_secs
+        record: dict[str, Any] = {"epoch": epoch, "loss": loss, "seconds": train_secs}
+        state["epoch"] = epoch
+        if not math.isfinite(loss):
+            # A diverged model is useless from here on: keep the best weights so far.
+            record["diverged"] = True
+            state["history"].append(record)
+            progress.epoch(record, None, False)
+            return True
+        evaluate_now = self.evaluator is not None and (epoch % max(cfg.eval_every, 1) == 0 or epoch == cfg.epochs)
+        improved = False
+        score = None
+        if evaluate_now:
+            t1 = time.perf_counter()
+            valid = self._validate()
+            record["valid_seconds"] = time.perf_counter() - t1
+            state["eval_seconds"] += record["valid_seconds"]
+            state["n_evals"] += 1
+            score = self._score(valid)
+            record["valid"] = valid
+            improved = self._improved(score, state["best_score"])
+            if improved:
+                state.update(best_score=score, best_epoch=epoch, bad_evals=0, best_valid=valid,
+                             best_state=_clone_state(self.model))
+            else:
+                state["bad_evals"] += 1
+        state["history"].append(record)
+        progress.epoch(record, score, improved)
+        if cfg.checkpoint and self.checkpoint_path is not None:
+            self._save_checkpoint(optimizer, state)
+        return evaluate_now and state["bad_evals"] >= cfg.patience
 
     def _train_epoch(self, sampler, optimizer: torch.optim.Optimizer, epoch: int) -> float:
         model = self.model
@@ -245,6 +246,20 @@ class Trainer:
         with torch.no_grad():
             result = self.evaluator.evaluate(self.model, split="valid")
         return {k: float(v) for k, v in result.items()}
+
+    def _check_valid_metric(self) -> None:
+        """Fail before the first epoch when the evaluator will not report ``valid_metric``."""
+        keys = getattr(self.evaluator, "metric_keys", None)
+        if self.evaluator is None or not callable(keys):
+            return  # a custom evaluator: checked on the first validation instead
+        check_valid_metric(self.cfg.valid_metric, keys(self.model, "valid"), self.model.name)
+
+    def _improved(self, score: float, best: float) -> bool:
+        if best == -math.inf:  # nothing chosen yet (the sentinel of a fresh run)
+            return not math.isnan(score)
+        if self.cfg.valid_metric in LOWER_IS_BETTER:
+            return score < best
+        return score > best
 
     def _score(self, valid: dict[str, float]) -> float:
         key = self.cfg.valid_metric
@@ -302,6 +317,36 @@ class Trainer:
             state[key] = payload[key]
 
 
+def check_valid_metric(metric: str, choices: list[str], model_name: str = "the model") -> None:
+    """Raise a :class:`UserError` naming the valid choices when ``metric`` is not among ``choices``.
+
+    ``choices`` are the keys a validation pass reports (``Evaluator.metric_keys`` or
+    ``fusionrec.evaluate.evaluator.validation_metric_keys``); the fix says why the metric
+    is missing: a K not in ``eval.ks``, a metric not in ``eval.metrics``, or AUC / log loss
+    for a model that does not predict pair probabilities.
+    """
+    metric = str(metric).lower()
+    if metric in choices:
+        return
+    name, _, k = metric.partition("@")
+    ks = sorted({int(c.partition("@")[2]) for c in choices if "@" in c})
+    names = list(dict.fromkeys(c.partition("@")[0] for c in choices if "@" in c))
+    close = difflib.get_close_matches(metric, choices, n=1)
+    hint = f" (closest: {close[0]})" if close else ""
+    if metric in POINTWISE_METRICS:
+        why = (f"{metric} is computed only for models that predict click probabilities (dcn); "
+               f"{model_name} ranks items without them")
+        fix = f"use a ranking metric such as --set train.valid_metric={choices[0]}, or train dcn"
+    elif name in names and k.isdigit():
+        why = f"K={k} is not one of the evaluation cutoffs eval.ks={ks}"
+        fix = (f"add it with --set 'eval.ks={sorted({*ks, int(k)})}', or choose one of {choices}{hint}")
+    else:
+        why = f"{metric!r} is not a metric the evaluator reports"
+        fix = f"choose one of {choices}{hint}, e.g. --set train.valid_metric={choices[0]}"
+    raise UserError(f"train.valid_metric {metric!r} cannot drive early stopping: {why}",
+                    "train.valid_metric", fix)
+
+
 def make_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
     """Adam, using the fused CPU kernel when every parameter allows it.
 
@@ -323,4 +368,12 @@ def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-__all__ = ["Trainer", "TrainResult", "seed_everything", "make_adam", "EvaluatorLike", "CHECKPOINT_NAME"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "EvaluatorLike",
+    "TrainResult",
+    "Trainer",
+    "check_valid_metric",
+    "make_adam",
+    "seed_everything",
+]

@@ -13,6 +13,7 @@ from fusionrec.evaluate.report import (
     format_table,
     read_json,
     results_markdown,
+    seeds_note,
     write_json,
 )
 
@@ -81,4 +82,30 @@ def test_results_markdown() -> None:
     assert md.startswith("# Baselines\n")
     # mean 0.15, sample std of (0.1, 0.2) = 0.0707107
     assert "| bpr | 0.1500 ± 0.0707 |" in md
-    assert "seeds per row: bpr: 2" in md and "full ranking, protocol full" in md
+    assert "over 2 seeds per row" in md and "full ranking, protocol full" in md
+    # rows with different seed counts are listed; a single seed shows its value alone
+    md = results_markdown({"bpr": [{"recall@20": 0.1}, {"recall@20": 0.2}], "pop": [{"recall@20": 0.05}]})
+    assert "| pop | 0.0500 |" in md and "bpr: 2, pop: 1" in md and "± 0.0000" not in md
+
+
+def test_single_seed_cells_show_the_value_alone() -> None:
+    one = aggregate_seeds([{"recall@20": 0.25, "logloss": 0.4}])
+    assert one["recall@20"] == (0.25, 0.0) and one["recall@20"].n == 1
+    assert format_cell(one["recall@20"]) == "0.2500"
+    three = aggregate_seeds([{"recall@20": v} for v in (0.1, 0.2, 0.3)])
+    assert format_cell(three["recall@20"]) == "0.2000 ± 0.1000"
+    assert format_cell((0.5, float("nan"))) == "0.5000" and format_cell((0.5, None)) == "0.5000"
+    table = format_table({"dcn": one}, fmt="text")
+    assert "±" not in table and "0.2500" in table and "0.4000" in table
+    assert seeds_note(1) == "1 seed" and seeds_note(3) == "mean ± sample std over 3 seeds"
+    # copies and pickles keep the seed count
+    import copy
+    import pickle
+    assert copy.deepcopy(one)["recall@20"].n == 1 and pickle.loads(pickle.dumps(one))["recall@20"].n == 1
+
+
+def test_lower_is_better_metrics_are_highlighted_by_their_minimum() -> None:
+    rows = {"a": {"auc": 0.8, "logloss": 0.50}, "b": {"auc": 0.7, "logloss": 0.40}}
+    line_a, line_b = format_table(rows, fmt="markdown").splitlines()[2:]
+    assert line_a == "| a | **0.8000** | 0.5000 |"
+    assert line_b == "| b | 0.7000 | **0.4000** |"
