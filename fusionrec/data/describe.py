@@ -164,7 +164,7 @@ def read_sample(path: Path, rows: int) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- tables layout
-def _load(root: Path, paths: list[Path], guesses: list[Guess]) -> list[Table]:
+def load_tables(root: Path, paths: list[Path], guesses: list[Guess]) -> list[Table]:
     tables = []
     for path in paths:
         rel = path.relative_to(root).as_posix()
@@ -184,7 +184,7 @@ def _named(table: Table, words: tuple[str, ...]) -> bool:
 def _describe_tables(root: Path, paths: list[Path]) -> Description:
     guesses: list[Guess] = []
     desc = Description(root, {}, "tables", guesses)
-    tables = _load(root, paths, guesses)
+    tables = load_tables(root, paths, guesses)
     if not tables:  # nothing to describe: a YAML of TODOs would not help anyone
         nested = sorted({p.parent for p in root.glob("*/*.inter")})
         fix = (f"the MMRec/RecBole files are one folder down: run `fusionrec data init {nested[0]}`" if nested else
@@ -210,7 +210,22 @@ def _describe_tables(root: Path, paths: list[Path]) -> Description:
     data["columns"] = {r: c for r, c in (("user", user), ("item", item)) if c}
     data["columns"].update({g.role: g.column for g in roles if g.role in ("timestamp", "rating", "label",
                                                                            "split", "weight")})
-    rest = [t for t in tables if t is not inter]
+    describe_side_tables(root, [t for t in tables if t is not inter], frame, user, item, desc, data)
+    _describe_repeats(frame, user, item, desc)
+    rating = next((g for g in roles if g.role == "rating"), None)
+    if rating is not None:
+        desc.notes.append(f"ratings ({rating.reason.split('; ')[-1]}): every rating counts as a positive; set "
+                          "positive_rating (e.g. 4 for 1-5 stars) to treat lower ones as negative feedback")
+    data["split"] = split_for(data["columns"], desc)
+    data["encoders"] = encoders_for(data.get("item_columns", {}))
+    desc.data = data
+    return desc
+
+
+def describe_side_tables(root: Path, tables: list[Table], frame: pd.DataFrame, user: str | None,
+                         item: str | None, desc: Description, data: dict[str, Any]) -> None:
+    """Pick and describe the item and user tables among ``tables`` (the interactions are ``frame``)."""
+    rest = list(tables)
     items = _pick_side(rest, item, "item", ITEM_NAMES, frame[item] if item else None)
     if items is not None:
         rest.remove(items)
@@ -222,16 +237,7 @@ def _describe_tables(root: Path, paths: list[Path]) -> Description:
         rest.remove(users)
         _describe_users(users, user, desc, data)
     for t in rest:
-        guesses.append(Guess("files", t.rel, "not used", "neither interactions nor an item/user table"))
-    _describe_repeats(frame, user, item, desc)
-    rating = next((g for g in roles if g.role == "rating"), None)
-    if rating is not None:
-        desc.notes.append(f"ratings ({rating.reason.split('; ')[-1]}): every rating counts as a positive; set "
-                          "positive_rating (e.g. 4 for 1-5 stars) to treat lower ones as negative feedback")
-    data["split"] = split_for(data["columns"], desc)
-    data["encoders"] = encoders_for(data.get("item_columns", {}))
-    desc.data = data
-    return desc
+        desc.guesses.append(Guess("files", t.rel, "not used", "neither interactions nor an item/user table"))
 
 
 def _interaction_columns(inter: Table, guesses: list[Guess]) -> tuple[str | None, str | None]:
@@ -354,4 +360,5 @@ def encoders_for(item_columns: dict[str, str]) -> dict[str, str]:
     return {m: DEFAULT_ENCODERS[m] for m, role in present.items() if item_columns.get(role)}
 
 
-__all__ = ["Description", "Table", "describe_folder", "encoders_for", "find_tables", "read_sample", "split_for"]
+__all__ = ["Description", "Table", "describe_folder", "describe_side_tables", "encoders_for", "find_tables",
+           "load_tables", "read_sample", "split_for"]

@@ -13,7 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fusionrec.data.describe import Description, encoders_for, read_sample, split_for
+from fusionrec.data.describe import (
+    Description,
+    describe_side_tables,
+    encoders_for,
+    find_tables,
+    load_tables,
+    read_sample,
+    split_for,
+)
 from fusionrec.data.media import discover_pattern
 from fusionrec.data.readers import discover_mmrec_features
 from fusionrec.data.sniff import Guess, frame_stats, interaction_roles
@@ -75,8 +83,13 @@ def _describe_mmrec(root: Path, inter: Path, why: str) -> Description:
                                   "content; add feature files or an item table with text/images", todo=True))
     desc.files["features"] = f"{len(features)} .npy file(s) in {root.name}"
     data: dict[str, Any] = {"format": "mmrec", "path": inter.name, "columns": columns, "features": features}
+    # an item / user table beside the .inter file, keyed by the same integer ids (e.g. lastfm2k's items.csv)
+    tables = load_tables(root, find_tables(root), desc.guesses)
+    describe_side_tables(root, tables, frame, columns.get("user"), columns.get("item"), desc, data)
     data["split"] = split_for(columns, desc)
-    data["encoders"] = {}
+    # encoders only for what no feature file already covers (a second text modality would be a twin)
+    covered = {spec["kind"] for spec in features.values()}
+    data["encoders"] = {m: n for m, n in encoders_for(data.get("item_columns", {})).items() if m not in covered}
     desc.data = data
     return desc
 
