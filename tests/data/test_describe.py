@@ -258,3 +258,16 @@ def test_item_columns_by_content() -> None:
     assert ("thumb", "image_path") in roles
     assert roles[("photo_url", None)].todo and "download" in roles[("photo_url", None)].reason
     assert ("ean", "not used") in roles
+
+
+def test_shared_folders_read_like_their_presets(shared_data: Path) -> None:
+    """On the real ml100k and lastfm2k folders, data init finds what the hand-written presets say."""
+    ml = describe_folder(shared_data / "ml100k").data
+    assert ml["columns"] == {"user": "user_id", "item": "item_id", "timestamp": "timestamp", "rating": "rating"}
+    assert ml["items_path"] == "items.csv" and ml["item_columns"]["image_path"] == "images/{item_id}.jpg"
+    assert {"title", "genres", "overview"} <= set(ml["item_columns"]["text"].split(","))
+    assert ml["users_path"] == "users.csv"
+    lfm = describe_folder(shared_data / "lastfm2k").data
+    assert lfm["format"] == "mmrec" and lfm["split"] == {"method": "predefined"}
+    assert {spec["kind"] for spec in lfm["features"].values()} == {"text", "audio"}
+    assert lfm["item_columns"]["text"] == "name,tags" and "text" not in lfm["encoders"]
