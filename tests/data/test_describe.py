@@ -260,6 +260,7 @@ def test_item_columns_by_content() -> None:
     assert ("ean", "not used") in roles
 
 
+@pytest.mark.shared_data
 def test_shared_folders_read_like_their_presets(shared_data: Path) -> None:
     """On the real ml100k and lastfm2k folders, data init finds what the hand-written presets say."""
     ml = describe_folder(shared_data / "ml100k").data
