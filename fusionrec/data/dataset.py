@@ -19,9 +19,9 @@ Dataset (see :meth:`Dataset.train_data`).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -82,7 +82,7 @@ class FeatureModality:
     def coverage(self) -> float:
         return float(self.mask.mean()) if self.mask.size else 0.0
 
-    def subset(self, rows: np.ndarray) -> "FeatureModality":
+    def subset(self, rows: np.ndarray) -> FeatureModality:
         return FeatureModality(self.name, self.kind, self.features[rows], self.mask[rows], self.source)
 
 
@@ -163,64 +163,44 @@ class Dataset:
         item_key: str | None = None,
         root: str | Path | None = None,
         keep_items_without_interactions: bool = True,
-    ) -> "Dataset":
+    ) -> Dataset:
         """Build a dataset from a table of events in original ids (and an optional item table).
 
-        Item ids come from the item table (when given and ``keep_items_without_interactions``)
-        plus any item in the events; users from the events. Events naming an item absent
-        from a given item table are *not* silently added: validate the data first
-        (``fusionrec data validate``) which quarantines them.
+        Goes through the same builder as files (:mod:`fusionrec.data.validation`):
+        the same id rules (ids kept as given; int64 only when every id is a
+        canonical integer), the same timestamp parsing (unix s/ms or dates), the
+        same items frame (a ``text`` column joined from the text columns, checked
+        ``image_path`` under ``root``). Item ids come from the item table (when
+        given and ``keep_items_without_interactions``) plus any item in the events.
+        Rows that validation would set aside (an item absent from the item table,
+        a rating that is not a number...) raise: validate such data first
+        (``fusionrec data validate``), which quarantines them.
         """
+        # imported here: the validation package builds Datasets, so it imports this module
+        from fusionrec.data.validation import source_from_frames, validate_source
+        from fusionrec.errors import UserError
+
+        columns = {"user": user_col, "item": item_col}
+        for role, col in (("rating", rating_col), ("timestamp", timestamp_col), ("split", split_col),
+                          ("label", label_col)):
+            if col:
+                columns[role] = col
         item_key = item_key or item_col
-        for col in (user_col, item_col):
-            if col not in interactions.columns:
-                raise KeyError(
-                    f"interaction column {col!r} not found; columns are {list(interactions.columns)}. "
-                    "Pass the right name in the column mapping."
-                )
-        users = pd.unique(interactions[user_col])
-        if items is not None:
-            if item_key not in items.columns:
-                raise KeyError(
-                    f"item table has no id column {item_key!r}; columns are {list(items.columns)}"
-                )
-            item_order = list(pd.unique(items[item_key]))
-            if not keep_items_without_interactions:
-                used = set(pd.unique(interactions[item_col]))
-                item_order = [i for i in item_order if i in used]
-            known = set(item_order)
-            unknown = [i for i in pd.unique(interactions[item_col]) if i not in known]
-            if unknown:
-                raise ValueError(
-                    f"{len(unknown)} interactions name items missing from the item table "
-                    f"(first: {unknown[:5]}); run `fusionrec data validate` to quarantine them"
-                )
-            items_sorted = items.drop_duplicates(item_key).set_index(item_key).loc[item_order].reset_index()
-        else:
-            item_order = list(pd.unique(interactions[item_col]))
-            items_sorted = pd.DataFrame({item_key: item_order})
-        u_index = {u: i for i, u in enumerate(users)}
-        i_index = {it: j for j, it in enumerate(item_order)}
-        frame = pd.DataFrame(
-            {
-                "user": interactions[user_col].map(u_index).to_numpy(np.int64),
-                "item": interactions[item_col].map(i_index).to_numpy(np.int64),
-            }
-        )
-        frame["rating"] = (
-            pd.to_numeric(interactions[rating_col], errors="coerce").to_numpy(np.float32)
-            if rating_col else np.nan
-        )
-        frame["timestamp"] = (
-            pd.to_numeric(interactions[timestamp_col], errors="coerce").to_numpy(np.float64)
-            if timestamp_col else np.nan
-        )
-        frame["label"] = (
-            pd.to_numeric(interactions[label_col], errors="coerce").to_numpy(np.float32)
-            if label_col else 1.0
-        )
-        frame["split"] = interactions[split_col].to_numpy() if split_col else None
-        return cls(name, users, item_order, frame, items_sorted, root=root)
+        if items is not None and not keep_items_without_interactions and item_key in items.columns:
+            items = items[items[item_key].isin(set(pd.unique(interactions[item_col])))]
+        source = source_from_frames(name, interactions, items, columns, {"item": item_key}, root)
+        dataset, report = validate_source(source)
+        report.raise_if_fatal()
+        problems = [i for i in report.issues if i.severity == "error"]
+        if problems:
+            first = problems[0]
+            raise UserError(
+                f"{sum(i.count for i in problems)} row(s) would be set aside by validation; first: "
+                f"{first.code}: {first.message}", first.where or None,
+                "fix the frames, or write them to files and run `fusionrec data validate` to quarantine the rows",
+            )
+        assert dataset is not None
+        return dataset
 
     # ------------------------------------------------------------------ basic facts
     @property
@@ -272,7 +252,7 @@ class Dataset:
             )
         return self.interactions[self.interactions["split"] == name]
 
-    def with_split(self, split: np.ndarray | pd.Series) -> "Dataset":
+    def with_split(self, split: np.ndarray | pd.Series) -> Dataset:
         """A copy whose interactions carry the given split labels (aligned by row)."""
         split = np.asarray(split, dtype=object)
         if len(split) != len(self.interactions):
@@ -284,11 +264,11 @@ class Dataset:
         inter["split"] = split
         return self._replace(interactions=inter)
 
-    def subset_interactions(self, keep: np.ndarray) -> "Dataset":
+    def subset_interactions(self, keep: np.ndarray) -> Dataset:
         """A copy with only the interactions where ``keep`` is True (ids unchanged)."""
         return self._replace(interactions=self.interactions[np.asarray(keep, dtype=bool)].reset_index(drop=True))
 
-    def compact(self) -> "Dataset":
+    def compact(self) -> Dataset:
         """Drop users and items that no longer have any interaction and re-index densely."""
         users = np.sort(self.interactions["user"].unique())
         items = np.sort(self.interactions["item"].unique())
@@ -305,11 +285,11 @@ class Dataset:
             self.items.iloc[items].reset_index(drop=True), mods, self.root,
         )
 
-    def _replace(self, **kw) -> "Dataset":
-        args = dict(
-            name=self.name, user_ids=self.user_ids, item_ids=self.item_ids,
-            interactions=self.interactions, items=self.items, modalities=self.modalities, root=self.root,
-        )
+    def _replace(self, **kw) -> Dataset:
+        args = {
+            "name": self.name, "user_ids": self.user_ids, "item_ids": self.item_ids,
+            "interactions": self.interactions, "items": self.items, "modalities": self.modalities, "root": self.root,
+        }
         args.update(kw)
         return Dataset(**args)
 

@@ -20,14 +20,15 @@ import pandas as pd
 
 from fusionrec.config import DataConfig, dataset_presets, deep_merge, load_yaml_resource
 from fusionrec.data.dataset import Dataset
-from fusionrec.data.readers import (
+from fusionrec.data.sources import (
     DataSource,
+    detect_format,
     mmrec_source,
     recbole_source,
     table_source,
 )
 from fusionrec.data.split import apply_split_config, kcore_filter
-from fusionrec.data.validate import ValidationReport, summarise, validate_source
+from fusionrec.data.validation import ValidationReport, summarise, validate_source
 from fusionrec.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -158,8 +159,6 @@ def source_from_config(cfg: DataConfig) -> DataSource:
     features = _resolve_features(cfg.features, base)
     fmt = cfg.format
     if fmt == "auto":
-        from fusionrec.data.validate import detect_format
-
         if not path.exists():
             raise UserError("data path not found", str(path), "set data.path to an existing file or folder")
         fmt = detect_format(path)
@@ -179,6 +178,7 @@ def source_from_config(cfg: DataConfig) -> DataSource:
         source.user_columns = {**source.user_columns, **cfg.user_columns}
     if root is not None:
         source.root = root  # media patterns in the description are relative to its folder
+    source.repeats = cfg.repeats
     return source
 
 

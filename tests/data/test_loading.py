@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fusionrec.config import DataConfig, dataset_presets, load_yaml_resource, resolve_config
+from fusionrec.config import (
+    DataConfig,
+    dataset_presets,
+    load_yaml_resource,
+    resolve_config,
+)
 from fusionrec.data.loading import expand_preset, load_dataset, shared_data_root
 from fusionrec.errors import UserError
 

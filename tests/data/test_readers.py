@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from fusionrec.data.loading import load_preset
-from fusionrec.data.readers import read_mmrec, read_raw, read_recbole, read_table, write_recbole
+from fusionrec.data.readers import (
+    read_mmrec,
+    read_raw,
+    read_recbole,
+    read_table,
+    write_recbole,
+)
 from fusionrec.errors import UserError
 
 

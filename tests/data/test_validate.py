@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from fusionrec.data.validate import validate_path
 
@@ -80,7 +81,7 @@ def test_mmrec_negative_or_out_of_range_ids(tmp_path: Path) -> None:
 
 def test_symlink_loop_and_dotdot_inside_root_is_fine(tmp_path: Path) -> None:
     (tmp_path / "img").mkdir()
-    (tmp_path / "img" / "a.jpg").write_bytes(b"x")
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "img" / "a.jpg")
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     _write(tmp_path, "interactions.csv", "user_id,item_id\n1,a\n1,b\n")
     _write(tmp_path, "items.csv", "item_id,image_path\na,img/../img/a.jpg\nb,loop/x.jpg\n")

@@ -51,11 +51,11 @@ def _build_broken(shared: Path, dst: Path) -> dict:
         (400, "10,5,abc,881250949", "bad_rating"),
         (500, "10,5,4,yesterday", "bad_timestamp"),
         (600, ",5,4,881250949", "missing_id"),
-        (700, good_lines[0], "duplicate_row"),
     ]
+    repeat_pos = 700  # a repeat of the first event: behaviour, kept and reported as information
     lines = list(good_lines)
     expected = {}
-    for pos, text, reason in sorted(injected, reverse=True):
+    for pos, text, reason in sorted([*injected, (repeat_pos, good_lines[0], "")], reverse=True):
         lines.insert(pos, text)
     for pos, text, reason in injected:
         # header is line 1, so list index k is file line k + 2
@@ -67,7 +67,8 @@ def _build_broken(shared: Path, dst: Path) -> dict:
     feats[3, 5] = np.nan   # item 4 (row 3)
     feats[10, :] = np.inf  # item 11 (row 10)
     np.save(dst / "text_feat.npy", feats)
-    return {"interactions": expected, "good": set(map(tuple, inter.to_numpy().tolist()))}
+    return {"interactions": expected, "good": set(map(tuple, inter.to_numpy().tolist())),
+            "repeat_line": lines.index(good_lines[0], repeat_pos) + 2}
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +94,7 @@ def test_cli_names_every_problem_and_exits_zero(broken, tmp_path, capsys) -> Non
     assert "items.csv line 9" in out                                   # the escaping symlink
     assert "duplicate_item" in out and f"items.csv line {N_ITEMS + 2}" in out
     assert "nonfinite_feature" in out and "text_feat.npy row 3" in out and "text_feat.npy row 10" in out
+    assert "INFO repeated_interaction" in out and f"interactions.csv line {expected['repeat_line']}" in out
 
     q = pd.read_csv(qdir / "quarantine.csv")
     inter_q = q[q["file"].str.endswith("interactions.csv")]
@@ -104,7 +106,7 @@ def test_cli_names_every_problem_and_exits_zero(broken, tmp_path, capsys) -> Non
     report = json.loads((qdir / "report.json").read_text())
     assert report["quarantined_per_reason"]["malformed_line"] == 2
     assert report["quarantined_per_reason"]["nonfinite_feature"] == 2
-    assert report["stats"]["rows_good"] == N_GOOD
+    assert report["stats"]["rows_good"] == N_GOOD + 1  # the repeated event is kept
     assert report["stats"]["rows_read"] == N_GOOD + 7
     assert not report["fatal"]
 
@@ -115,8 +117,8 @@ def test_load_through_validation_keeps_every_good_row(broken, tmp_path) -> None:
                      items_path=str(folder / "items.csv"),
                      features={"text": {"path": str(folder / "text_feat.npy"), "kind": "text"}},
                      split={"method": "random", "seed": 1})
-    ds, report = load_validated(cfg, quarantine_dir=tmp_path / "q")
-    assert ds.n_interactions == N_GOOD
+    ds, _ = load_validated(cfg, quarantine_dir=tmp_path / "q")
+    assert ds.n_interactions == N_GOOD + 1  # every good row, the repeated event included
     rows = {(int(ds.user_ids[u]), int(ds.item_ids[i]), int(r), int(t))
             for u, i, r, t in ds.interactions[["user", "item", "rating", "timestamp"]].itertuples(index=False)}
     assert rows == expected["good"]
@@ -171,12 +173,12 @@ def test_subprocess_validate(broken, tmp_path) -> None:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     proc = subprocess.run(
         [sys.executable, "-m", "fusionrec.cli", "data", "validate", str(folder), "--json"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True, text=True, env=env, timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     report = json.loads(proc.stdout)
-    assert report["stats"]["rows_good"] == N_GOOD
+    assert report["stats"]["rows_good"] == N_GOOD + 1  # the repeated event is kept
     codes = {i["code"] for i in report["issues"]}
     assert set(expected["interactions"]) <= codes
 

@@ -128,9 +128,13 @@ def vector_for(text: str, dim: int) -> np.ndarray:
 
 
 def make_dataset(items: pd.DataFrame, root: Path | None = None, name: str = "tiny") -> Dataset:
-    """A Dataset around an item table (one dummy interaction per item)."""
-    inter = pd.DataFrame({"user_id": [0] * len(items), "item_id": items["item_id"].tolist()})
-    return Dataset.from_frames(name, inter, items, root=root)
+    """A Dataset around an item table as given (one dummy interaction per item).
+
+    Built with the constructor, not through validation (Dataset.from_frames), so missing,
+    corrupt or odd inputs reach the encoders and their own handling is what is tested.
+    """
+    inter = pd.DataFrame({"user": [0] * len(items), "item": range(len(items))})
+    return Dataset(name, [0], items["item_id"].tolist(), inter, items.reset_index(drop=True), root=root)
 
 
 @pytest.fixture

@@ -1,0 +1,98 @@
+"""Precomputed feature files (``.npy``): shape checks, id alignment, missing masks, non-finite rows."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fusionrec.data.dataset import FeatureModality
+from fusionrec.data.validation.checker import Checker
+from fusionrec.data.validation.report import Issue
+
+
+def load_features(check: Checker) -> list[tuple[Any, np.ndarray]]:
+    """Every feature file of the source as ``(spec, matrix)``; unreadable or ill-shaped ones are fatal."""
+    out = []
+    for spec in check.source.features:
+        if not spec.path.is_file():
+            check.issues.append(Issue("missing_file", "fatal", f"feature file for modality {spec.name!r} not found",
+                                      file=str(spec.path),
+                                      fix="fix data.features.<name>.path or remove the modality"))
+            continue
+        try:
+            feats = np.load(spec.path, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            check.issues.append(Issue("unreadable_file", "fatal", f"cannot read feature file: {err}",
+                                      file=str(spec.path), fix="save features with numpy.save as a 2-D array"))
+            continue
+        if feats.ndim != 2 or not np.issubdtype(feats.dtype, np.number):
+            check.issues.append(Issue("bad_feature_shape", "fatal",
+                                      f"feature file must be a 2-D numeric array (items x dim), got shape "
+                                      f"{feats.shape} dtype {feats.dtype}", file=str(spec.path),
+                                      fix="save one row per item: numpy.save(path, matrix)"))
+            continue
+        out.append((spec, feats))
+    return out
+
+
+def make_modality(check: Checker, spec: Any, feats: np.ndarray, item_ids: np.ndarray, n_items: int
+                   ) -> FeatureModality | None:
+    """One feature file as a modality in internal item order (aligned by ``spec.ids`` when given)."""
+    present = np.ones(feats.shape[0], dtype=bool)
+    if spec.missing is not None:
+        try:
+            missing = np.load(spec.missing, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            check.issues.append(Issue("unreadable_file", "fatal", f"cannot read missing-mask file: {err}",
+                                      file=str(spec.missing), fix="save a boolean vector with numpy.save"))
+            return None
+        missing = np.asarray(missing).reshape(-1)
+        if missing.shape[0] != feats.shape[0]:
+            check.issues.append(Issue("feature_rows", "fatal",
+                                      f"missing-mask has {missing.shape[0]} entries but the feature file has "
+                                      f"{feats.shape[0]} rows", file=str(spec.missing),
+                                      fix="one boolean per feature row (True = missing)"))
+            return None
+        present &= ~missing.astype(bool)
+    if spec.ids is not None:
+        row_ids = read_row_ids(spec.ids)
+        index = pd.Index(item_ids.astype(str))
+        pos = index.get_indexer(pd.Index(row_ids.astype(str)))
+        aligned = np.zeros((n_items, feats.shape[1]), dtype=np.float32)
+        mask = np.zeros(n_items, dtype=bool)
+        ok = pos >= 0
+        aligned[pos[ok]] = feats[ok]
+        mask[pos[ok]] = present[ok]
+        if (~ok).any():
+            check.note("unknown_item", "warning", f"{int((~ok).sum())} feature row(s) name items that are not "
+                       "in the dataset; ignored", file=str(spec.ids), count=int((~ok).sum()))
+        feats, present = aligned, mask
+    elif feats.shape[0] != n_items:
+        check.issues.append(Issue(
+            "feature_rows", "fatal",
+            f"feature file for {spec.name!r} has {feats.shape[0]} rows but the dataset has {n_items} items "
+            "(row i must be item i)", file=str(spec.path),
+            fix="regenerate the features for the current item list, or give data.features."
+                f"{spec.name}.ids a file listing the item id of every row"))
+        return None
+    as32 = np.asarray(feats, dtype=np.float32)  # float64 -> float32 may overflow to inf: check after the cast
+    finite = np.isfinite(as32).all(axis=1)
+    bad_rows = np.flatnonzero(~finite & present)
+    if len(bad_rows):
+        n_bad = (~np.isfinite(as32[bad_rows])).sum(axis=1)
+        check._add(spec.path, "row", bad_rows, "nonfinite_feature", spec.name,
+                   [f"item {item_ids[r]}" for r in bad_rows], "row_masked",
+                   [f"{k} non-finite value(s) (0-based row = item index)" for k in n_bad],
+                   [""] * len(bad_rows), "error")
+    return FeatureModality(spec.name, spec.kind, as32, present & finite, str(spec.path))
+
+
+def read_row_ids(path: Path) -> np.ndarray:
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False).reshape(-1)
+    return np.asarray([line.strip() for line in path.read_text().splitlines() if line.strip()], dtype=object)
+
+
+__all__ = ["load_features", "make_modality", "read_row_ids"]
