@@ -31,16 +31,17 @@ SUMMARIES: dict[str, str] = {
     "demo": "generate the built-in synthetic shop and run the pipeline on it",
     "train": "train and evaluate a model on a dataset (valid-only selection, test once)",
     "evaluate": "evaluate a saved model on a split",
-    "data": "validate, inspect and convert datasets",
+    "data": "describe a folder (data init), validate, inspect and convert datasets",
     "encode": "encode item text/images/audio/attributes into the feature store",
     "serve": "start the HTTP recommendation service",
     "ablate": "run modality x fusion x alignment ablations and write one table",
 }
 
 DESCRIPTION = (
-    "Multimodal recommendation with pretrained encoders. Typical flow: "
-    "`fusionrec data validate` -> `fusionrec encode` -> `fusionrec train` -> "
-    "`fusionrec serve`. `fusionrec demo` runs the whole pipeline on built-in synthetic data. "
+    "Multimodal recommendation with pretrained encoders. Typical flow on your own folder: "
+    "`fusionrec data init DIR` (writes DIR/fusionrec.yaml) -> `fusionrec data validate --data DIR` -> "
+    "`fusionrec train --data DIR --model mmgraph` -> `fusionrec serve --model runs/<run>/model`. "
+    "`fusionrec demo` runs the whole pipeline on built-in synthetic data. "
     "`fusionrec COMMAND --help` explains each command."
 )
 
