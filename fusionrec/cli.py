@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "encode": "fusionrec.encoders.cli",
     "serve": "fusionrec.serve.cli",
     "ablate": "fusionrec.experiments.ablate",
+    "models": "fusionrec.models.cli",
 }
 SUMMARIES: dict[str, str] = {
     "demo": "generate the built-in synthetic shop and run the pipeline on it",
@@ -35,6 +36,7 @@ SUMMARIES: dict[str, str] = {
     "encode": "encode item text/images/audio/attributes into the feature store",
     "serve": "start the HTTP recommendation service",
     "ablate": "run modality x fusion x alignment ablations and write one table",
+    "models": "list the models; show a model's parameters, types, defaults and meanings",
 }
 
 DESCRIPTION = (

@@ -67,34 +67,58 @@ def check_params(params_cls: type[ModelParams], params: Mapping[str, Any] | Base
 
 
 def _user_error(err: ValidationError, params_cls: type[ModelParams], model: str, where: str) -> UserError:
-    valid = list(params_cls.model_fields)
     whats, wheres, fixes = [], [], []
     for e in err.errors():
         loc = [str(p) for p in e["loc"]]
-        key = loc[0] if loc else ""
-        path = ".".join([where, *loc]) if loc else where
+        msg = e["msg"].removeprefix("Value error, ")
+        wheres.append(".".join([where, *loc]))
         if e["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-            whats.append(f"{model} has no parameter {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            listing = ", ".join(valid) if valid else "none: this model has no parameters"
-            fixes.append((f"use {close[0]!r}; " if close else "") + f"valid parameters of {model}: {listing}")
+            what, fix = _unknown_key(_fields_at(params_cls, loc[:-1]), loc, model)
+        elif not loc:  # a rule across several fields: its message names them and what to change
+            what, fix = f"{model}: {msg}", "change the parameters the message names"
+        elif e["type"] == "missing":
+            what, fix = f"{model}: {'.'.join(loc)} is missing", f"add {'.'.join(loc)}"
         else:
-            msg = e["msg"].removeprefix("Value error, ")
-            whats.append(f"{model}: {'.'.join(loc) or 'parameters'}={e.get('input')!r} is not valid ({msg})")
-            fixes.append(_fix_for(params_cls, key, loc))
-        wheres.append(path)
+            what = f"{model}: {'.'.join(loc)}={e.get('input')!r} is not valid ({msg})"
+            fix = _fix_for(params_cls, loc)
+        whats.append(what)
+        fixes.append(fix)
     return UserError("; ".join(whats), ", ".join(dict.fromkeys(wheres)),
                      "; ".join(dict.fromkeys(fixes)) + f" (`fusionrec models show {model}` lists them all)")
 
 
-def _fix_for(params_cls: type[ModelParams], key: str, loc: list[str]) -> str:
-    field = params_cls.model_fields.get(key)
-    if field is None:
-        return f"check {'.'.join(loc)}"
+def _fields_at(params_cls: type[BaseModel], path: list[str]) -> dict[str, Any]:
+    """The fields of the (nested) pydantic class found by following ``path`` from ``params_cls``."""
+    cls: type[BaseModel] = params_cls
+    for key in path:
+        field = cls.model_fields.get(key)
+        args = (field.annotation, *typing.get_args(field.annotation)) if field is not None else ()
+        nested = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            return {}
+        cls = nested[0]
+    return dict(cls.model_fields)
+
+
+def _unknown_key(fields: dict[str, Any], loc: list[str], model: str) -> tuple[str, str]:
+    key, valid = loc[-1], list(fields)
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    owner = model if len(loc) == 1 else f"{model} {'.'.join(loc[:-1])}"
+    what = f"{owner} has no parameter {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    listing = ", ".join(valid) if valid else "none: this model has no parameters"
+    return what, (f"use {close[0]!r}; " if close else "") + f"valid parameters of {owner}: {listing}"
+
+
+def _fix_for(params_cls: type[ModelParams], loc: list[str]) -> str:
+    key = loc[0]
+    field = params_cls.model_fields[key]
     choices = literal_choices(field.annotation)
     if choices and len(loc) == 1:
         return f"set {key} to one of {', '.join(map(repr, choices))}"
-    return f"set {key} to a {type_label(field.annotation)} (default {_default_text(field.default)})"
+    if len(loc) > 1:  # inside a list, mapping or nested section: the message says which entry
+        return f"correct {'.'.join(loc)} as the message says"
+    kind = type_label(field.annotation) + _bounds(field.metadata)
+    return f"set {key} to a {kind} (default {_default_text(field.default)})"
 
 
 # ---------------------------------------------------------------------- descriptions
@@ -125,6 +149,8 @@ def type_label(annotation: Any) -> str:
         return f"{origin.__name__}[{', '.join(type_label(a) for a in args if a is not Ellipsis)}]"
     if annotation is Any:
         return "any"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping"
     return getattr(annotation, "__name__", str(annotation))
 
 
@@ -153,9 +179,30 @@ def param_rows(params_cls: type[BaseModel]) -> list[ParamRow]:
     rows = []
     for name, field in params_cls.model_fields.items():
         if field.default is PydanticUndefined and field.default_factory is not None:
-            default = field.default_factory()
+            default = _default_text(field.default_factory())
+        elif field.default is PydanticUndefined:
+            default = "(required)"
         else:
-            default = field.default
-        rows.append(ParamRow(name, type_label(field.annotation), _default_text(default),
+            default = _default_text(field.default)
+        rows.append(ParamRow(name, type_label(field.annotation) + _bounds(field.metadata), default,
                              field.description or ""))
     return rows
+
+
+def _bounds(metadata: list[Any]) -> str:
+    """``Field(ge=0, lt=1)`` -> ``" in [0, 1)"``; one-sided -> ``" >= 0"``; none -> ``""``."""
+    low = high = None
+    for m in metadata:
+        for attr, sign in (("ge", "["), ("gt", "(")):
+            if getattr(m, attr, None) is not None:
+                low = (sign, getattr(m, attr))
+        for attr, sign in (("le", "]"), ("lt", ")")):
+            if getattr(m, attr, None) is not None:
+                high = (sign, getattr(m, attr))
+    if low and high:
+        return f" in {low[0]}{low[1]}, {high[1]}{high[0]}"
+    if low:
+        return f" {'>=' if low[0] == '[' else '>'} {low[1]}"
+    if high:
+        return f" {'<=' if high[0] == ']' else '<'} {high[1]}"
+    return ""
