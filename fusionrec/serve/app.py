@@ -52,6 +52,7 @@ class ItemIn(_Body):
     text: str | None = Field(None, max_length=20_000, description="free text (description, overview)")
     image_base64: str | None = Field(None, description="image file bytes, base64")
     image_path: str | None = Field(None, max_length=1024, description="image file path under the media root")
+    audio_path: str | None = Field(None, max_length=1024, description="audio file path under the media root")
     attributes: dict[str, AttrValue] = Field(default_factory=dict, description="e.g. title, genres, year")
 
 

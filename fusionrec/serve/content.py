@@ -24,6 +24,10 @@ from typing import Any, Mapping, Protocol
 import numpy as np
 import pandas as pd
 
+from fusionrec.data.roles import AUDIO_COLUMN, IMAGE_COLUMN
+
+MEDIA_COLUMN = {"image": IMAGE_COLUMN, "audio": AUDIO_COLUMN}
+
 
 class ModalityEncoder(Protocol):
     """The subset of :class:`fusionrec.encoders.base.Encoder` the service uses."""
@@ -77,10 +81,7 @@ class ContentEncoder:
             key = getattr(prepared, "key", prepared)
             if key is None:
                 problem = getattr(prepared, "problem", None) or "no content"
-                has_input = (enc.kind == "image" and fields.get("image_path")) or (
-                    enc.kind == "text" and any(isinstance(v, str) and v.strip() for k, v in fields.items() if k != "image_path")
-                )
-                if has_input:
+                if _has_input(enc.kind, fields):
                     raise ContentEncodingError(name, problem)
                 continue
             try:
@@ -99,6 +100,15 @@ class ContentEncoder:
         names = [n for n, enc in self.encoders.items() if enc.kind == "text"]
         row = {f: text for f in (fields or ["title", "text"])}
         return self.encode_item(row, None, only=names) if names else {}
+
+
+def _has_input(kind: str, fields: dict[str, Any]) -> bool:
+    """Did the posted item send content for this kind? (Then failing to encode it is the client's error.)"""
+    if kind in ("image", "audio"):
+        return bool(fields.get(MEDIA_COLUMN[kind]))
+    if kind == "text":
+        return any(isinstance(v, str) and v.strip() for k, v in fields.items() if k not in MEDIA_COLUMN.values())
+    return False  # attributes: an item without any is ordinary, not an error
 
 
 def _l2rows(x: np.ndarray) -> np.ndarray:

@@ -346,19 +346,23 @@ class RecService:
             image_bytes = image_file.read_bytes()
         if image_bytes is not None:
             _check_image(image_bytes, f"{where}.image_base64" if it.get("image_base64") else f"{where}.image_path")
+        audio_file = self._media_file(it.get("audio_path"), f"{where}.audio_path")
         features: dict[str, np.ndarray] = {}
         # attributes such as title/genres feed the text template too, so they count as content
-        has_content = (bool(text and str(text).strip()) or image_file is not None
+        has_content = (bool(text and str(text).strip()) or image_file is not None or audio_file is not None
                        or any(isinstance(v, str) and v.strip() for v in attributes.values()))
         if has_content:
             if self.encoder is None:
                 raise ServeError(409, where, "the server runs without a content encoder, so item text/images "
                                  "cannot be encoded", "start fusionrec serve with text/image encoders enabled")
             fields = self._item_fields(state, item_id, text, attributes, image_file)
+            fields["audio_path"] = str(audio_file) if audio_file is not None else None
             try:
                 features = self.encoder.encode_item(fields, None)
             except ContentEncodingError as err:
-                field = f"{where}.image_base64" if "image" in err.modality else f"{where}.text"
+                kind = self.encoder.kinds().get(err.modality, "")
+                field = {"image": f"{where}.image_base64" if it.get("image_base64") else f"{where}.image_path",
+                         "audio": f"{where}.audio_path", "attribute": f"{where}.attributes"}.get(kind, f"{where}.text")
                 raise ServeError(422, field, f"cannot encode {err.modality}: {err.reason}") from err
         row = state.catalogue.index_of.get(item_id)
         cold_target = row is None or bool(state.catalogue.cold[row])
@@ -367,6 +371,18 @@ class RecService:
                              f"(needs one of {state.placement_modalities})",
                              "send 'text' and/or an image")
         return StoredItem(item_id, text, image_bytes, attributes, features)
+
+    def _media_file(self, value: Any, field: str) -> Path | None:
+        """A media file named by a posted item, checked to lie under the media root."""
+        if not value:
+            return None
+        try:
+            return resolve_media_path(self.media_root, str(value))
+        except PathEscapeError as err:
+            raise ServeError(422, field, str(err),
+                             "use a path relative to the media root, without '..' or links leading out") from err
+        except FileNotFoundError as err:
+            raise ServeError(422, field, str(err), "upload the file under the media root first") from err
 
     def _item_fields(self, state: ServiceState, item_id: str, text: str | None, attributes: dict[str, Any],
                      image_file: Path | None) -> dict[str, Any]:

@@ -197,3 +197,44 @@ def test_posted_item_gets_the_vector_of_the_models_content_path(served, tmp_path
     # a blue fan (users u2, u5, ...) finds the new blue item among the blue ones
     recs = client.get("/recommendations/u2", params={"k": 12}).json()["items"]
     assert "new-blue" in [e["item_id"] for e in recs]
+
+
+def test_recorded_audio_and_attribute_encoders_are_rebuilt_for_new_items(tmp_path):
+    """features.json names the encoders; serving rebuilds them (attributes fitted on the training
+    catalogue) and a catalogue item's content encodes to exactly its stored vector."""
+    import soundfile as sf
+
+    from fusionrec.config import DataConfig
+    from fusionrec.serve.loader import build_content_encoder
+
+    (tmp_path / "audio").mkdir()
+    rng = np.random.default_rng(0)
+    for j in range(6):
+        t = np.arange(11025) / 22050
+        sf.write(tmp_path / "audio" / f"{j}.wav", np.sin(2 * np.pi * (200 + 90 * j) * t) * 0.3
+                 + rng.normal(0, 0.01, t.size), 22050)
+    items = pd.DataFrame({"item_id": [f"t{j}" for j in range(6)], "brand": ["acme", "acme", "zeta", "zeta", "acme", "x"],
+                          "price": [1.0, 2.5, 3.0, None, 4.0, 9.0],
+                          "audio_path": [f"audio/{j}.wav" for j in range(6)]})
+    inter = pd.DataFrame({"user": np.zeros(6, np.int64), "item": np.arange(6)})
+    ds = Dataset("tracks", ["u0"], items["item_id"], inter, items, root=tmp_path)
+    encoders = {"audio": {"name": "logmel", "params": {"n_mels": 16, "n_mfcc": 8, "max_seconds": 1.0}},
+                "attribute": {"name": "attributes", "params": {"categorical": ["brand"], "numeric": ["price"],
+                                                                "min_count": 1}}}
+    ds, records = ensure_features(ds, DataConfig(encoders=encoders), store_dir=tmp_path / "store", progress=False)
+    assert records["audio"]["params"]["n_mels"] == 16
+
+    enc = build_content_encoder(ds, ServeConfig(), records)
+    assert enc is not None and set(enc.modalities) == {"audio", "attribute"}
+    row = items.iloc[3].to_dict()
+    row["audio_path"] = str(tmp_path / row["audio_path"])
+    vecs = enc.encode_item(row, None)
+    for name in ("audio", "attribute"):
+        np.testing.assert_allclose(vecs[name], ds.modalities[name].features[3], atol=1e-5)
+    # an unseen brand goes to the <other> column of the vocabulary fitted on the training catalogue
+    new = enc.encode_item({"item_id": "new", "brand": "newco", "price": 2.0, "audio_path": None}, None)
+    assert "audio" not in new and new["attribute"][enc.encoders["attribute"].feature_names().index("brand=<other>")] == 1
+
+    # a recorded encoder id that no longer matches (other weights) leaves the modality out
+    records["audio"]["encoder_id"] = "logmel:v1:not-the-same"
+    assert set(build_content_encoder(ds, ServeConfig(), records).modalities) == {"attribute"}
