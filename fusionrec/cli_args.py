@@ -55,12 +55,6 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, run_file: bool = True
                            help="override, e.g. --set train.lr=0.001 --set data.path=mydir (repeatable)")
 
 
-def has_data_arguments(args: argparse.Namespace) -> bool:
-    """True when the command line names a dataset in any of the accepted ways."""
-    return bool(getattr(args, "data", None) or getattr(args, "dataset", None) or getattr(args, "config", None)
-                or _path_override(getattr(args, "overrides", None) or []) is not None)
-
-
 def run_config_from_args(args: argparse.Namespace, model: str | None = None, *,
                          command: str = "fusionrec") -> RunConfig:
     """The RunConfig that ``--data/--dataset/--config/--set`` (and ``model``) describe.
@@ -268,7 +262,6 @@ def _section_model(loc: list[str], prefix: str) -> type | None:
 
 
 __all__ = [
-    "DESCRIPTION_FILE", "add_data_arguments", "data_config_from_args", "dataset_for_evaluation", "description_path",
-    "description_section", "has_data_arguments", "load_description",
-    "read_description_file", "run_config_from_args",
+    "DATA_HELP", "DESCRIPTION_FILE", "add_data_arguments", "data_config_from_args", "dataset_for_evaluation",
+    "description_path", "description_section", "load_description", "read_description_file", "run_config_from_args",
 ]
