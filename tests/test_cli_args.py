@@ -163,3 +163,12 @@ def test_train_evaluate_and_validate_take_data(tmp_path: Path, capsys: pytest.Ca
     assert main(["evaluate", "--model-dir", str(model_dir), "--data", str(root)]) == 0
     captured = capsys.readouterr()
     assert "pop (test)" in captured.out and "1 interaction(s)" in captured.err
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--model", "pop"], ["evaluate", "--model-dir", "m"], ["encode"], ["ablate"],
+    ["serve", "--model", "m"], ["data", "validate"],
+])
+def test_every_command_takes_data(argv: list[str], tmp_path: Path) -> None:
+    args = build_parser(argv).parse_args([*argv, "--data", str(tmp_path)])
+    assert args.data == str(tmp_path)
