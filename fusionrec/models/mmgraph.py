@@ -28,7 +28,6 @@ so :meth:`user_embeddings` / :meth:`item_embeddings` enable ANN serving.
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -41,10 +40,18 @@ from torch import nn
 
 from fusionrec.align.contrastive import info_nce
 from fusionrec.align.projection import Projection
-from fusionrec.data.dataset import FeatureModality, TrainData
+from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
 from fusionrec.fuse.feature import FUSIONS, build_fusion, modality_dropout
 from fusionrec.models.base import RecModel
+from fusionrec.models.graphs import (  # noqa: F401  (re-exported: tests and serving import them from here)
+    _to_torch_sparse,
+    knn_graph,
+    modality_item_graph,
+    normalized_bipartite,
+    spmm,
+    sym_normalize,
+)
 from fusionrec.models.modal_inputs import ModalInputs
 from fusionrec.models.params import FeatureNorm, Modalities, ModelParams
 
@@ -52,115 +59,6 @@ LOSSES = ("softmax", "sampled_softmax", "bpr")
 ALIGNS = ("none", "infonce")
 PROJECTIONS = ("linear", "mlp")
 MMGRAPH_FUSIONS = tuple(f for f in FUSIONS if f != "user_attention") + ("sum",)
-
-
-# ---------------------------------------------------------------------- graph helpers
-def _to_torch_sparse(mat: sp.spmatrix) -> torch.Tensor:
-    """scipy -> torch sparse CSR (float32); CSR spmm is the fastest CPU path."""
-    csr = sp.csr_matrix(mat, dtype=np.float32)
-    csr.sum_duplicates()
-    csr.sort_indices()
-    with warnings.catch_warnings():
-        # torch flags sparse CSR as "beta"; the spmm used here is stable and tested
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(csr.indptr.astype(np.int64)), torch.from_numpy(csr.indices.astype(np.int64)),
-            torch.from_numpy(csr.data), size=csr.shape,
-        )
-
-
-class _SpMM(torch.autograd.Function):
-    """``adj @ x`` with a precomputed transpose for the backward pass.
-
-    torch's generic sparse backward re-sorts the sparse indices on every call
-    (a transpose of a COO tensor); with the transpose given up front (and the
-    user-item graph being symmetric it is the matrix itself) backward is one
-    more CSR spmm.
-    """
-
-    @staticmethod
-    def forward(ctx, adj: torch.Tensor, adj_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.adj_t = adj_t
-        return torch.sparse.mm(adj, x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return None, None, torch.sparse.mm(ctx.adj_t, grad)
-
-
-def spmm(adj: torch.Tensor, x: torch.Tensor, adj_t: torch.Tensor | None = None) -> torch.Tensor:
-    """Sparse ``adj @ x``; ``adj_t`` is the transpose (None: ``adj`` is symmetric)."""
-    if not x.requires_grad:
-        return torch.sparse.mm(adj, x)
-    return _SpMM.apply(adj, adj if adj_t is None else adj_t, x)
-
-
-def normalized_bipartite(train: sp.csr_matrix) -> sp.csr_matrix:
-    """The (n_users+n_items)^2 matrix D^-1/2 [[0, R], [R^T, 0]] D^-1/2 used by LightGCN."""
-    r = train.tocsr().astype(np.float32)
-    r.data[:] = 1.0
-    adj = sp.bmat([[None, r], [r.T, None]], format="csr", dtype=np.float32)
-    deg = np.asarray(adj.sum(axis=1)).ravel()
-    # isolated nodes (cold items, users without training rows) keep a zero row
-    inv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1e-12)), 0.0).astype(np.float32)
-    d = sp.diags(inv)
-    return (d @ adj @ d).tocsr()
-
-
-def knn_graph(features: np.ndarray, mask: np.ndarray, k: int, chunk: int = 2048) -> sp.csr_matrix:
-    """Directed cosine kNN graph over the items with ``mask`` True (self excluded).
-
-    Rows/columns of items without the modality are empty, so no item is linked
-    through a placeholder vector. Computed in row chunks to bound memory.
-    """
-    n = features.shape[0]
-    present = np.flatnonzero(mask)
-    if len(present) <= 1 or k <= 0:
-        return sp.csr_matrix((n, n), dtype=np.float32)
-    k_eff = min(k, len(present) - 1)
-    x = torch.from_numpy(features[present].astype(np.float32))
-    x = F.normalize(x, dim=1)
-    rows, cols = [], []
-    for start in range(0, len(present), chunk):
-        block = x[start:start + chunk]
-        sim = block @ x.T
-        local = torch.arange(block.shape[0])
-        sim[local, local + start] = -float("inf")  # no self loops
-        nbr = torch.topk(sim, k_eff, dim=1).indices.numpy()
-        rows.append(np.repeat(present[start:start + block.shape[0]], k_eff))
-        cols.append(present[nbr.ravel()])
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
-    return sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n, n))
-
-
-def sym_normalize(adj: sp.csr_matrix) -> sp.csr_matrix:
-    """D_r^-1/2 A D_c^-1/2 (row and column degrees), zero-safe."""
-    rdeg = np.asarray(adj.sum(axis=1)).ravel()
-    cdeg = np.asarray(adj.sum(axis=0)).ravel()
-    rinv = np.where(rdeg > 0, 1.0 / np.sqrt(np.maximum(rdeg, 1e-12)), 0.0)
-    cinv = np.where(cdeg > 0, 1.0 / np.sqrt(np.maximum(cdeg, 1e-12)), 0.0)
-    return (sp.diags(rinv.astype(np.float32)) @ adj @ sp.diags(cinv.astype(np.float32))).tocsr()
-
-
-def modality_item_graph(
-    modalities: dict[str, FeatureModality], k: int, weights: dict[str, float] | None = None
-) -> sp.csr_matrix | None:
-    """Mix per-modality kNN graphs with per-item weights renormalised over present modalities."""
-    if not modalities:
-        return None
-    n = next(iter(modalities.values())).n_items
-    names = list(modalities)
-    w = np.array([float((weights or {}).get(m, 1.0)) for m in names], dtype=np.float64)
-    masks = np.stack([modalities[m].mask for m in names], axis=1).astype(np.float64)  # [n, M]
-    per_item = masks * w[None, :]
-    total = per_item.sum(axis=1, keepdims=True)
-    per_item = np.divide(per_item, total, out=np.zeros_like(per_item), where=total > 0)
-    mixed = sp.csr_matrix((n, n), dtype=np.float32)
-    for j, m in enumerate(names):
-        g = sym_normalize(knn_graph(modalities[m].features, modalities[m].mask, k))
-        mixed = mixed + sp.diags(per_item[:, j].astype(np.float32)) @ g
-    return mixed.tocsr()
 
 
 # ---------------------------------------------------------------------- the model
@@ -226,49 +124,49 @@ class MMGraph(RecModel):
 
     def __init__(self, data: TrainData, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(data, params)
+        self._alias_hyperparameters()
+        graph_mods, content_mods = self._select_modalities(data)
+        train = data.train.tocsr().astype(np.float32)
+        train.data[:] = 1.0
+        self._init_user_item_graph(train)
+        self._init_embeddings(np.asarray(train.sum(axis=0)).ravel())
+        self._init_modality_graph(graph_mods)
+        self._init_content(data, content_mods)
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ construction
+    def _alias_hyperparameters(self) -> None:
+        # the names the methods below (and serving/ablation code) read; self.hp is the source
         p = self.hp
         self.dim = p.embedding_size
-        self.n_ui_layers = p.n_ui_layers
-        self.n_mm_layers = p.n_mm_layers
-        self.knn_k = p.knn_k
-        self.loss_kind = p.loss
-        self.temperature = p.temperature
-        self.normalize = p.normalize
-        self.use_item_bias = p.item_bias
-        self.n_negatives = p.n_negatives
-        self.align = p.align
-        self.align_weight = p.align_weight
-        self.align_temperature = p.align_temperature
-        self.align_batch = p.align_batch
-        self.reg_weight = p.reg_weight
-        self.edge_dropout = p.edge_dropout
-        self.modality_dropout = p.modality_dropout
-        self.content_weight = p.content_weight
-        self.mm_graph_weight = p.mm_graph_weight
-        self.fusion_name = p.fusion
-        self.projection = p.projection
-        self.use_mm_graph = p.modality_graph
-        self.use_content = p.use_content
-        self.feature_norm = p.feature_norm
+        self.n_ui_layers, self.n_mm_layers, self.knn_k = p.n_ui_layers, p.n_mm_layers, p.knn_k
+        self.loss_kind, self.temperature, self.normalize = p.loss, p.temperature, p.normalize
+        self.use_item_bias, self.n_negatives, self.reg_weight = p.item_bias, p.n_negatives, p.reg_weight
+        self.align, self.align_weight = p.align, p.align_weight
+        self.align_temperature, self.align_batch = p.align_temperature, p.align_batch
+        self.edge_dropout, self.modality_dropout = p.edge_dropout, p.modality_dropout
+        self.content_weight, self.mm_graph_weight = p.content_weight, p.mm_graph_weight
+        self.fusion_name, self.projection, self.feature_norm = p.fusion, p.projection, p.feature_norm
+        self.use_mm_graph, self.use_content = p.modality_graph, p.use_content
 
-        # which modalities the model uses: all in TrainData unless narrowed here
+    def _select_modalities(self, data: TrainData) -> tuple[dict, dict]:
+        """(modalities for the kNN graphs, modalities for the projected content): all in TrainData unless
+        narrowed by ``modalities``; the two uses are switched separately (modality_graph, use_content)."""
         mods = dict(data.modalities)
-        wanted = p.modalities
+        wanted = self.hp.modalities
         if wanted is not None:
             unknown = [m for m in wanted if m not in mods]
             if unknown:
                 raise UserError(f"mmgraph: modalities {unknown} are not in the data", "model.params.modalities",
                                 f"use a subset of {sorted(mods)} (or null for all)")
             mods = {m: mods[m] for m in wanted}
-        # the two uses of the modalities are switched separately: the frozen item-item graphs
-        # (modality_graph) and the projected, fused content vectors (use_content)
         graph_mods = mods if self.use_mm_graph else {}
         content_mods = mods if self.use_content else {}
         self.modality_names = list(dict.fromkeys([*graph_mods, *content_mods]))
+        return graph_mods, content_mods
 
-        # --- collaborative graph (fixed) + edge sampling weights for dropout
-        train = data.train.tocsr().astype(np.float32)
-        train.data[:] = 1.0
+    def _init_user_item_graph(self, train: sp.csr_matrix) -> None:
+        """The fixed normalised user-item graph, plus edge sampling weights for edge dropout."""
         self._full_adj = _to_torch_sparse(normalized_bipartite(train))
         self._epoch_adj = self._full_adj
         coo = train.tocoo()
@@ -280,42 +178,41 @@ class MMGraph(RecModel):
         edge_p = 1.0 / np.sqrt(deg_u[self._edge_u] * deg_i[self._edge_i]) if len(self._edge_u) else np.ones(0)
         self._edge_p = torch.from_numpy(edge_p / max(edge_p.sum(), 1e-12))
 
-        # --- ID embeddings
+    def _init_embeddings(self, item_degree: np.ndarray) -> None:
         self.user_emb = nn.Embedding(self.n_users, self.dim)
         self.item_emb = nn.Embedding(self.n_items, self.dim)
         nn.init.xavier_uniform_(self.user_emb.weight)
         nn.init.xavier_uniform_(self.item_emb.weight)
         # Items without training interactions have an ID embedding no positive ever trained;
         # zeroing it makes such (cold) items rank purely by their aligned content.
-        warm = torch.from_numpy(deg_i > 0).float().unsqueeze(1)
-        self.register_buffer("_warm_items", warm if p.zero_cold_ids else torch.ones_like(warm),
+        warm = torch.from_numpy(item_degree > 0).float().unsqueeze(1)
+        self.register_buffer("_warm_items", warm if self.hp.zero_cold_ids else torch.ones_like(warm),
                              persistent=False)
         # A per-item score bias carries popularity, which cosine scores cannot (they drop the norms).
         # Like the ID vectors it is zero for items without training interactions, so a cold item is
         # neither pushed down by having been a softmax negative nor up by an untrained value.
         self.item_bias = nn.Parameter(torch.zeros(self.n_items)) if self.use_item_bias else None
 
-        # --- frozen modality item-item graph
+    def _init_modality_graph(self, graph_mods: dict) -> None:
+        """The frozen, mask-aware mix of the modality item-item kNN graphs (None when off or empty)."""
         self._mm_adj: torch.Tensor | None = None
         self._mm_adj_t: torch.Tensor | None = None
         if graph_mods and self.n_mm_layers > 0 and self.mm_graph_weight != 0:
-            g = modality_item_graph(graph_mods, self.knn_k, p.modality_weights)
+            g = modality_item_graph(graph_mods, self.knn_k, self.hp.modality_weights)
             if g is not None and g.nnz > 0:
                 self._mm_adj = _to_torch_sparse(g)
                 self._mm_adj_t = _to_torch_sparse(g.T.tocsr())  # kNN graphs are directed
 
-        # --- content: per-modality projection into the ID space, then mask-aware fusion
-        # (scaled raw encoder outputs, so one learning rate suits every modality)
+    def _init_content(self, data: TrainData, content_mods: dict) -> None:
+        """Per-modality projection into the ID space, then mask-aware fusion (None when off)."""
         self.proj = nn.ModuleDict()
         self.fusion: nn.Module | None = None
         self.inputs: ModalInputs | None = None
         if content_mods:
             self.inputs = ModalInputs(data, list(content_mods), self.feature_norm, self.name)
             for m, fm in content_mods.items():
-                self.proj[m] = Projection(fm.dim, self.dim, self.projection, hidden=p.hidden_dim)
+                self.proj[m] = Projection(fm.dim, self.dim, self.projection, hidden=self.hp.hidden_dim)
             self.fusion = build_fusion(self.fusion_name, list(content_mods), self.dim)
-
-        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ pieces
     def content(self, items: torch.Tensor | None = None, drop: bool = False) -> torch.Tensor | None:

@@ -135,11 +135,6 @@ class DCNRanker(RecModel):
         self.reg_weight = hp.reg_weight
         self.hard_negatives = hp.hard_negatives
         self.score_chunk = hp.score_chunk
-        rank = hp.cross_rank or None
-        n_cross = hp.cross_layers
-        hidden = list(hp.mlp_layers)
-        dropout = hp.dropout
-
         pop = data.item_popularity
         self.register_buffer("warm", torch.from_numpy(pop > 0), persistent=False)
         train = data.train.tocsr().astype(np.float32)
@@ -179,8 +174,14 @@ class DCNRanker(RecModel):
                             "enable the user ID or history, and the item ID or content")
         self.d_user = user_fields * e
         self.d_item = item_fields * e + len(self.names)      # + presence flags
-        d = self.d_user + self.d_item
-        self.cross = nn.ModuleList([CrossLayer(d, rank) for _ in range(n_cross)])
+        self._init_network(self.d_user + self.d_item)
+
+    def _init_network(self, d: int) -> None:
+        """The cross network, the deep network and the output head over ``x0`` of width ``d``."""
+        hp = self.hp
+        rank = hp.cross_rank or None     # null or 0: full rank
+        hidden, dropout = list(hp.mlp_layers), hp.dropout
+        self.cross = nn.ModuleList([CrossLayer(d, rank) for _ in range(hp.cross_layers)])
         layers: list[nn.Module] = []
         prev = d
         for h in hidden:

@@ -122,8 +122,7 @@ class TwoTower(RecModel):
     def __init__(self, data: TrainData, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(data, params)
         hp = self.hp
-        d = hp.embedding_size
-        self.dim = d
+        self.dim = hp.embedding_size
         self.fusion_name = hp.fusion
         self.history = hp.history
         self.loss_name = hp.loss
@@ -137,8 +136,11 @@ class TwoTower(RecModel):
         self.align_weight = hp.align_weight if align != "none" else 0.0
         self.align_batch = hp.align_batch
         self.history_len = hp.history_len
+        self._init_item_tower(data, align)
+        self._init_user_tower(data)
 
-        # ---- item side
+    def _init_item_tower(self, data: TrainData, align: str) -> None:
+        hp, d = self.hp, self.dim
         pop = data.item_popularity
         self.register_buffer("warm", torch.from_numpy(pop > 0), persistent=False)
         # log of each item's share of training interactions = its in-batch sampling probability
@@ -161,7 +163,8 @@ class TwoTower(RecModel):
             self.aligner = Aligner(align, names, d, temperature=hp.align_temperature,
                                    with_id=hp.align_id and self.use_id, n_tokens=hp.align_tokens)
 
-        # ---- user side
+    def _init_user_tower(self, data: TrainData) -> None:
+        d = self.dim
         if self.use_user_id:
             self.user_id = nn.Embedding(self.n_users, d)
             nn.init.normal_(self.user_id.weight, std=0.1)
