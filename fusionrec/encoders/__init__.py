@@ -10,8 +10,20 @@ Public API::
 Heavy libraries (torch, sentence-transformers, Pillow, librosa) are imported only
 when an encoder actually needs them.
 """
-from fusionrec.encoders.base import Encoder, EncoderInfo, ItemInput, ItemIssue, ItemProblem, content_hash
-from fusionrec.encoders.pipeline import EncodeReport, ModalityReport, encode_dataset, encode_items
+from fusionrec.encoders.base import (
+    Encoder,
+    EncoderInfo,
+    ItemInput,
+    ItemIssue,
+    ItemProblem,
+    content_hash,
+)
+from fusionrec.encoders.pipeline import (
+    EncodeReport,
+    ModalityReport,
+    encode_dataset,
+    encode_items,
+)
 from fusionrec.encoders.registry import (
     DEFAULT_ENCODERS,
     available_encoders,

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,7 +61,7 @@ class AttributeEncoder(Encoder):
         self._fitted = False
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, items: pd.DataFrame, root: Path | None = None) -> "AttributeEncoder":
+    def fit(self, items: pd.DataFrame, root: Path | None = None) -> AttributeEncoder:
         """Choose columns (if not given) and learn vocabularies and numeric mean/std from the catalogue."""
         explicit = self.categorical is not None or self.multi_valued is not None or self.numeric is not None
         cat = list(self.categorical or [])

@@ -18,16 +18,23 @@ load as a modality with :func:`fusionrec.encoders.precomputed.load_feature_array
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fusionrec.data.roles import AUDIO_COLUMN
-from fusionrec.encoders.base import Encoder, ItemInput, ItemProblem, content_hash, media_column, resolve_path
+from fusionrec.encoders.base import (
+    Encoder,
+    ItemInput,
+    ItemProblem,
+    content_hash,
+    media_column,
+    resolve_path,
+)
 from fusionrec.errors import UserError
-
 
 
 def read_audio(path: str | Path, sample_rate: int, max_seconds: float | None) -> np.ndarray:

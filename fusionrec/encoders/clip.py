@@ -13,14 +13,19 @@ Image preprocessing reuses :class:`~fusionrec.encoders.image.ImagePreprocessor`
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fusionrec.encoders.base import Encoder, ItemInput, dir_fingerprint
-from fusionrec.encoders.image import DEFAULT_MAX_PIXELS, ImagePreprocessor, prepare_image_items
+from fusionrec.encoders.image import (
+    DEFAULT_MAX_PIXELS,
+    ImagePreprocessor,
+    prepare_image_items,
+)
 from fusionrec.encoders.text import DEFAULT_TEMPLATE, TextTemplate, prepare_text_items
 from fusionrec.errors import UserError
 
@@ -56,7 +61,7 @@ def _load_clip(path: Path):
     return model
 
 
-def _projected(output) -> "Any":
+def _projected(output) -> Any:
     """``get_*_features`` returns a tensor in transformers 4 and an output object in 5."""
     import torch
 

@@ -17,8 +17,9 @@ and the reason, so the item is reported and keeps its other modalities.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,7 @@ class ImagePreprocessor:
 
     def open_rgb(self, path: str | Path):
         """Decode one file into an RGB ``PIL.Image`` with the checks above."""
-        from PIL import Image, ImageOps, UnidentifiedImageError
+        from PIL import Image, UnidentifiedImageError
 
         path = str(path)
         try:
@@ -110,7 +111,7 @@ class ImagePreprocessor:
 
         try:
             im = ImageOps.exif_transpose(im)
-        except Exception:  # a malformed EXIF block must not cost us the picture
+        except Exception:  # noqa: BLE001, S110 -- a malformed EXIF block must not cost us the picture
             pass
         if im.mode == "P":
             im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -136,12 +137,12 @@ class ImagePreprocessor:
         width, height = im.size
         scale = self.resize / min(width, height)
         if width <= height:
-            new_w, new_h = self.resize, max(self.resize, int(round(height * scale)))
+            new_w, new_h = self.resize, max(self.resize, round(height * scale))
         else:
-            new_w, new_h = max(self.resize, int(round(width * scale))), self.resize
+            new_w, new_h = max(self.resize, round(width * scale)), self.resize
         im = im.resize((new_w, new_h), resample)
-        left = int(round((new_w - self.crop) / 2.0))
-        top = int(round((new_h - self.crop) / 2.0))
+        left = round((new_w - self.crop) / 2.0)
+        top = round((new_h - self.crop) / 2.0)
         return im.crop((left, top, left + self.crop, top + self.crop))
 
     def to_array(self, im, channels_last: bool = False) -> np.ndarray:

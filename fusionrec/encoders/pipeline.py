@@ -16,15 +16,22 @@ For each encoder:
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 
 from fusionrec.data.dataset import Dataset, FeatureModality
-from fusionrec.encoders.base import Encoder, EncoderInfo, ItemInput, ItemIssue, ItemProblem
+from fusionrec.encoders.base import (
+    Encoder,
+    EncoderInfo,
+    ItemInput,
+    ItemIssue,
+    ItemProblem,
+)
 from fusionrec.encoders.store import FeatureStore
 
 
@@ -86,8 +93,8 @@ class EncodeReport:
         return pd.DataFrame([i.as_dict() for i in self.issues], columns=["item_id", "modality", "file", "reason"])
 
     def summary(self) -> str:
-        lines = [f"{'modality':<12} {'encoder':<20} {'items':>7} {'present':>8} {'cached':>7} "
-                 f"{'encoded':>8} {'items/s':>8} {'seconds':>8}"]
+        lines = [(f"{'modality':<12} {'encoder':<20} {'items':>7} {'present':>8} {'cached':>7} "
+                 f"{'encoded':>8} {'items/s':>8} {'seconds':>8}")]
         for rep in self.modalities.values():
             lines.append(
                 f"{rep.modality:<12} {rep.encoder:<20} {rep.n_items:>7} {rep.n_present:>8} {rep.n_cached:>7} "
@@ -112,10 +119,10 @@ class _MemoryStore:
         self.failures: dict[str, str] = {}
         self.pending = 0
 
-    def __enter__(self) -> "_MemoryStore":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         return None
 
     def has(self, key: str) -> bool:
@@ -165,7 +172,7 @@ class _LoadDataset:
             return index, self.encoder.load(self.payloads[index]), None
         except ItemProblem as problem:
             return index, None, problem.reason
-        except Exception as err:  # a decoder bug must cost one item, not the whole run
+        except Exception as err:  # noqa: BLE001 -- a decoder bug must cost one item, not the whole run
             return index, None, f"could not load: {type(err).__name__}: {err}"
 
 

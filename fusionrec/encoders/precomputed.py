@@ -8,8 +8,9 @@ in), get ``mask=False`` instead of being used as if they were real content.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -26,9 +26,10 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Self
 
 import numpy as np
 
@@ -109,13 +110,13 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, store_dir: str | Path, info: EncoderInfo) -> "FeatureStore":
+    def open(cls, store_dir: str | Path, info: EncoderInfo) -> FeatureStore:
         """The store of ``info.encoder_id`` under ``store_dir`` (created empty if absent)."""
         directory = Path(store_dir).expanduser() / store_folder_name(info)
         return cls(directory, info)
 
     @classmethod
-    def open_existing(cls, directory: str | Path) -> "FeatureStore":
+    def open_existing(cls, directory: str | Path) -> FeatureStore:
         """Open a store folder without knowing its encoder (e.g. to inspect a cache)."""
         directory = Path(directory)
         if not (directory / MANIFEST).is_file():
@@ -225,7 +226,8 @@ class FeatureStore:
         if self._lock_fh is not None:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock_fh = open(self.directory / ".lock", "a+")
+        # held open until release(): the flock lives as long as the file handle
+        self._lock_fh = open(self.directory / ".lock", "a+")  # noqa: SIM115
         fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX)
         # Another writer may have committed while we waited: re-read before writing.
         self.shards, self._index, self._arrays = [], {}, {}
@@ -238,11 +240,11 @@ class FeatureStore:
             self._lock_fh.close()
             self._lock_fh = None
 
-    def __enter__(self) -> "FeatureStore":
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         try:
             if exc[0] is None:
                 self.flush()

@@ -26,13 +26,14 @@ rejected.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fusionrec.data.roles import TEXT_COLUMN, find_text_columns
 from fusionrec.encoders.base import (
     Encoder,
     ItemInput,
@@ -42,7 +43,6 @@ from fusionrec.encoders.base import (
     is_blank,
     resolve_path,
 )
-from fusionrec.data.roles import TEXT_COLUMN, find_text_columns
 from fusionrec.errors import UserError
 
 # The item's text as the data description defines it (the standard column of the role table).

@@ -10,13 +10,20 @@ still answers JSON 500 -- the tests and the schemathesis run check it never fire
 # no `from __future__ import annotations`: FastAPI must see the real (locally built) parameter types
 import logging
 import time
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,8 +33,8 @@ from fusionrec.serve.service import RecService, ServeError
 log = logging.getLogger("fusionrec.serve")
 
 API_KEY_HEADER = "X-API-Key"
-Id = Annotated[Union[str, int], Field(description="an id; numbers are treated as their decimal text")]
-AttrValue = Union[str, int, float, bool, None]
+Id = Annotated[str | int, Field(description="an id; numbers are treated as their decimal text")]
+AttrValue = str | int | float | bool | None
 
 
 # ---------------------------------------------------------------------- request bodies

@@ -85,7 +85,7 @@ def _start_periodic_retrain(service, every: float) -> None:
             time.sleep(every)
             try:
                 service.retrain()
-            except Exception:  # logged by the service; the old model keeps serving
-                pass
+            except Exception:  # noqa: BLE001, S112 -- logged by the service; the old model keeps serving
+                continue
 
     threading.Thread(target=loop, name="fusionrec-periodic-retrain", daemon=True).start()

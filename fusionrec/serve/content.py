@@ -17,9 +17,10 @@ Two pieces:
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -137,7 +138,7 @@ class ContentMap:
 
     @classmethod
     def fit(cls, features: Mapping[str, tuple[np.ndarray, np.ndarray]], embeddings: np.ndarray,
-            warm: np.ndarray, alpha: float = 1.0) -> "ContentMap | None":
+            warm: np.ndarray, alpha: float = 1.0) -> ContentMap | None:
         """Fit on rows ``warm`` (bool). ``features``: modality -> (matrix, presence mask). None if nothing to fit."""
         names = [n for n, (f, m) in features.items() if (m & warm).sum() >= 2]
         if not names or warm.sum() < 2:

@@ -182,7 +182,7 @@ class ItemIndex:
         if self.kind == "flat" or small_subset:
             return self._exact(table, q, k, allowed, exclude, stats)
         share = n_allowed / n
-        fetch = min(self.n_base, int(math.ceil((k + len(exclude)) / share * self.cfg.overfetch)) + 16)
+        fetch = min(self.n_base, math.ceil((k + len(exclude)) / share * self.cfg.overfetch) + 16)
         for round_ in range(1, self.cfg.max_overfetch_rounds + 1):
             stats.rounds = round_
             rows = self._ann(q, fetch)

@@ -17,8 +17,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -459,8 +460,8 @@ class RecService:
         if callable(model_hook):
             try:
                 out["model_modality_weights"] = {k: round(float(v), 4) for k, v in model_hook().items()}
-            except Exception:  # an optional hook of a multimodal model; never fail an explanation for it
-                pass
+            except Exception as err:  # noqa: BLE001 -- an optional model hook must never fail an explanation
+                log.debug("model_modality_weights hook failed: %s", err)
         return out
 
     def _history_rows(self, state: ServiceState, user_id: str) -> list[tuple[int, float]]:
@@ -581,8 +582,8 @@ class RecService:
         def run() -> None:
             try:
                 self.retrain()
-            except Exception:  # logged and kept in retrain_status
-                pass
+            except Exception:  # noqa: BLE001 -- logged and kept in retrain_status; the old model keeps serving
+                return
 
         # mark it running before the thread starts, so a status poll right after sees it
         self.retrain_status["running"] = True

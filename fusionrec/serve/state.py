@@ -17,7 +17,6 @@ import re
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +33,7 @@ from fusionrec.serve.placement import ContentPlacer, content_placer
 from fusionrec.serve.store import StoredItem
 
 # columns never used as filterable/profile attributes: ids, free text, media paths
-_TEXT_LIKE = re.compile(r"(^|_)(id|iid|title|name|overview|plot|text|description|path|url|tags)$", re.I)
+_TEXT_LIKE = re.compile(r"(^|_)(id|iid|title|name|overview|plot|text|description|path|url|tags)$", re.IGNORECASE)
 
 
 def _as_key(value: Any) -> str:
@@ -163,7 +162,7 @@ class ServiceState:
     @classmethod
     def build(cls, model: RecModel, dataset: Dataset, config: Any, cfg: ServeConfig,
               stored_items: list[StoredItem] | None = None, trained_upto_seq: int = 0,
-              version: int = 1, model_dir: str | None = None) -> "ServiceState":
+              version: int = 1, model_dir: str | None = None) -> ServiceState:
         model.eval()
         user_ids = [_as_key(u) for u in dataset.user_ids]
         item_ids = [_as_key(i) for i in dataset.item_ids]
@@ -251,14 +250,13 @@ class ServiceState:
                     frame.at[row, k] = v
             cold = np.append(cat.cold, True) if created else cat.cold
             popularity = np.append(cat.popularity, 0.0) if created else cat.popularity
-            if self.index is not None:
-                if cold[row]:
-                    vecs = {n: features[n][row] for n in features if masks[n][row]}
-                    if not self.can_place(vecs):
-                        raise ValueError(f"no content the model can place (needs one of {self.placement_modalities})")
-                    vec = self.place(vecs, row)
-                    self.index.upsert(np.array([row]), vec[None, :])
-                    self.sim_index.upsert(np.array([row]), _normalise(vec[None, :]))
+            if self.index is not None and cold[row]:
+                vecs = {n: features[n][row] for n in features if masks[n][row]}
+                if not self.can_place(vecs):
+                    raise ValueError(f"no content the model can place (needs one of {self.placement_modalities})")
+                vec = self.place(vecs, row)
+                self.index.upsert(np.array([row]), vec[None, :])
+                self.sim_index.upsert(np.array([row]), _normalise(vec[None, :]))
             ids = cat.item_ids + [item.item_id] if created else cat.item_ids
             index_of = {**cat.index_of, item.item_id: row} if created else cat.index_of
             self.catalogue = Catalogue(ids, index_of, frame.reset_index(drop=True), features, masks, cold,
@@ -325,7 +323,7 @@ def parse_filters(expr: str, frame: pd.DataFrame) -> np.ndarray:
         text = series.astype("string").str.lower().fillna("")
         text_np = text.to_numpy(dtype=object)
         if op == ":":
-            tokens = [set(t.strip() for t in re.split(r"[|,]", s)) for s in text_np]
+            tokens = [{t.strip() for t in re.split(r"[|,]", s)} for s in text_np]
             hit = np.array([bool(tok & set(wanted)) or s in wanted for tok, s in zip(tokens, text_np)], dtype=bool)
         else:
             # numbers compare as numbers so year=1995 matches 1995.0

@@ -11,7 +11,6 @@ from fusionrec.errors import UserError
 
 from .conftest import make_dataset
 
-
 # How the ml100k reference features (ml100k/mmrec/text_feat.npy) rendered an item's text.
 REFERENCE_TEMPLATE = "{title}. {genres}. {overview,plot,description,tags}"
 

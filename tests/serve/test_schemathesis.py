@@ -11,13 +11,13 @@ from __future__ import annotations
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
 
-from fusionrec.serve.app import create_app  # noqa: E402
-from fusionrec.serve.security import KeyChecker  # noqa: E402
+from fusionrec.serve.app import create_app
+from fusionrec.serve.security import KeyChecker
 
-from .conftest import API_KEY  # noqa: E402
+from .conftest import API_KEY
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,12 @@ import os
 import pytest
 
 from fusionrec.errors import UserError
-from fusionrec.serve.security import KeyChecker, PathEscapeError, load_api_keys, resolve_media_path
+from fusionrec.serve.security import (
+    KeyChecker,
+    PathEscapeError,
+    load_api_keys,
+    resolve_media_path,
+)
 
 KEY = "k" * 20
 
