@@ -79,6 +79,11 @@ class Description:
     def blocking(self) -> list[str]:
         return [g.reason for g in self.guesses if g.blocking]
 
+    @property
+    def suggested_model(self) -> str:
+        """mmgraph when the items have content (features or encoders), else the ID-only lightgcn."""
+        return "mmgraph" if self.data.get("features") or self.data.get("encoders") else "lightgcn"
+
     def one_line(self) -> str:
         cols = self.data.get("columns", {})
         parts = [f"{self.layout}", f"{self.data.get('path')}"]

@@ -75,7 +75,7 @@ def render_yaml(desc: Description) -> str:
         f"# fusionrec data description of {desc.root}",
         f"# written by `fusionrec data init` on {time.strftime('%Y-%m-%d')}; every command reads it:",
         f"#   fusionrec data validate --data {desc.root}",
-        f"#   fusionrec train --data {desc.root} --model mmgraph",
+        f"#   fusionrec train --data {desc.root} --model {desc.suggested_model}",
         "# Paths are relative to this file's folder. Edit freely; `fusionrec data init --force` rewrites it.",
     ]
     if todos:

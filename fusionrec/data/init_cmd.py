@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fusionrec.errors import UserError
+
+if TYPE_CHECKING:  # the inspection modules read tables: imported when a command runs, not at parser build
+    from fusionrec.data.describe import Description
 
 DESCRIPTION_FILE = "fusionrec.yaml"
 
@@ -31,8 +35,8 @@ def add_init_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_init)
 
 
-def write_description(folder: str | Path, force: bool = False, name: str | None = None) -> tuple[Path, str]:
-    """Inspect ``folder`` and write its description; returns (file, printed report)."""
+def write_description(folder: str | Path, force: bool = False, name: str | None = None) -> tuple[Path, Description]:
+    """Inspect ``folder`` and write its description; returns the file and what was decided."""
     from fusionrec.data.describe import describe_folder
     from fusionrec.data.describe_yaml import render_yaml
 
@@ -43,7 +47,7 @@ def write_description(folder: str | Path, force: bool = False, name: str | None 
                         f"edit it, or rewrite it with `fusionrec data init {folder} --force`")
     desc = describe_folder(folder, name=name)
     target.write_text(render_yaml(desc), encoding="utf-8")
-    return target, desc.report()
+    return target, desc
 
 
 def run_init(args: argparse.Namespace) -> int:
@@ -55,12 +59,13 @@ def run_init(args: argparse.Namespace) -> int:
         print(desc.report(), file=sys.stderr)
         print(render_yaml(desc), end="")
         return 0
-    target, report = write_description(args.dir, force=args.force, name=args.name)
-    print(report)
-    todo = report.count("\n  TODO:") + report.startswith("  TODO:")
+    target, desc = write_description(args.dir, force=args.force, name=args.name)
+    print(desc.report())
+    todo = len(desc.todos)
     print(f"wrote {target}" + (f" with {todo} TODO line(s) to decide" if todo else ""))
     folder = args.dir
-    print(f"next: fusionrec data validate --data {folder}   then   fusionrec train --data {folder} --model mmgraph")
+    print(f"next: fusionrec data validate --data {folder}   then   "
+          f"fusionrec train --data {folder} --model {desc.suggested_model}")
     return 0
 
 
