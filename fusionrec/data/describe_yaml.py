@@ -41,8 +41,11 @@ def _entry(indent: int, key: str, value: Any, comment: str = "") -> str:
 
 
 def _reasons(guesses: list[Guess], table: str, role: str) -> str:
-    return "; ".join(f"{g.column}: {g.reason}" if g.role != g.column else g.reason
-                     for g in guesses if g.table == table and g.role == role)
+    """Why a mapping line says what it says; each column named when a list role has several."""
+    found = [g for g in guesses if g.table == table and g.role == role]
+    if len(found) == 1:
+        return found[0].reason
+    return "; ".join(f"{g.column}: {g.reason}" for g in found)
 
 
 def _mapping(lines: list[str], key: str, mapping: dict[str, str], guesses: list[Guess], table: str,
