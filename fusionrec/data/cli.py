@@ -130,19 +130,35 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from fusionrec.config import DataConfig
+    from fusionrec.data.convert import convert_dataset
     from fusionrec.data.loading import load_dataset_with_report
-    from fusionrec.data.readers import write_recbole
     from fusionrec.data.validate import validate_path
 
-    if args.dataset:
-        dataset, _ = load_dataset_with_report(DataConfig(name=args.dataset))
-    else:
-        dataset, report = validate_path(args.path, None if args.format == "auto" else args.format)
+    if args.path and not args.data and not args.dataset and (Path(args.path) / DESCRIPTION_FILE).is_file():
+        args.data = args.path  # a described folder is read through its description
+    if args.data or args.dataset:
+        from fusionrec.cli_args import data_config_from_args
+
+        cfg = data_config_from_args(args)
+        assert cfg is not None
+        dataset, _ = load_dataset_with_report(cfg)
+    elif args.path:
+        dataset, report = validate_path(
+            args.path, None if args.format == "auto" else args.format,
+            columns=_mapping(args.columns, "--columns") or None,
+            items_path=args.items, item_columns=_mapping(args.item_columns, "--item-columns") or None,
+            features=_features(args.features) or None,
+        )
         report.raise_if_fatal()
+    else:
+        raise UserError("nothing to convert", "fusionrec data convert",
+                        "pass --data DIR (described by `fusionrec data init DIR`), a PATH or --dataset NAME")
     assert dataset is not None
-    folder = write_recbole(dataset, args.out, args.name)
-    print(f"wrote RecBole atomic files for {dataset.name!r} to {folder}")
+    result = convert_dataset(dataset, args.out, args.name)
+    media = f"{result.linked} media file(s) linked, {result.copied} copied"
+    feats = f"{len(result.features)} feature file(s)"
+    print(f"wrote RecBole atomic files for {dataset.name!r} to {result.folder} ({media}, {feats}, "
+          f"{DESCRIPTION_FILE}); read it back with --data {result.folder}")
     return 0
 
 
@@ -181,9 +197,17 @@ def add_parser(subparsers: Any) -> None:
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_cmd_info)
 
-    c = sub.add_parser("convert", help="write a dataset as RecBole atomic files")
+    c = sub.add_parser("convert", help="write a dataset as RecBole atomic files with its media and features",
+                       description="Write a dataset as RecBole atomic files; media files are hard-linked (or "
+                                   "copied) and feature .npy files written beside them, with a fusionrec.yaml "
+                                   "so that --data OUT loads the same modalities.")
     common(c, path_required=False)
     c.add_argument("--dataset", help="a preset name instead of a path")
+    c.add_argument("--data", metavar="DIR_OR_YAML", help=DATA_HELP)
+    c.add_argument("--columns", action="append", metavar="ROLE=COL", help="interaction column roles (as validate)")
+    c.add_argument("--items", help="item table (default: items.<ext> next to the interactions)")
+    c.add_argument("--item-columns", action="append", metavar="ROLE=COL", help="item roles (as validate)")
+    c.add_argument("--features", action="append", metavar="NAME=PATH[:KIND]", help="feature .npy files")
     c.add_argument("--out", required=True, help="output folder")
     c.add_argument("--name", help="file stem (default: the dataset name)")
     c.set_defaults(func=_cmd_convert)
