@@ -2,7 +2,9 @@
 
 Public API::
 
-    from fusionrec.encoders import encode_dataset, build_encoder
+    from fusionrec.encoders import ensure_features, encode_dataset, build_encoder
+    # what train/ablate do: the description's encoders, reusing the feature store, encoding what is missing
+    dataset, records = ensure_features(dataset, cfg.data)        # records: encoder id, params, content hash
     report = encode_dataset(dataset, ["minilm", "efficientnet-lite0"], store_dir="/work/cache/features")
     dataset.modalities["text"], dataset.modalities["image"]      # FeatureModality with masks
     print(report.summary()); report.issues_frame()               # per-item problems
@@ -17,6 +19,11 @@ from fusionrec.encoders.base import (
     ItemIssue,
     ItemProblem,
     content_hash,
+)
+from fusionrec.encoders.ensure import (
+    default_store_dir,
+    ensure_features,
+    feature_records,
 )
 from fusionrec.encoders.pipeline import (
     EncodeReport,
@@ -37,5 +44,5 @@ from fusionrec.encoders.store import FeatureStore
 __all__ = [
     "DEFAULT_ENCODERS", "EncodeReport", "Encoder", "EncoderInfo", "FeatureStore", "ItemInput", "ItemIssue",
     "ItemProblem", "ModalityReport", "available_encoders", "build_encoder", "build_encoders", "content_hash", "default_params",
-    "encode_dataset", "encode_items", "register",
+    "default_store_dir", "encode_dataset", "encode_items", "ensure_features", "feature_records", "register",
 ]
