@@ -99,6 +99,7 @@ __all__ = [
     "FORBIDDEN_TEXT_WORDS",
     "IMAGE_TRAITS",
     "MATERIALS",
+    "NEW_ARRIVAL_CUTOFF",
     "SHAPES",
     "TEXT_TRAITS",
     "TRAIT_COLUMNS",
