@@ -162,8 +162,12 @@ def test_unfitted_and_bad_training_settings(cold_data: tuple[Dataset, str]) -> N
     with pytest.raises(UserError, match="not fitted") as err:
         rec.recommend("user00001")
     assert "fit(dataset)" in err.value.fix
-    with pytest.raises(UserError, match="invalid training setting"):
+    with pytest.raises(UserError, match="'learning_rate' is not a training setting") as err:
         rec.fit(cold_data[0], learning_rate=0.1)
+    assert "'lr'" in err.value.fix
+    with pytest.raises(UserError, match="epochs") as err:
+        rec.fit(cold_data[0], epochs="many")
+    assert "default 300" in err.value.fix
 
 
 def test_load_data_sources(tmp_path: Path) -> None:

@@ -66,7 +66,23 @@ def build_run_config(model: str, params: dict[str, Any], dataset: Dataset, train
     try:
         layered["train"] = TrainConfig.model_validate(deep_merge(base["train"], train)).model_dump(mode="json")
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'train'}: {e['msg']}" for e in err.errors())
-        raise UserError(f"invalid training setting(s): {problems}", "fusionrec.Recommender.fit(...)",
-                        f"training settings are {sorted(TrainConfig.model_fields)}") from None
+        raise _train_error(err) from None
     return RunConfig.model_validate(layered)
+
+
+def _train_error(err: ValidationError) -> UserError:
+    """Unknown settings get the list of valid ones (and the closest); bad values get their default."""
+    fields = TrainConfig.model_fields
+    problems, fixes = [], []
+    for e in err.errors():
+        key = str(e["loc"][0]) if e["loc"] else "train"
+        if e["type"] == "extra_forbidden":
+            problems.append(f"{key!r} is not a training setting")
+            close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
+            fixes.append((f"use {close[0]!r}; " if close else "") + f"training settings are {sorted(fields)}")
+        else:
+            problems.append(f"{key}: {e['msg']}")
+        if key in fields:
+            fixes.append(f"give {key} a valid value (default {fields[key].get_default(call_default_factory=True)!r})")
+    return UserError(f"invalid training setting(s): {'; '.join(problems)}", "fusionrec.Recommender.fit(...)",
+                     "; ".join(dict.fromkeys(fixes)) or f"training settings are {sorted(fields)}")
