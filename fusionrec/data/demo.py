@@ -57,11 +57,14 @@ collaborative filtering. ``tests/data/test_demo.py`` verifies with trait oracles
 text-only and an image-only oracle each beat popularity and that using both beats each
 alone by a clear margin.
 
-Cold items: a fraction ``new_arrival_fraction`` of the items are new arrivals, listed in the
-last weeks of the window with a utility penalty, so they have few or no interactions
-(their few events are timestamped after their listing) while their content is as
-informative as anyone's — the cold-start case content features are for. Popularity's long
-tail adds more rarely-seen items.
+Cold items: a fraction ``new_arrival_fraction`` (12%) of the items are new arrivals, listed
+in the last 30 days of the window (from :data:`NEW_ARRIVAL_CUTOFF`) with a small utility
+penalty; their events are timestamped after their listing. The predefined split
+(:func:`new_arrival_split`) is that of a shop that trained its models at the cut-off:
+every event on a new arrival is in valid or test, none in train, so these items are cold
+(no training interaction) while their text and image are as informative as anyone's --
+the case content features are for. ``fusionrec demo`` reports warm and cold items apart
+(:mod:`fusionrec.evaluate.slices`).
 
 Caching
 -------
@@ -77,19 +80,28 @@ import hashlib
 import json
 import math
 import os
-import re
 import tempfile
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageDraw
-from tqdm.auto import tqdm
 
 from fusionrec.data.dataset import Dataset
+from fusionrec.data.demo_images import render_images, render_item_image
+from fusionrec.data.demo_vocab import (
+    BRANDS,
+    CATEGORIES,
+    CATEGORY_PRICE,
+    COLOURS,
+    FORBIDDEN_TEXT_WORDS,
+    MATERIAL_PRICE,
+    MATERIALS,
+    SHAPES,
+    demo_text,
+    write_text,
+)
 from fusionrec.errors import UserError
 
 __all__ = [
@@ -127,117 +139,6 @@ _DAY = 86_400.0
 _WINDOW = 180 * _DAY
 NEW_ARRIVAL_CUTOFF = _T0 + _WINDOW - 30 * _DAY
 """Training cut-off of the demo split: items listed from then on are new arrivals (cold)."""
-
-# ---------------------------------------------------------------------------- vocabulary
-# category -> (synonyms used in titles/descriptions, usage sentences that hint the category
-# without necessarily naming it)
-CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "lamp": (
-        ("lamp", "desk lamp", "table lamp", "reading lamp", "floor lamp", "bedside lamp"),
-        ("Casts a warm glow for late-night reading.", "Brightens a dim corner of the living room.",
-         "The dimmer lets you set the mood after dinner.", "Takes a standard E27 bulb."),
-    ),
-    "mug": (
-        ("mug", "coffee mug", "tea cup", "cup", "travel mug", "espresso cup"),
-        ("Keeps your morning coffee hot a little longer.", "Holds a generous 350 ml of tea.",
-         "Dishwasher and microwave safe for the daily brew.", "The handle fits four fingers comfortably."),
-    ),
-    "jacket": (
-        ("jacket", "coat", "parka", "windbreaker", "bomber jacket", "rain jacket"),
-        ("Keeps the wind out on chilly autumn walks.", "Cut for layering over a sweater.",
-         "Two zipped pockets keep your keys and phone safe.", "Runs true to size; check the size chart."),
-    ),
-    "chair": (
-        ("chair", "armchair", "dining chair", "lounge chair", "stool", "accent chair"),
-        ("Supports your back through long dinners.", "The seat height suits most tables and desks.",
-         "Stackable, so it tucks away after guests leave.", "Holds up to 120 kg."),
-    ),
-    "backpack": (
-        ("backpack", "rucksack", "daypack", "knapsack", "laptop bag", "hiking pack"),
-        ("Fits a 15-inch laptop and a water bottle.", "Padded straps make the commute easier.",
-         "A 25-litre main compartment for weekend trips.", "Carry-on friendly for most airlines."),
-    ),
-    "vase": (
-        ("vase", "flower vase", "bud vase", "vessel", "planter", "centrepiece vase"),
-        ("Made for a fresh bunch of tulips.", "Looks just as good empty on a shelf.",
-         "Holds dried flowers and pampas grass.", "A watertight interior for cut stems."),
-    ),
-    "sneakers": (
-        ("sneakers", "trainers", "running shoes", "shoes", "low-top sneakers", "walking shoes"),
-        ("A cushioned sole for all-day walking.", "Laces up snugly without pinching.",
-         "Grippy tread for wet pavements.", "Half sizes available."),
-    ),
-    "blanket": (
-        ("blanket", "throw", "quilt", "bedspread", "comforter", "sofa throw"),
-        ("Perfect for curling up on the sofa.", "Warm enough for winter nights in bed.",
-         "Machine washable at 30 degrees.", "Large enough to cover a double bed."),
-    ),
-}
-# material -> (adjectives/nouns used for it, sentences about it with a {m} slot)
-MATERIALS: dict[str, tuple[str, ...]] = {
-    "wood": ("wooden", "oak", "solid wood", "beech", "timber", "ash wood"),
-    "metal": ("steel", "stainless steel", "aluminium", "metal", "brushed metal", "wrought iron"),
-    "cotton": ("cotton", "organic cotton", "soft cotton", "cotton-blend", "brushed cotton", "cotton canvas"),
-    "ceramic": ("ceramic", "stoneware", "porcelain", "glazed ceramic", "earthenware", "terracotta"),
-    "leather": ("leather", "full-grain leather", "suede", "vegan leather", "soft leather", "nubuck"),
-    "glass": ("glass", "borosilicate glass", "frosted glass", "hand-blown glass", "tempered glass", "crystal glass"),
-}
-MATERIAL_SENTENCES = (
-    "Made from {m} for everyday durability.",
-    "The {m} finish ages beautifully.",
-    "Crafted in {m} that feels solid in the hand.",
-    "We chose {m} because it lasts.",
-    "Its {m} body is easy to care for.",
-)
-# material price factors: why price is informative but not a give-away of the text traits
-MATERIAL_PRICE = {"wood": 1.3, "metal": 1.1, "cotton": 0.8, "ceramic": 0.9, "leather": 1.6, "glass": 1.0}
-CATEGORY_PRICE = {"lamp": 45, "mug": 14, "jacket": 90, "chair": 120, "backpack": 60, "vase": 28,
-                  "sneakers": 75, "blanket": 50}
-
-# colour -> HSV hue in degrees; 6 hues 60 degrees apart. Closer hues (8 colours with red/pink
-# and blue/purple 35-50 degrees apart) survived JPEG and tinting in the pixels, but
-# pretrained ImageNet features confused them (EfficientNet-Lite0 kNN colour agreement 0.50).
-COLOURS: dict[str, float] = {
-    "red": 0.0, "yellow": 60.0, "green": 120.0, "cyan": 180.0, "blue": 240.0, "magenta": 300.0,
-}
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "ring")
-
-TITLE_ADJECTIVES = ("Classic", "Modern", "Minimalist", "Rustic", "Compact", "Premium", "Everyday",
-                    "Vintage-inspired", "Scandinavian", "Handcrafted", "Essential", "Signature")
-OPENERS = (
-    "Meet the {adj} {mat} {cat}.",
-    "This {adj} {cat} is made from {mat}.",
-    "{A_adj} {cat} in {mat}, designed for daily use.",
-    "Our {adj} {cat}, made in {mat}.",
-    "Looking for {a_adj} {cat}? This one is {mat} through and through.",
-)
-FILLERS = (
-    "Ships within two business days.", "A thoughtful gift for friends and family.",
-    "Backed by a two-year warranty.", "Easy to clean and care for.", "Designed in Lisbon, made to last.",
-    "Free returns within 30 days.", "Customers love the quality for the price.",
-    "Packed in recycled cardboard.", "Part of our new seasonal collection.", "Limited stock available.",
-)
-DESCRIPTORS = ("lightweight", "sturdy", "elegant", "practical", "cosy", "timeless", "sleek", "understated")
-BRANDS = ("Nordhaven", "Kivu", "Lumio", "Tessa & Co", "Ostrander", "Maple Lane", "Fjelda", "Brisk",
-          "Halden", "Oaku", "Verano", "Pellworth", "Marlo", "Sundry Goods", "Atelier Nine", "Wexley",
-          "Corvin", "Lindqvist", "Pavo", "Hearthly", "Tamsin", "Ridge & Vale", "Oben", "Quillon")
-
-FORBIDDEN_TEXT_WORDS: frozenset[str] = frozenset(
-    list(COLOURS) + list(SHAPES) + [
-        # colour words and common shades/synonyms
-        "orange", "pink", "purple", "colour", "color", "colours", "colors", "coloured", "colored", "colourful", "colorful",
-        "crimson", "scarlet", "maroon", "amber", "gold", "golden", "lime", "olive", "emerald", "teal",
-        "turquoise", "aqua", "navy", "azure", "cobalt", "indigo", "violet", "lilac", "lavender",
-        "magenta", "fuchsia", "rose", "black", "white", "grey", "gray", "brown", "beige", "silver",
-        "cream", "ivory", "tan", "charcoal", "hue", "tint", "shade", "reds", "blues", "greens",
-        # shape words and synonyms
-        "shape", "shaped", "round", "circular", "circles", "squares", "triangular", "triangles", "stars",
-        "starry", "crosses", "rings", "oval", "hexagon", "hexagonal", "diamond", "rectangle",
-        "rectangular", "sphere", "spherical", "cube", "cubic", "polygon", "plus", "x-shaped",
-    ]
-)
-"""Words the item text must never contain: they would leak the image-only traits."""
-
 
 @dataclass(frozen=True)
 class DemoWeights:
@@ -360,7 +261,7 @@ def make_demo_dataset(
     items = _make_items(params, np.random.default_rng(item_ss))
     interactions = _simulate_interactions(params, weights, items, np.random.default_rng(user_ss),
                                           np.random.default_rng(event_ss))
-    _render_images(items, root, params, image_ss, progress)
+    render_images(items, root, params.image_size, params.jpeg_quality, image_ss, progress)
 
     _write_cache(root, params, items, interactions)
     dataset = _to_dataset(items, interactions, root)
@@ -389,40 +290,6 @@ def new_arrival_split(dataset: Dataset, ratios: tuple[float, float, float] = (0.
     rng = np.random.default_rng([seed, 0x4E4557])  # own stream: the warm split does not move
     labels[new] = np.where(rng.random(int(new.sum())) < 0.5, "valid", "test")
     return dataset.with_split(labels)
-
-
-def demo_text(items_row: Mapping[str, Any]) -> str:
-    """The text an encoder should embed for one item row: title and description joined."""
-    return f"{items_row['title']}. {items_row['description']}"
-
-
-def render_item_image(colour: str, shape: str, rng: np.random.Generator, size: int = 96) -> Image.Image:
-    """Draw one item image: a ``shape`` in ``colour`` on a lightly tinted, noisy background.
-
-    Size, position, rotation, colour (hue +-6 deg, saturation, value), background tint and
-    pixel noise vary with ``rng``; nothing else (no text, no category cue) is drawn.
-    """
-    if colour not in COLOURS:
-        raise ValueError(f"unknown colour {colour!r}; use one of {list(COLOURS)}")
-    if shape not in SHAPES:
-        raise ValueError(f"unknown shape {shape!r}; use one of {list(SHAPES)}")
-    # Draw at 2x and downsample: cheap anti-aliasing so edges look like photos, not pixel art.
-    big = size * 2
-    bg_h = rng.uniform(0, 360)
-    bg = _hsv_to_rgb(bg_h, rng.uniform(0.0, 0.12), rng.uniform(0.82, 0.98))
-    fg = _hsv_to_rgb(COLOURS[colour] + rng.uniform(-6, 6), rng.uniform(0.75, 1.0), rng.uniform(0.8, 1.0))
-    img = Image.new("RGB", (big, big), bg)
-    draw = ImageDraw.Draw(img)
-    radius = rng.uniform(0.24, 0.40) * big
-    margin = radius * 1.05
-    cx = rng.uniform(margin, big - margin)
-    cy = rng.uniform(margin, big - margin)
-    angle = rng.uniform(0, 2 * math.pi)
-    _draw_shape(draw, shape, cx, cy, radius, angle, fg, bg)
-    img = img.reduce(2)  # 2x2 box filter: the fastest exact downsample
-    arr = np.asarray(img, dtype=np.float32)
-    noise = rng.standard_normal(arr.shape, dtype=np.float32) * np.float32(rng.uniform(2.0, 8.0))
-    return Image.fromarray(np.clip(arr + noise, 0, 255).astype(np.uint8), "RGB")
 
 
 # ---------------------------------------------------------------------------- items
@@ -465,7 +332,7 @@ def _make_items(params: _Params, rng: np.random.Generator) -> pd.DataFrame:
 
     titles, descriptions = [], []
     for j in range(n):
-        t, d = _write_text(cat_names[cats[j]], mat_names[mats[j]], brands[j], rng)
+        t, d = write_text(cat_names[cats[j]], mat_names[mats[j]], brands[j], rng)
         titles.append(t)
         descriptions.append(d)
 
@@ -494,41 +361,6 @@ def _make_items(params: _Params, rng: np.random.Generator) -> pd.DataFrame:
     )
     frame.insert(3, DEMO_TEXT_COLUMN, [demo_text(r) for r in frame[["title", "description"]].to_dict("records")])
     return frame
-
-
-def _write_text(cat: str, mat: str, brand: str, rng: np.random.Generator) -> tuple[str, str]:
-    cat_syns, cat_sentences = CATEGORIES[cat]
-    mat_syns = MATERIALS[mat]
-
-    def pick(options):
-        return options[int(rng.integers(len(options)))]
-
-    adj = pick(TITLE_ADJECTIVES)
-    title_cat = pick(cat_syns)
-    title_mat = pick(mat_syns)
-    title = f"{brand} {adj} {_titlecase(title_mat)} {_titlecase(title_cat)}"
-    if rng.random() < 0.3:  # some titles leave the material to the description
-        title = f"{brand} {adj} {_titlecase(title_cat)}"
-    desc_adj = pick(DESCRIPTORS)
-    a_adj = ("an " if desc_adj[0] in "aeiou" else "a ") + desc_adj
-    # One product noun and material phrase per item (as a real listing would), varied across items.
-    opener = pick(OPENERS).format(adj=desc_adj, a_adj=a_adj, A_adj=a_adj.capitalize(),
-                                  mat=title_mat, cat=title_cat)
-    sentences = [opener]
-    # 1-2 category cues and 0-1 material sentences, then 1-2 neutral fillers, shuffled after
-    # the opener so position carries no information.
-    body = list(rng.choice(cat_sentences, size=int(rng.integers(1, 3)), replace=False))
-    if rng.random() < 0.6:
-        body.append(pick(MATERIAL_SENTENCES).format(m=title_mat))
-    body += list(rng.choice(FILLERS, size=int(rng.integers(1, 3)), replace=False))
-    order = rng.permutation(len(body))
-    sentences += [str(body[k]) for k in order]
-    return title, " ".join(sentences)
-
-
-def _titlecase(phrase: str) -> str:
-    # str.title() would turn "15-inch" or "cotton-blend" into "Cotton-Blend"; capitalise words only.
-    return " ".join(w[:1].upper() + w[1:] for w in phrase.split(" "))
 
 
 # ---------------------------------------------------------------------------- users / events
@@ -618,68 +450,6 @@ def _simulate_interactions(
     return frame
 
 
-# ---------------------------------------------------------------------------- images
-def _render_images(items: pd.DataFrame, root: Path, params: _Params, image_ss: np.random.SeedSequence,
-                   progress: bool) -> None:
-    img_dir = root / "images"
-    img_dir.mkdir(parents=True, exist_ok=True)
-    entropy = image_ss.entropy
-    rows = zip(items["image_path"], items["trait_colour"], items["trait_shape"])
-    for j, (rel, colour, shape) in enumerate(
-        tqdm(list(rows), desc="demo images", unit="img", disable=not progress)
-    ):
-        if pd.isna(rel):
-            continue
-        # One stream per item (keyed by its index) so images do not depend on render order.
-        rng = np.random.default_rng(np.random.SeedSequence([entropy, j]))
-        img = render_item_image(colour, shape, rng, params.image_size)
-        img.save(root / rel, format="JPEG", quality=params.jpeg_quality)
-
-
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, angle: float,
-                fg: tuple[int, int, int], bg: tuple[int, int, int]) -> None:
-    def poly(radii: list[float], n: int, offset: float = 0.0) -> list[tuple[float, float]]:
-        return [
-            (cx + radii[k % len(radii)] * math.cos(angle + offset + 2 * math.pi * k / n),
-             cy + radii[k % len(radii)] * math.sin(angle + offset + 2 * math.pi * k / n))
-            for k in range(n)
-        ]
-
-    if shape == "circle":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fg)
-    elif shape == "ring":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fg)
-        inner = r * 0.55
-        draw.ellipse([cx - inner, cy - inner, cx + inner, cy + inner], fill=bg)
-    elif shape == "square":
-        draw.polygon(poly([r], 4, math.pi / 4), fill=fg)
-    elif shape == "triangle":
-        draw.polygon(poly([r * 1.1], 3), fill=fg)
-    elif shape == "star":
-        draw.polygon(poly([r * 1.1, r * 0.45], 10), fill=fg)
-    elif shape == "cross":
-        arm = r * 0.33
-        # A plus sign: two rotated rectangles.
-        for extra in (0.0, math.pi / 2):
-            a = angle + extra
-            dx, dy = math.cos(a), math.sin(a)
-            px, py = -dy, dx
-            draw.polygon(
-                [(cx + dx * r + px * arm, cy + dy * r + py * arm), (cx + dx * r - px * arm, cy + dy * r - py * arm),
-                 (cx - dx * r - px * arm, cy - dy * r - py * arm), (cx - dx * r + px * arm, cy - dy * r + py * arm)],
-                fill=fg,
-            )
-    else:  # pragma: no cover - guarded by render_item_image
-        raise ValueError(shape)
-
-
-def _hsv_to_rgb(h_deg: float, s: float, v: float) -> tuple[int, int, int]:
-    import colorsys
-
-    r, g, b = colorsys.hsv_to_rgb((h_deg % 360.0) / 360.0, s, v)
-    return round(r * 255), round(g * 255), round(b * 255)
-
-
 # ---------------------------------------------------------------------------- cache
 _MANIFEST = "demo.json"
 
@@ -764,11 +534,3 @@ def _check_args(n_users: int, n_items: int, image_size: int, min_per_user: int, 
     if not 1 <= jpeg_quality <= 100:
         raise UserError(f"jpeg_quality={jpeg_quality} must be in 1..100", where, "e.g. jpeg_quality=90")
 
-
-def _words(text: str) -> set[str]:
-    """Lower-case word tokens (hyphenated words also split), used to audit the text."""
-    toks = re.findall(r"[a-z]+(?:-[a-z]+)*", text.lower())
-    out = set(toks)
-    for t in toks:
-        out.update(t.split("-"))
-    return out

@@ -28,12 +28,12 @@ from fusionrec.data.demo import (
     NEW_ARRIVAL_CUTOFF,
     SHAPES,
     TRAIT_COLUMNS,
-    _words,
     demo_text,
     make_demo_dataset,
     new_arrival_split,
     render_item_image,
 )
+from fusionrec.data.demo_vocab import _words
 from fusionrec.errors import UserError
 
 # Generation of the default size must stay well inside the 30 s test budget even on a
