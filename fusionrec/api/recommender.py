@@ -70,6 +70,8 @@ class Recommender:
         feature store are reused, missing ones are encoded with the encoders the dataset's
         description names (``fusionrec.encoders.ensure``). The valid-best weights are kept.
         """
+        from fusionrec.encoders.ensure import features_for_run, run_features
+        from fusionrec.models.registry import build_model
         from fusionrec.pipeline import ensure_split, make_evaluator
         from fusionrec.train.trainer import Trainer, seed_everything
 
@@ -82,17 +84,11 @@ class Recommender:
         if valid_metric is not None:
             overrides["valid_metric"] = valid_metric
         cfg = build_run_config(self.model_name, self.params, dataset, overrides)
-        dataset = ensure_split(dataset, cfg)
-        features: dict[str, dict[str, Any]] = {}
-        if uses_content(self.model_name):
-            from fusionrec.encoders.ensure import features_for_run, run_features
-
-            dataset = features_for_run(dataset, cfg)
-            features = run_features(dataset, cfg)
+        # as `fusionrec train` does: content models get their modalities (store first), ID models nothing
+        dataset = features_for_run(ensure_split(dataset, cfg), cfg)
+        features = run_features(dataset, cfg)
         seed_everything(seed)
         data = dataset.train_data(cfg.data.modalities)
-        from fusionrec.models.registry import build_model
-
         model = build_model(self.model_name, data, cfg.model.params)
         self.train_result = Trainer(model, data, cfg.train, make_evaluator(dataset, cfg), seed=seed).fit()
         self._attach(model, dataset, cfg, features)
@@ -264,12 +260,9 @@ class Recommender:
         # the saved params are the complete set; keep what differs from the defaults, as the caller wrote it
         defaults = default_params(name)
         rec = cls(name, **{k: v for k, v in loaded.model.params.items() if defaults.get(k, _UNSET) != v})
-        features: dict[str, dict[str, Any]] = {}
-        if uses_content(name):
-            from fusionrec.encoders.ensure import read_features_json
+        from fusionrec.encoders.ensure import read_features_json
 
-            features = read_features_json(path)
-        rec._attach(loaded.model, loaded.dataset, loaded.config, features)
+        rec._attach(loaded.model, loaded.dataset, loaded.config, read_features_json(path))
         return rec
 
     # ------------------------------------------------------------------ helpers
