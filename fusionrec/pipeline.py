@@ -327,7 +327,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from fusionrec.config import deep_merge, parse_overrides
 
         cfg = RunConfig.model_validate(deep_merge(cfg.model_dump(mode="json"), parse_overrides(args.overrides)))
-    evaluator = make_evaluator(dataset_for_evaluation(args, loaded), cfg)
+    # the model's positive threshold (idempotent on its own saved data, which already carries it)
+    dataset = dataset_for_evaluation(args, loaded).with_positive_rating(cfg.data.positive_rating)
+    evaluator = make_evaluator(dataset, cfg)
     metrics = evaluator.evaluate(loaded.model, split=args.split)
     rows = evaluator.pointwise_rows(args.split).describe() if supports_pointwise(loaded.model) else None
     print(evaluation_summary_text(cfg.model.name, args.split, metrics, rows))

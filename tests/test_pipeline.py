@@ -2,22 +2,30 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
-import fusionrec.pipeline as pipeline
-from fusionrec import cli
+from fusionrec import cli, pipeline
 from fusionrec.config import RunConfig
+from fusionrec.data.dataset import Dataset
+from fusionrec.errors import UserError
 from fusionrec.evaluate import Evaluator
+from fusionrec.evaluate.run_report import run_summary_text
 from fusionrec.models.io import load_model
+from tests.train.shown import shown_world
 from tests.train.synthetic import clustered_dataset
 
 
 class SpyEvaluator(Evaluator):
     """The real evaluator, recording every split it is asked to score."""
 
-    log: list[str] = []
+    log: ClassVar[list[str]] = []
 
     def evaluate(self, model, split="valid"):
         SpyEvaluator.log.append(split)
@@ -31,12 +39,15 @@ def spy(monkeypatch):
     return SpyEvaluator
 
 
-def _cfg(tmp_path, model="bpr", seeds=(1, 2), **train):
+def _cfg(tmp_path, model="bpr", seeds=(1, 2), params=None, data=None, **train):
     t = {"epochs": 8, "patience": 3, "lr": 0.01, "batch_size": 256, "progress": False, "num_threads": 1,
          "seeds": list(seeds)}
     t.update(train)
+    if params is None:
+        params = {"embedding_size": 16} if model in ("bpr", "lightgcn") else {}
     return RunConfig.model_validate({
-        "model": {"name": model, "params": {"embedding_size": 16} if model in ("bpr", "lightgcn") else {}},
+        "data": data or {},
+        "model": {"name": model, "params": params},
         "train": t, "eval": {"ks": [10, 20], "beyond_accuracy": False}, "output_dir": str(tmp_path / "runs"),
     })
 
@@ -94,7 +105,7 @@ def test_cli_train_evaluate_and_quick_demo(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "recall@20" in out and "run directory" in out
     run_dir = out.strip().splitlines()[-1].split("run directory: ")[1]
-    cfg = yaml.safe_load(open(f"{run_dir}/config.yaml"))
+    cfg = yaml.safe_load(Path(run_dir, "config.yaml").read_text())
     assert cfg["train"]["lr"] == 0.01 and cfg["model"]["params"]["embedding_size"] == 64
 
     assert cli.main(["evaluate", "--model-dir", f"{run_dir}/model", "--split", "valid"]) == 0
@@ -116,3 +127,78 @@ def test_cli_train_user_errors(tmp_path, capsys):
     assert "--dataset" in capsys.readouterr().err
     assert cli.main(["evaluate", "--model-dir", str(tmp_path)]) == 2
     assert "model.yaml" in capsys.readouterr().err
+
+
+DCN = {"embedding_size": 8, "cross_layers": 1, "mlp_layers": [16], "num_negatives": 1}
+# the results.json keys benchmark scripts read: new fields may be added, none renamed
+RESULT_KEYS = {"dataset", "model", "params", "protocol", "valid_metric", "seeds", "valid", "test", "timing",
+               "per_seed"}
+
+
+def test_dcn_run_reports_auc_on_explicit_negatives_and_one_seed_plainly(tmp_path, capsys):
+    res = pipeline.run_experiment(_cfg(tmp_path, model="dcn", seeds=(4,), params=DCN, valid_metric="auc",
+                                       epochs=10, lr=0.02, progress=True, patience=5), shown_world(), verbose=True)
+    err = capsys.readouterr().err
+    assert re.search(r"^\[dcn\] epoch 1/10  loss \d\.\d{4}  valid auc \d\.\d{4}", err, re.MULTILINE), err
+    assert re.search(r"^\[dcn\] seed 4: best epoch \d+, valid auc \d\.\d{4}, test recall@20 \d\.\d{4}", err,
+                     re.MULTILINE), err
+    saved = json.loads((tmp_path / "runs" / res["run_dir"].split("/")[-1] / "results.json").read_text())
+    assert RESULT_KEYS <= set(saved)
+    assert set(saved["test"]["auc"]) == {"mean", "std"} and saved["test"]["auc"]["mean"] > 0.8
+    assert saved["test"]["logloss"]["mean"] < 0.69
+    assert saved["pointwise"]["test"] == {"negatives": "explicit", "n_positive": 80, "n_negative": 80}
+    summary = run_summary_text(res)
+    assert "auc" in summary and "logloss" in summary and "±" not in summary
+    assert "1 seed" in summary and "80 positives vs 80 explicit negatives" in summary
+    md = (tmp_path / "runs" / res["run_dir"].split("/")[-1] / "results.md").read_text()
+    assert "±" not in md and "1 seed" in md and "explicit negatives" in md
+    # fusionrec evaluate reports the same AUC for the saved model, and says which rows it used
+    assert cli.main(["evaluate", "--model-dir", f"{res['run_dir']}/model", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\bauc\b.*\blogloss\b", out) and "AUC / log loss on test: 80 positives vs 80 explicit" in out
+    auc = float(out.splitlines()[2].split()[-2])
+    assert auc == pytest.approx(saved["test"]["auc"]["mean"], abs=1e-4)
+
+
+def test_two_seeds_show_mean_and_std(tmp_path):
+    ds = clustered_dataset(n_users=60, n_items=40, per_user=8, seed=1)
+    res = pipeline.run_experiment(_cfg(tmp_path, model="itemknn", seeds=(1, 2)), ds)
+    assert "mean ± sample std over 2 seeds" in run_summary_text(res)
+    assert re.search(r"\d\.\d{4} ± \d\.\d{4}", run_summary_text(res))
+
+
+def test_positive_rating_makes_low_ratings_negatives_for_the_whole_run(tmp_path):
+    rng = np.random.default_rng(0)
+    base = clustered_dataset(n_users=60, n_items=40, per_user=10, seed=3)
+    inter = base.interactions.assign(rating=rng.integers(1, 6, len(base.interactions)).astype(np.float32))
+    ds = Dataset("rated", base.user_ids, base.item_ids, inter)
+    res = pipeline.run_experiment(_cfg(tmp_path, seeds=(1,), data={"positive_rating": 4}), ds)
+    loaded = load_model(f"{res['run_dir']}/model")
+    saved = loaded.dataset.interactions
+    assert (saved.loc[saved["rating"] < 4, "label"] == 0).all() and (saved.loc[saved["rating"] >= 4, "label"] == 1).all()
+    train = loaded.dataset.train_data().train.toarray() > 0
+    low = saved[(saved["split"] == "train") & (saved["rating"] < 4)]
+    high = saved[(saved["split"] == "train") & (saved["rating"] >= 4)]
+    assert not train[low["user"], low["item"]].any() and train[high["user"], high["item"]].all()
+    # the test truth holds only the high ratings
+    assert res["test"]["n_users"]["mean"] == pd.Series(
+        saved.loc[(saved["split"] == "test") & (saved["rating"] >= 4), "user"]).nunique()
+
+
+@pytest.mark.parametrize("metric,fix", [("recall@30", "eval.ks=[10, 20, 30]"), ("auc", "dcn")])
+def test_wrong_valid_metric_fails_before_loading_anything(tmp_path, monkeypatch, metric, fix):
+    def no_loading(cfg):
+        raise AssertionError("the dataset was loaded before the valid_metric check")
+
+    monkeypatch.setattr(pipeline, "load_data", no_loading)
+    with pytest.raises(UserError) as err:
+        pipeline.run_experiment(_cfg(tmp_path, valid_metric=metric))
+    assert err.value.where == "train.valid_metric" and fix in err.value.fix
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dataset_summary_has_no_numpy_reprs():
+    # the demo prints "demo data: <repr>"; numpy scalars used to show as np.int64(...)
+    ds = clustered_dataset(n_users=20, n_items=30, per_user=5, seed=0)
+    text = repr(ds)
+    assert "np." not in text and "split={'train': 60, 'valid': 20, 'test': 20}" in text

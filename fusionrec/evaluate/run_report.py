@@ -56,7 +56,7 @@ def pointwise_note(results: Mapping[str, Any], split: str = "test") -> str | Non
         return None
     kind = ("explicit negatives" if info["negatives"] == "explicit"
             else "sampled negatives (the split has no explicit ones)")
-    return f"auc / logloss on {split}: {info['n_positive']} positives vs {info['n_negative']} {kind}"
+    return f"AUC / log loss on {split}: {info['n_positive']} positives vs {info['n_negative']} {kind}"
 
 
 def run_summary_text(results: Mapping[str, Any]) -> str:
@@ -78,7 +78,7 @@ def evaluation_summary_text(name: str, split: str, metrics: Mapping[str, float],
     if users is not None:
         text += f"\n{int(users)} users evaluated on {split}"
     if pointwise:
-        text += f"\nauc / logloss on {split}: {pointwise}"
+        text += f"\nAUC / log loss on {split}: {pointwise}"
     return text
 
 
@@ -100,7 +100,7 @@ def results_table_markdown(results: Mapping[str, Any]) -> str:
     ]
     note = pointwise_note(results)
     if note:
-        lines += [note[0].upper() + note[1:] + ".", ""]
+        lines += [note + ".", ""]
     lines += [
         "## Valid (best epoch)",
         "",
