@@ -172,9 +172,9 @@ class Dataset:
         same items frame (a ``text`` column joined from the text columns, checked
         ``image_path`` under ``root``). Item ids come from the item table (when
         given and ``keep_items_without_interactions``) plus any item in the events.
-        Rows that validation would set aside (an item absent from the item table,
-        a rating that is not a number...) raise: validate such data first
-        (``fusionrec data validate``), which quarantines them.
+        Rows that validation would set aside (a rating that is not a number...) and
+        events naming an item absent from the item table raise: validate such data
+        first (``fusionrec data validate``), which quarantines or reports them.
         """
         # imported here: the validation package builds Datasets, so it imports this module
         from fusionrec.data.validation import source_from_frames, validate_source
@@ -191,11 +191,13 @@ class Dataset:
         source = source_from_frames(name, interactions, items, columns, {"item": item_key}, root)
         dataset, report = validate_source(source)
         report.raise_if_fatal()
-        problems = [i for i in report.issues if i.severity == "error"]
+        # files keep events of items a partial item table lacks (with a warning); a frame built in
+        # Python that names such an item is far more likely a mistake, so it stops here
+        problems = [i for i in report.issues if i.severity == "error" or i.code in ("unknown_item", "unknown_user")]
         if problems:
             first = problems[0]
             raise UserError(
-                f"{sum(i.count for i in problems)} row(s) would be set aside by validation; first: "
+                f"validation found problems in {sum(i.count for i in problems)} row(s); first: "
                 f"{first.code}: {first.message}", first.where or None,
                 "fix the frames, or write them to files and run `fusionrec data validate` to quarantine the rows",
             )

@@ -57,6 +57,10 @@ def test_from_frames_refuses_rows_validation_would_set_aside(tmp_path: Path) -> 
     with pytest.raises(UserError) as err:
         Dataset.from_frames("x", inter, items)
     assert "unknown_item" in err.value.what and "<interactions> row 2" in err.value.where
+    inter.loc[1, "item_id"] = "010"
+    inter.loc[1, "rating"] = float("nan")  # a mapped rating must hold a value
+    with pytest.raises(UserError, match="bad_rating"):
+        Dataset.from_frames("x", inter, items, rating_col="rating")
     with pytest.raises(UserError):
         Dataset.from_frames("x", inter.rename(columns={"user_id": "who"}), items, user_col="user_id")
 

@@ -20,12 +20,13 @@ def test_user_table_unknown_users_and_users_without_interactions(tmp_path: Path)
     _write(tmp_path, "interactions.csv", "user_id,item_id\nu1,a\nu9,a\nu2,b\n")
     _write(tmp_path, "users.csv", "user_id,age\nu1,30\nu2,40\nu3,50\nu2,41\n")
     ds, report = validate_path(tmp_path)
-    assert ds is not None and ds.n_interactions == 2
+    assert ds is not None and ds.n_interactions == 3  # a user the table lacks keeps its events
     unknown = report.by_code("unknown_user")[0]
-    assert unknown.line == 3 and unknown.column == "user_id" and "'u9'" in unknown.examples[0]
+    assert unknown.severity == "warning" and unknown.line == 3 and unknown.column == "user_id"
+    assert "'u9'" in unknown.examples[0] and "line 3" in unknown.examples[0]
     assert report.by_code("duplicate_user")[0].line == 5
     assert "user u3" in report.by_code("user_without_interactions")[0].examples
-    assert list(ds.user_ids) == ["u1", "u2", "u3"]
+    assert list(ds.user_ids) == ["u1", "u2", "u3", "u9"]  # the table's users first
 
 
 def test_split_label_and_date_checks(tmp_path: Path) -> None:
@@ -90,3 +91,26 @@ def test_symlink_loop_and_dotdot_inside_root_is_fine(tmp_path: Path) -> None:
     assert ds.items["image_path"].isna().tolist() == [False, True]
     codes = {i.code for i in report.issues}
     assert "path_outside_root" in codes or "file_missing" in codes
+
+
+def test_partial_item_table_keeps_every_event_and_masks_the_rest(tmp_path: Path) -> None:
+    # a retailer's article export covers only some articles: their events are behaviour all the same
+    _write(tmp_path, "transactions.csv", "customer_id,article_id\nc1,0001\nc1,0002\nc2,0003\nc2,0004\nc3,0003\n")
+    _write(tmp_path, "articles.csv", "article_id,prod_name\n0001,Top\n")
+    np.save(tmp_path / "f.npy", np.ones((1, 2), dtype=np.float32))  # one row per article of the table
+    (tmp_path / "img").mkdir()
+    for article in ("0001", "0003"):  # photos exist for articles with and without a table row
+        Image.new("RGB", (4, 4), "red").save(tmp_path / "img" / f"{article}.png")
+    ds, report = validate_path(tmp_path / "transactions.csv", features={"f": {"path": "f.npy", "kind": "text"}},
+                               item_columns={"image_path": "img/{article_id}.png"})
+    assert ds.n_interactions == 5 and report.ok
+    assert list(ds.item_ids) == ["0001", "0002", "0003", "0004"]
+    assert ds.items["text"].iloc[0] == "Top" and ds.items["text"].isna().tolist() == [False, True, True, True]
+    assert ds.modalities["f"].mask.tolist() == [True, False, False, False]
+    assert ds.items["image_path"].iloc[[0, 2]].tolist() == ["img/0001.png", "img/0003.png"]
+    assert ds.items["image_path"].iloc[[1, 3]].isna().all()
+    missing = report.by_code("file_missing")[0]  # reported per item, also for items only the events name
+    assert missing.count == 2 and "img/0002.png" in missing.examples[0]
+    unknown = report.by_code("unknown_item")[0]
+    assert unknown.severity == "warning" and unknown.count == 4 and "3 item(s) in 4 row(s)" in unknown.message
+    assert unknown.examples[0] == "item '0002': first at transactions.csv line 3"

@@ -47,15 +47,17 @@ def _build_broken(shared: Path, dst: Path) -> dict:
     injected = [
         (100, "1,2,3", "malformed_line"),                 # too few fields
         (200, "1,2,3,4,5", "malformed_line"),             # too many fields
-        (300, "10,99999,4,881250949", "unknown_item"),
         (400, "10,5,abc,881250949", "bad_rating"),
         (500, "10,5,4,yesterday", "bad_timestamp"),
         (600, ",5,4,881250949", "missing_id"),
     ]
     repeat_pos = 700  # a repeat of the first event: behaviour, kept and reported as information
+    unknown_pos = 300  # an item items.csv lacks: kept as an item without side data, reported
     lines = list(good_lines)
     expected = {}
-    for pos, text, reason in sorted([*injected, (repeat_pos, good_lines[0], "")], reverse=True):
+    unknown = "10,99999,4,881250949"
+    for pos, text, reason in sorted([*injected, (repeat_pos, good_lines[0], ""), (unknown_pos, unknown, "")],
+                                    reverse=True):
         lines.insert(pos, text)
     for pos, text, reason in injected:
         # header is line 1, so list index k is file line k + 2
@@ -68,7 +70,8 @@ def _build_broken(shared: Path, dst: Path) -> dict:
     feats[10, :] = np.inf  # item 11 (row 10)
     np.save(dst / "text_feat.npy", feats)
     return {"interactions": expected, "good": set(map(tuple, inter.to_numpy().tolist())),
-            "repeat_line": lines.index(good_lines[0], repeat_pos) + 2}
+            "repeat_line": lines.index(good_lines[0], repeat_pos) + 2,
+            "unknown_line": lines.index(unknown, unknown_pos) + 2}
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +98,7 @@ def test_cli_names_every_problem_and_exits_zero(broken, tmp_path, capsys) -> Non
     assert "duplicate_item" in out and f"items.csv line {N_ITEMS + 2}" in out
     assert "nonfinite_feature" in out and "text_feat.npy row 3" in out and "text_feat.npy row 10" in out
     assert "INFO repeated_interaction" in out and f"interactions.csv line {expected['repeat_line']}" in out
+    assert "WARNING unknown_item" in out and f"interactions.csv line {expected['unknown_line']}" in out
 
     q = pd.read_csv(qdir / "quarantine.csv")
     inter_q = q[q["file"].str.endswith("interactions.csv")]
@@ -106,7 +110,7 @@ def test_cli_names_every_problem_and_exits_zero(broken, tmp_path, capsys) -> Non
     report = json.loads((qdir / "report.json").read_text())
     assert report["quarantined_per_reason"]["malformed_line"] == 2
     assert report["quarantined_per_reason"]["nonfinite_feature"] == 2
-    assert report["stats"]["rows_good"] == N_GOOD + 1  # the repeated event is kept
+    assert report["stats"]["rows_good"] == N_GOOD + 2  # the repeated event and the unknown item's are kept
     assert report["stats"]["rows_read"] == N_GOOD + 7
     assert not report["fatal"]
 
@@ -118,17 +122,19 @@ def test_load_through_validation_keeps_every_good_row(broken, tmp_path) -> None:
                      features={"text": {"path": str(folder / "text_feat.npy"), "kind": "text"}},
                      split={"method": "random", "seed": 1})
     ds, _ = load_validated(cfg, quarantine_dir=tmp_path / "q")
-    assert ds.n_interactions == N_GOOD + 1  # every good row, the repeated event included
+    assert ds.n_interactions == N_GOOD + 2  # every good row, the repeated event included
     rows = {(int(ds.user_ids[u]), int(ds.item_ids[i]), int(r), int(t))
             for u, i, r, t in ds.interactions[["user", "item", "rating", "timestamp"]].itertuples(index=False)}
-    assert rows == expected["good"]
-    assert ds.n_items == N_ITEMS  # duplicate item row dropped, the other 300 kept (cold ones too)
+    assert rows == expected["good"] | {(10, 99999, 4, 881250949)}
+    # duplicate item row dropped, the other 300 kept (cold ones too), then the item only the events name
+    assert ds.n_items == N_ITEMS + 1 and int(ds.item_ids[-1]) == 99999
     paths = dict(zip(ds.items["item_id"], ds.items["image_path"]))
     for bad in (5, 6, 7, 8):
         assert pd.isna(paths[bad])
     assert paths[1] == "images/1.jpg"
     mask = ds.modalities["text"].mask
     assert not mask[ds.item_index(4)] and not mask[ds.item_index(11)] and mask.sum() == N_ITEMS - 2
+    assert not mask[ds.item_index(99999)]  # no feature row for an item the table lacks
     assert np.isfinite(ds.modalities["text"].features).all()
     assert ds.has_split and (tmp_path / "q" / "quarantine.csv").is_file()
 
@@ -155,7 +161,7 @@ def test_fatal_problems_exit_nonzero_with_one_message(broken, tmp_path, capsys) 
     np.save(tmp_path / "short.npy", np.zeros((10, 4), dtype=np.float32))
     rc = main(["data", "validate", str(folder), "--features", f"t={tmp_path / 'short.npy'}:text"])
     err = capsys.readouterr().err
-    assert rc == 2 and "10 rows" in err and f"{N_ITEMS} items" in err and "short.npy" in err
+    assert rc == 2 and "10 rows" in err and f"{N_ITEMS + 1} items" in err and "short.npy" in err
     # 4) zero good rows
     (tmp_path / "allbad.csv").write_text("user_id,item_id,rating\n1,2,x\n3,4\n")
     rc = main(["data", "validate", str(tmp_path / "allbad.csv")])
@@ -178,7 +184,7 @@ def test_subprocess_validate(broken, tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     report = json.loads(proc.stdout)
-    assert report["stats"]["rows_good"] == N_GOOD + 1  # the repeated event is kept
+    assert report["stats"]["rows_good"] == N_GOOD + 2  # the repeated event and the unknown item's are kept
     codes = {i["code"] for i in report["issues"]}
     assert set(expected["interactions"]) <= codes
 

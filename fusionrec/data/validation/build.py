@@ -99,6 +99,12 @@ def _read_interactions(check: Checker) -> _Parts:
     return parts
 
 
+def _event_item_ids(parts: _Parts) -> np.ndarray:
+    """Item ids (text) of the good interaction rows so far, each once."""
+    values = [id_column(p, "item").to_numpy() for p in parts.frames]
+    return pd.unique(np.concatenate(values).astype(object)) if values else np.array([], dtype=object)
+
+
 def _attach_keys(check: Checker, parts: _Parts, items: SideTable | None, users: SideTable | None
                  ) -> tuple[bool, bool]:
     """Decide int or text ids over every table, flag bad ids, and add ``user_key``/``item_key`` columns."""
@@ -131,10 +137,14 @@ def _id_universe(src: DataSource, frame: pd.DataFrame, table_keys: np.ndarray | 
         if role == "item" and ref_rows is not None:
             top = ref_rows - 1
         return np.arange(top + 1, dtype=np.int64)
-    if table_keys is not None:
-        return np.asarray(table_keys)
     uniq = pd.unique(keys)
-    return np.sort(uniq) if as_int else uniq
+    if as_int:
+        uniq = np.sort(uniq)
+    if table_keys is None:
+        return uniq
+    # the table's order first, then ids only the events name (kept, with no side data)
+    extra = uniq[~pd.Index(uniq).isin(pd.Index(table_keys))]
+    return np.concatenate([np.asarray(table_keys), np.asarray(extra)]) if len(extra) else np.asarray(table_keys)
 
 
 def _interaction_frame(check: Checker, frame: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray
@@ -182,7 +192,7 @@ def _build(check: Checker, report: ValidationReport) -> Dataset:
     src = check.source
     parts = _read_interactions(check)
     report.stats["rows_read"] = parts.rows_read
-    items = load_items(check) if src.items_path is not None else None
+    items = load_items(check, _event_item_ids(parts)) if src.items_path is not None else None
     users = load_users(check) if src.users_path is not None else None
     int_users, int_items = _attach_keys(check, parts, items, users)
     item_keys = cast_ids(items.ids, int_items) if items is not None else None
@@ -211,12 +221,16 @@ def _build(check: Checker, report: ValidationReport) -> Dataset:
     _note_unused(check, inter, user_ids, item_ids, users is not None, items is not None or bool(feature_arrays))
     modalities: list[FeatureModality] = []
     for spec, feats in feature_arrays:
-        mod = make_modality(check, spec, feats, item_ids, len(item_ids))
+        mod = make_modality(check, spec, feats, item_ids, len(item_ids),
+                            len(item_keys) if item_keys is not None else None)
         if mod is not None:
             modalities.append(mod)
     if any(i.severity == "fatal" for i in check.issues):
         raise Fatal("fatal feature problem")
-    item_frame = align_items(items, item_keys, item_ids)
+    extra_keys = None
+    if items is not None and items.event_only is not None:
+        extra_keys = cast_ids(items.event_only["item_id"].to_numpy(dtype=object), int_items)
+    item_frame = align_items(items, item_keys, item_ids, extra_keys)
     dataset = Dataset(src.name, user_ids, item_ids, inter, item_frame, {m.name: m for m in modalities}, src.root)
     report.stats.update(summarise(dataset))
     return dataset

@@ -37,9 +37,12 @@ def load_features(check: Checker) -> list[tuple[Any, np.ndarray]]:
     return out
 
 
-def make_modality(check: Checker, spec: Any, feats: np.ndarray, item_ids: np.ndarray, n_items: int
-                   ) -> FeatureModality | None:
-    """One feature file as a modality in internal item order (aligned by ``spec.ids`` when given)."""
+def make_modality(check: Checker, spec: Any, feats: np.ndarray, item_ids: np.ndarray, n_items: int,
+                  n_table: int | None = None) -> FeatureModality | None:
+    """One feature file as a modality in internal item order (aligned by ``spec.ids`` when given).
+
+    ``n_table`` is the item table's length: items after it are known only from the events.
+    """
     present = np.ones(feats.shape[0], dtype=bool)
     if spec.missing is not None:
         try:
@@ -69,6 +72,10 @@ def make_modality(check: Checker, spec: Any, feats: np.ndarray, item_ids: np.nda
             check.note("unknown_item", "warning", f"{int((~ok).sum())} feature row(s) name items that are not "
                        "in the dataset; ignored", file=str(spec.ids), count=int((~ok).sum()))
         feats, present = aligned, mask
+    elif n_table is not None and feats.shape[0] == n_table < n_items:
+        # rows follow the item table; items only the events name come after it, with no features
+        feats = np.concatenate([feats, np.zeros((n_items - n_table, feats.shape[1]), dtype=feats.dtype)])
+        present = np.concatenate([present, np.zeros(n_items - n_table, dtype=bool)])
     elif feats.shape[0] != n_items:
         check.issues.append(Issue(
             "feature_rows", "fatal",

@@ -102,25 +102,42 @@ def flag_non_integer_ids(check: Checker, part: pd.DataFrame, raw: RawTable, role
 
 def flag_unknown_ids(check: Checker, part: pd.DataFrame, raw: RawTable, roles: dict[str, str],
                      known_items: set[Any] | None, known_users: set[Any] | None, ref_rows: int | None) -> None:
-    """Rows naming an item / user absent from the side tables (or beyond the feature rows) are set aside."""
+    """Ids absent from the side tables are reported; rows beyond MMRec's feature rows are set aside.
+
+    An item (user) table often describes only part of the catalogue (a retailer's article
+    export covers the products with copy), so an event naming an item the table lacks is
+    kept: the item joins the catalogue with no side data (its text and image are masked).
+    MMRec ids index feature rows, so an id past the last row cannot be kept.
+    """
     src = check.source
     good = part["_good"].to_numpy().copy()
-    if known_items is not None:
-        unknown = good & ~part["item_key"].isin(known_items).to_numpy()
-        check.quarantine(raw, part["_row"].to_numpy()[unknown], "unknown_item", roles["item"],
-                         detail=f"not among the {len(known_items)} ids of {src.items_path.name}")
-        good &= ~unknown
+    for role, known, table in (("item", known_items, src.items_path), ("user", known_users, src.users_path)):
+        if known is None:
+            continue
+        unknown = good & ~part[f"{role}_key"].isin(known).to_numpy()
+        if unknown.any():
+            _note_unknown(check, part, raw, roles[role], role, unknown, table)
     if ref_rows is not None:
-        unknown = good & (part["item_key"].to_numpy(np.int64) >= ref_rows)
-        check.quarantine(raw, part["_row"].to_numpy()[unknown], "unknown_item", roles["item"],
+        beyond = good & (part["item_key"].to_numpy(np.int64) >= ref_rows)
+        check.quarantine(raw, part["_row"].to_numpy()[beyond], "unknown_item", roles["item"],
                          detail=f"feature files have only {ref_rows} rows (ids 0..{ref_rows - 1})")
-        good &= ~unknown
-    if known_users is not None:
-        unknown = good & ~part["user_key"].isin(known_users).to_numpy()
-        check.quarantine(raw, part["_row"].to_numpy()[unknown], "unknown_user", roles["user"],
-                         detail=f"not among the ids of {src.users_path.name}")
-        good &= ~unknown
+        good &= ~beyond
     part["_good"] = good
+
+
+def _note_unknown(check: Checker, part: pd.DataFrame, raw: RawTable, column: str, role: str,
+                  unknown: np.ndarray, table: Any) -> None:
+    rows = part["_row"].to_numpy()[unknown]
+    keys = part[f"{role}_key"].to_numpy()[unknown]
+    firsts = pd.Series(rows).groupby(pd.Series(keys, dtype=object), sort=False).first()
+    examples = [f"{role} {key!r}: first at {raw.path.name} {raw.unit} {int(raw.line[r])}"
+                for key, r in list(firsts.items())[:8]]
+    check.note(f"unknown_{role}", "warning",
+               f"{len(firsts)} {role}(s) in {int(unknown.sum())} row(s) are not in {table.name}; the rows are kept "
+               f"and these {role}s have no text or attributes (masked; media named by an id pattern are still "
+               "used)", file=str(raw.path),
+               line=int(raw.line[rows[0]]), column=column, count=int(unknown.sum()), examples=examples,
+               unit=raw.unit, fix=f"add the {role}s to {table.name} if they should have content, or fix the ids")
 
 
 def report_repeats(check: Checker, frame: pd.DataFrame, metas: list[tuple[RawTable, dict[str, str]]]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fusionrec.data.rawtable import RawTable, read_raw
+from fusionrec.data.rawtable import RawTable, raw_from_frame, read_raw
 from fusionrec.data.roles import (
     AUDIO_COLUMN,
     IMAGE_COLUMN,
@@ -27,7 +27,7 @@ from fusionrec.data.roles import (
     split_list,
 )
 from fusionrec.data.validation.checker import Checker, read_checked
-from fusionrec.data.validation.media import check_paths
+from fusionrec.data.validation.media import check_paths, pattern_columns
 from fusionrec.data.validation.values import strip
 from fusionrec.errors import UserError
 
@@ -42,6 +42,8 @@ class SideTable:
     ids: np.ndarray           # original id text per kept row
     frame: pd.DataFrame       # canonical columns per kept row
     roles: dict[str, list[str]] = field(default_factory=dict)  # text / attribute columns
+    # items only the events name (item_id as text), with media paths from an id-only pattern
+    event_only: pd.DataFrame | None = None
 
 
 def _id_rows(check: Checker, raw: RawTable, id_col: str, duplicate_reason: str) -> tuple[pd.Series, np.ndarray]:
@@ -109,8 +111,12 @@ def _media_spec(check: Checker, raw: RawTable, mapping: dict[str, str], role: st
     return pattern
 
 
-def load_items(check: Checker) -> SideTable:
-    """Read and check the item table; the frame carries ``text``, ``image_path``, ``audio_path`` + the rest."""
+def load_items(check: Checker, event_ids: np.ndarray | None = None) -> SideTable:
+    """Read and check the item table; the frame carries ``text``, ``image_path``, ``audio_path`` + the rest.
+
+    ``event_ids`` are the item ids the interactions name (as text): those the table lacks
+    still get their media from a pattern that only needs the id (``SideTable.event_only``).
+    """
     src = check.source
     raw = read_checked(check, src.items_path, None, "item table")
     f = raw.frame
@@ -139,19 +145,38 @@ def load_items(check: Checker) -> SideTable:
     text_cols = _text_columns(check, raw, mapping, id_col)
     if text_cols:
         canon[TEXT_COLUMN] = _objects(join_text(f, text_cols), canon.index)
+    extra = _missing_from_table(ids_arr[keep], event_ids) if not mapping.get("id_map") else np.array([], object)
+    event_only = pd.DataFrame({"item_id": extra})
     used = {id_col}
     for role in MEDIA_ROLES:
-        spec = _media_spec(check, raw, mapping, role, ids, id_col)
+        spec = _media_spec(check, raw, mapping, role, pd.concat([ids, pd.Series(extra, dtype=object)]), id_col)
         if spec is not None:
             canon[role] = _objects(check_paths(check, raw, spec, role, keep), canon.index)
             if spec in f.columns:
                 used.add(spec)  # the source column lives on as the standard image_path/audio_path
+            elif len(extra) and pattern_columns(spec) == {id_col}:
+                event_only[role] = _event_only_paths(check, raw, spec, role, id_col, extra)
     attr_cols = _attribute_columns(check, raw, mapping, id_col)
     for c in f.columns:  # every other column is kept as side data
         if c not in used and c not in canon.columns:
             canon[c] = _objects(f[c].to_numpy(dtype=object, na_value=None), canon.index)
     roles = {"text": text_cols, "attributes": attr_cols}
-    return SideTable(raw, ids_arr[keep], canon[keep].reset_index(drop=True), roles)
+    return SideTable(raw, ids_arr[keep], canon[keep].reset_index(drop=True), roles, event_only)
+
+
+def _missing_from_table(table_ids: np.ndarray, event_ids: np.ndarray | None) -> np.ndarray:
+    """Event item ids (text) the table does not list, in order of first appearance."""
+    if event_ids is None or not len(event_ids):
+        return np.array([], dtype=object)
+    events = pd.Index(pd.unique(np.asarray(event_ids, dtype=object)))
+    return np.asarray(events[~events.isin(pd.Index(table_ids))], dtype=object)
+
+
+def _event_only_paths(check: Checker, raw: RawTable, spec: str, role: str, id_col: str,
+                      extra: np.ndarray) -> np.ndarray:
+    """Media paths, by the id-only pattern, for items the table lacks (checked like the table's)."""
+    stand_in = raw_from_frame(pd.DataFrame({id_col: extra}), f"{raw.path} (items named only by the events)")
+    return check_paths(check, stand_in, spec, role, np.ones(len(extra), dtype=bool))
 
 
 def _attribute_columns(check: Checker, raw: RawTable, mapping: dict[str, str], id_col: str) -> list[str]:
@@ -200,12 +225,20 @@ def read_id_map(check: Checker, spec: str) -> dict[str, str]:
     return {o: n for o, n in zip(orig, new) if o is not None and n is not None}
 
 
-def align_items(items: SideTable | None, keys: np.ndarray | None, item_ids: np.ndarray) -> pd.DataFrame:
-    """The item frame in internal item order (items missing from the table get an all-empty row)."""
+def align_items(items: SideTable | None, keys: np.ndarray | None, item_ids: np.ndarray,
+                extra_keys: np.ndarray | None = None) -> pd.DataFrame:
+    """The item frame in internal item order (items missing from the table get an all-empty row).
+
+    ``extra_keys`` are the cast ids of ``items.event_only`` (items only the events name).
+    """
     if items is None:
         return pd.DataFrame({"item_id": item_ids})
     frame = items.frame.copy()
     frame["item_id"] = keys
+    if extra_keys is not None and items.event_only is not None and len(items.event_only):
+        extra = items.event_only.copy()
+        extra["item_id"] = extra_keys
+        frame = pd.concat([frame, extra], ignore_index=True)
     frame = frame.set_index("item_id")
     frame = frame[~frame.index.duplicated(keep="first")]
     aligned = frame.reindex(pd.Index(item_ids)).reset_index(names="item_id")

@@ -34,7 +34,15 @@ _WINDOWS_ABS = re.compile(r"^[A-Za-z]:[\\/]")
 
 def is_pattern(spec: str) -> bool:
     """True when ``spec`` is a path pattern (has a ``{field}``) rather than a column name."""
-    return any(name is not None for _, name, _, _ in string.Formatter().parse(spec))
+    return "{" in spec
+
+
+def pattern_columns(spec: str) -> set[str]:
+    """The columns a pattern reads (empty for a plain column name or a malformed pattern)."""
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(spec) if name is not None}
+    except ValueError:
+        return set()
 
 
 def pattern_fields(spec: str, columns: list[str], where: str) -> list[tuple[str, str | None, str, str | None]]:
@@ -183,4 +191,4 @@ def check_paths(check: Checker, raw: RawTable, spec: str, role: str, keep: np.nd
     return out
 
 
-__all__ = ["MAX_DECODE_CHECKS", "check_paths", "fill_pattern", "is_pattern", "pattern_fields"]
+__all__ = ["MAX_DECODE_CHECKS", "check_paths", "fill_pattern", "is_pattern", "pattern_columns", "pattern_fields"]

@@ -156,7 +156,8 @@ class ValidationReport:
             for ex in issue.examples[:max_examples]:
                 lines.append(f"    - {ex}")
             if issue.count > max_examples and issue.examples:
-                where_all = " (all listed in the quarantine file)" if issue.code in REASON_HELP else ""
+                listed = len(self.quarantine) and issue.code in set(self.quarantine["reason"])
+                where_all = " (all listed in the quarantine file)" if listed else ""
                 lines.append(f"    ... {issue.count - min(len(issue.examples), max_examples)} more{where_all}")
             if issue.fix:
                 lines.append(f"    fix: {issue.fix}")
