@@ -27,3 +27,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     raise AttributeError(f"module 'fusionrec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # notebooks complete names from dir(): the public (lazy) names, not typing helpers
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})
