@@ -33,8 +33,10 @@ from fusionrec.errors import UserError
 from fusionrec.models.base import RecModel
 from fusionrec.models.registry import default_params
 
-# users scored per full_sort_predict call: memory is batch x n_items floats
+# users scored per full_sort_predict call: at most 1024, and at most ~64M scores (256 MB of float32)
+# at once, so a large catalogue lowers the batch instead of exhausting memory
 SCORE_BATCH = 1024
+SCORE_CELLS = 1 << 26
 _UNSET = object()
 
 
@@ -163,8 +165,9 @@ class Recommender:
         k = _check_k(k, "Recommender.recommend(k=...)")
         seen = self._seen_matrix() if exclude_seen else None
         frames = []
-        for b0 in range(0, len(rows), SCORE_BATCH):
-            batch = rows[b0:b0 + SCORE_BATCH]
+        step = max(1, min(SCORE_BATCH, SCORE_CELLS // max(dataset.n_items, 1)))
+        for b0 in range(0, len(rows), step):
+            batch = rows[b0:b0 + step]
             block = self._score_rows(model, batch)
             if seen is not None:
                 sub = seen[batch]
