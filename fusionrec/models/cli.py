@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any
 
-from fusionrec.models.params import param_rows
+from fusionrec.models.params import ParamRow, nested_sections, param_rows
 from fusionrec.models.registry import KINDS, available_models, model_class, model_entry
 
 
@@ -45,15 +45,24 @@ def show_model(name: str) -> str:
     if not rows:
         lines.append("no parameters")
         return "\n".join(lines)
-    w_name = max(len("parameter"), *(len(r.name) for r in rows)) + 2
+    lines += _param_table(rows, "parameter")
+    # nested entries (a cascade's retriever / ranker stage): their own keys
+    for field, sub in nested_sections(cls.Params).items():
+        lines += ["", *_param_table(param_rows(sub), f"{field}.KEY")]
+    lines += ["", (f"set with --set model.params.KEY=VALUE (e.g. --set model.params.{rows[0].name}="
+                   f"{rows[0].default}) or under model: params: in a run YAML.")]
+    return "\n".join(lines)
+
+
+def _param_table(rows: list[ParamRow], head: str) -> list[str]:
+    """Aligned columns: name, type, default, meaning."""
+    w_name = max(len(head), *(len(r.name) for r in rows)) + 2
     w_type = min(max(len("type"), *(len(r.type) for r in rows)) + 2, 44)
     w_def = min(max(len("default"), *(len(r.default) for r in rows)) + 2, 24)
-    lines.append(_pad("parameter", w_name) + _pad("type", w_type) + _pad("default", w_def) + "meaning")
+    lines = [_pad(head, w_name) + _pad("type", w_type) + _pad("default", w_def) + "meaning"]
     for r in rows:
         lines.append(_pad(r.name, w_name) + _pad(r.type, w_type) + _pad(r.default, w_def) + r.description)
-    lines += ["", (f"set with --set model.params.KEY=VALUE (e.g. --set model.params.{rows[0].name}="
-                  f"{rows[0].default}) or under model: params: in a run YAML.")]
-    return "\n".join(lines)
+    return lines
 
 
 def _pad(text: str, width: int) -> str:

@@ -189,6 +189,17 @@ def param_rows(params_cls: type[BaseModel]) -> list[ParamRow]:
     return rows
 
 
+def nested_sections(cls: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    """Fields of ``cls`` whose type is itself a pydantic class (``data.split``, a cascade's ``retriever``)."""
+    nested = {}
+    for name, field in cls.model_fields.items():
+        for candidate in (field.annotation, *typing.get_args(field.annotation)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                nested[name] = candidate
+                break
+    return nested
+
+
 def _bounds(metadata: list[Any]) -> str:
     """``Field(ge=0, lt=1)`` -> ``" in [0, 1)"``; one-sided -> ``" >= 0"``; none -> ``""``."""
     low = high = None

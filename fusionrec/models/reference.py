@@ -14,12 +14,11 @@ Refresh it with either of::
 from __future__ import annotations
 
 import sys
-import typing
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from fusionrec.models.params import ParamRow, param_rows
+from fusionrec.models.params import ParamRow, nested_sections, param_rows
 from fusionrec.models.registry import KINDS, available_models, model_class, model_entry
 
 REFERENCE_PATH = Path("docs") / "reference" / "configuration.md"
@@ -40,21 +39,9 @@ def _table(rows: list[ParamRow], prefix: str = "") -> list[str]:
     return [*out, ""]
 
 
-def _nested_sections(cls: type[BaseModel]) -> dict[str, type[BaseModel]]:
-    """Fields of ``cls`` whose type is itself a pydantic section (e.g. ``data.split``)."""
-    nested = {}
-    for name, field in cls.model_fields.items():
-        candidates = [field.annotation, *typing.get_args(field.annotation)]
-        for c in candidates:
-            if isinstance(c, type) and issubclass(c, BaseModel):
-                nested[name] = c
-                break
-    return nested
-
-
 def _section(title: str, cls: type[BaseModel], path: str) -> list[str]:
     """One run-config section (and, after it, each nested section) as markdown tables."""
-    nested = _nested_sections(cls)
+    nested = nested_sections(cls)
     rows = [ParamRow(r.name, r.type, f"see {path}{r.name}" if r.name in nested else r.default, r.description)
             for r in param_rows(cls)]
     doc = (cls.__doc__ or "").strip().splitlines()
@@ -77,10 +64,10 @@ def run_config_reference() -> list[str]:
              ("A run file (`--config run.yaml`), a data description (`--data DIR`, its `fusionrec.yaml`) and "
              "`--set section.key=value` set these; `model.params` is the chosen model's parameters "
              "(next section)."), ""]
-    top = [r for r in param_rows(RunConfig) if r.name not in _nested_sections(RunConfig)]
+    top = [r for r in param_rows(RunConfig) if r.name not in nested_sections(RunConfig)]
     if top:
         lines += ["### top level", "", *_table(top)]
-    for name, cls in _nested_sections(RunConfig).items():
+    for name, cls in nested_sections(RunConfig).items():
         lines += _section(name, cls, f"{name}.")
     return lines
 
@@ -96,7 +83,7 @@ def model_reference(name: str) -> list[str]:
     lines += _table(param_rows(cls.Params), "")
     # nested sections (e.g. a cascade's retriever and ranker stages), one table per class
     groups: dict[type[BaseModel], list[str]] = {}
-    for field, sub in _nested_sections(cls.Params).items():
+    for field, sub in nested_sections(cls.Params).items():
         groups.setdefault(sub, []).append(field)
     for sub, fields in groups.items():
         lines += [" and ".join(f"`{f}`" for f in fields) + " entries:", "", *_table(param_rows(sub), "")]

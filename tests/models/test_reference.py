@@ -29,11 +29,11 @@ def test_reference_covers_every_model_parameter_and_run_section():
 
 def test_every_run_config_field_has_a_description():
     from fusionrec.config import RunConfig
-    from fusionrec.models.reference import _nested_sections
+    from fusionrec.models.params import nested_sections
 
     def missing(cls, path):
         out = [f"{path}{name}" for name, f in cls.model_fields.items() if not f.description]
-        for name, sub in _nested_sections(cls).items():
+        for name, sub in nested_sections(cls).items():
             out += missing(sub, f"{path}{name}.")
         return out
 
