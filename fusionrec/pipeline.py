@@ -108,17 +108,12 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
     """Train and evaluate ``cfg.model`` on ``cfg.data`` over ``cfg.train.seeds``; see the module docstring.
 
     ``test_extra(model, evaluator)`` adds metrics to each seed's test result (the demo's
-    warm/cold item slices), so they are aggregated over seeds like the others.
+    warm/cold item slices), so they are aggregated over seeds like the others. ``verbose``
+    prints one summary line per seed (unless ``-q``).
 
     Returns the content of ``results.json`` plus ``"run_dir"``.
     """
-    if not cfg.train.seeds:
-        raise UserError("no seeds to run", "train.seeds", "set e.g. --set 'train.seeds=[2024]'")
-    if cfg.model.name not in available_models():
-        raise UserError(f"unknown model {cfg.model.name!r}", "model.name", f"choose one of {available_models()}")
-    # a valid_metric the run cannot report fails now, not after loading, encoding and one epoch
-    check_valid_metric(cfg.train.valid_metric, validation_metric_keys(
-        cfg.eval.ks, cfg.eval.metrics, supports_pointwise(model_class(cfg.model.name))), cfg.model.name)
+    check_run_config(cfg)
     from fusionrec.encoders.ensure import (
         features_for_run,
         run_features,
@@ -137,38 +132,72 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
     per_seed: list[dict[str, Any]] = []
     histories: dict[str, Any] = {}
     for i, seed in enumerate(cfg.train.seeds):
-        seed_everything(seed)
-        data = dataset.train_data(cfg.data.modalities)
-        model = build_model(cfg.model.name, data, cfg.model.params)
-        trainer = Trainer(model, data, cfg.train, evaluator, out_dir=run_dir / "checkpoints" / f"seed{seed}",
-                          seed=seed)
-        result = trainer.fit()
-        # the chosen (valid-best) model meets the test split exactly once
-        t0 = time.perf_counter()
-        test = evaluator.evaluate(model, split="test")
-        if test_extra is not None:
-            test.update(test_extra(model, evaluator))
-        test_seconds = time.perf_counter() - t0
-        per_seed.append({
-            "seed": seed,
-            "best_epoch": result.best_epoch,
-            "stopped_early": result.stopped_early,
-            "epochs_run": len(result.history),
-            "seconds_per_epoch": result.seconds_per_epoch,
-            "eval_seconds": result.eval_seconds_per_epoch,
-            "total_seconds": result.total_seconds,
-            "test_seconds": test_seconds,
-            "valid": result.best_valid,
-            "test": {k: float(v) for k, v in test.items()},
-        })
+        model, result, record = _run_seed(cfg, dataset, evaluator, seed, run_dir, test_extra)
+        per_seed.append(record)
         histories[str(seed)] = result.history
         if verbose:
-            output.info(seed_summary_line(cfg, seed, result, test))
+            output.info(seed_summary_line(cfg, seed, result, record["test"]))
         if i == 0:
             save_model(model, cfg, dataset, run_dir / "model")
             write_features_json(features, run_dir / "model")
 
-    results = {
+    results = _results(cfg, dataset, per_seed, features)
+    if supports_pointwise(model):
+        # AUC / log loss rows: the split's explicit negatives, or sampled ones
+        results["pointwise"] = {split: evaluator.pointwise_rows(split).to_dict() for split in ("valid", "test")}
+    write_json(results, run_dir / "results.json")
+    write_json(histories, run_dir / "train_history.json")
+    (run_dir / "results.md").write_text(results_table_markdown(results))
+    results["run_dir"] = str(run_dir)
+    return results
+
+
+def check_run_config(cfg: RunConfig) -> None:
+    """What can be checked before any data is loaded: seeds, the model name, the valid metric."""
+    if not cfg.train.seeds:
+        raise UserError("no seeds to run", "train.seeds", "set e.g. --set 'train.seeds=[2024]'")
+    if cfg.model.name not in available_models():
+        raise UserError(f"unknown model {cfg.model.name!r}", "model.name", f"choose one of {available_models()}")
+    # a valid_metric the run cannot report fails now, not after loading, encoding and one epoch
+    check_valid_metric(cfg.train.valid_metric, validation_metric_keys(
+        cfg.eval.ks, cfg.eval.metrics, supports_pointwise(model_class(cfg.model.name))), cfg.model.name)
+
+
+def _run_seed(cfg: RunConfig, dataset: Dataset, evaluator: Evaluator, seed: int, run_dir: Path,
+              test_extra: Callable[[Any, Evaluator], dict[str, float]] | None,
+              ) -> tuple[Any, TrainResult, dict[str, Any]]:
+    """Build, train (valid-only selection) and test one seed; returns the model, its training
+    result and its ``per_seed`` record of results.json."""
+    seed_everything(seed)
+    data = dataset.train_data(cfg.data.modalities)
+    model = build_model(cfg.model.name, data, cfg.model.params)
+    trainer = Trainer(model, data, cfg.train, evaluator, out_dir=run_dir / "checkpoints" / f"seed{seed}", seed=seed)
+    result = trainer.fit()
+    # the chosen (valid-best) model meets the test split exactly once
+    t0 = time.perf_counter()
+    test = evaluator.evaluate(model, split="test")
+    if test_extra is not None:
+        test.update(test_extra(model, evaluator))
+    record = {
+        "seed": seed,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "epochs_run": len(result.history),
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "eval_seconds": result.eval_seconds_per_epoch,
+        "total_seconds": result.total_seconds,
+        "test_seconds": time.perf_counter() - t0,
+        "valid": result.best_valid,
+        "test": {k: float(v) for k, v in test.items()},
+    }
+    return model, result, record
+
+
+def _results(cfg: RunConfig, dataset: Dataset, per_seed: list[dict[str, Any]],
+             features: dict[str, Any]) -> dict[str, Any]:
+    """results.json: the keys bench/ scripts read stay as they are; new ones are only added."""
+    timing_keys = ("seconds_per_epoch", "eval_seconds", "total_seconds", "best_epoch", "epochs_run")
+    return {
         "dataset": dataset.name,
         "model": cfg.model.name,
         "params": cfg.model.params,
@@ -177,21 +206,11 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
         "seeds": list(cfg.train.seeds),
         "valid": mean_std_block([r["valid"] for r in per_seed]),
         "test": mean_std_block([r["test"] for r in per_seed]),
-        "timing": mean_std_block([
-            {k: r[k] for k in ("seconds_per_epoch", "eval_seconds", "total_seconds", "best_epoch", "epochs_run")}
-            for r in per_seed
-        ]),
+        "timing": mean_std_block([{k: r[k] for k in timing_keys} for r in per_seed]),
         "per_seed": per_seed,
-        # AUC / log loss rows: the split's explicit negatives, or sampled ones (pointwise models only)
-        "pointwise": {split: evaluator.pointwise_rows(split).to_dict() for split in ("valid", "test")}
-        if supports_pointwise(model) else None,
+        "pointwise": None,
         "features": features,
     }
-    write_json(results, run_dir / "results.json")
-    write_json(histories, run_dir / "train_history.json")
-    (run_dir / "results.md").write_text(results_table_markdown(results))
-    results["run_dir"] = str(run_dir)
-    return results
 
 
 def seed_summary_line(cfg: RunConfig, seed: int, result: TrainResult, test: dict[str, float]) -> str:
