@@ -146,10 +146,11 @@ def run_ablation(
     ``total_s`` (mean over seeds) and ``run_dir``. ``on_row(partial_df)`` is called after
     every variant (the CLI rewrites its table then, so a long grid leaves usable output).
     """
-    from fusionrec.pipeline import load_data, run_experiment
+    from fusionrec.pipeline import check_run_config, load_data, run_experiment
 
     if not seeds:
         raise UserError("no seeds given", "fusionrec ablate --seeds", "pass --seeds 3 or --seeds 1,2,3")
+    check_run_config(base_cfg)  # before loading (and encoding) the data
     if dataset is None:
         dataset = load_data(base_cfg)
     out = Path(out_dir) if out_dir is not None else Path(base_cfg.output_dir) / f"ablate_{dataset.name}"
@@ -262,6 +263,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
     cfg = run_config_from_args(args, model=args.model, command="fusionrec ablate")
+    from fusionrec.pipeline import check_run_config
+
+    check_run_config(cfg)  # a wrong model / valid_metric stops here, before the data is loaded
     dataset = None
     if cfg.data.format == "demo":
         from fusionrec.experiments.multimodal_demo import multimodal_demo_dataset
