@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from fusionrec.errors import UserError
@@ -89,14 +90,11 @@ def _user_error(err: ValidationError, params_cls: type[ModelParams], model: str,
 
 def _fields_at(params_cls: type[BaseModel], path: list[str]) -> dict[str, Any]:
     """The fields of the (nested) pydantic class found by following ``path`` from ``params_cls``."""
-    cls: type[BaseModel] = params_cls
+    cls: type[BaseModel] | None = params_cls
     for key in path:
-        field = cls.model_fields.get(key)
-        args = (field.annotation, *typing.get_args(field.annotation)) if field is not None else ()
-        nested = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not nested:
+        cls = nested_sections(cls).get(key)
+        if cls is None:
             return {}
-        cls = nested[0]
     return dict(cls.model_fields)
 
 
@@ -118,7 +116,7 @@ def _fix_for(params_cls: type[ModelParams], loc: list[str]) -> str:
     if len(loc) > 1:  # inside a list, mapping or nested section: the message says which entry
         return f"correct {'.'.join(loc)} as the message says"
     kind = type_label(field.annotation) + _bounds(field.metadata)
-    return f"set {key} to a {kind} (default {_default_text(field.default)})"
+    return f"set {key} to a {kind} (default {_field_default(field)})"
 
 
 # ---------------------------------------------------------------------- descriptions
@@ -178,15 +176,17 @@ def param_rows(params_cls: type[BaseModel]) -> list[ParamRow]:
     """Every field of a pydantic class, in declaration order."""
     rows = []
     for name, field in params_cls.model_fields.items():
-        if field.default is PydanticUndefined and field.default_factory is not None:
-            default = _default_text(field.default_factory())
-        elif field.default is PydanticUndefined:
-            default = "(required)"
-        else:
-            default = _default_text(field.default)
-        rows.append(ParamRow(name, type_label(field.annotation) + _bounds(field.metadata), default,
+        rows.append(ParamRow(name, type_label(field.annotation) + _bounds(field.metadata), _field_default(field),
                              field.description or ""))
     return rows
+
+
+def _field_default(field: FieldInfo) -> str:
+    if field.default is PydanticUndefined and field.default_factory is not None:
+        return _default_text(field.default_factory())
+    if field.default is PydanticUndefined:
+        return "(required)"
+    return _default_text(field.default)
 
 
 def nested_sections(cls: type[BaseModel]) -> dict[str, type[BaseModel]]:
