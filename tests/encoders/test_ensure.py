@@ -178,3 +178,22 @@ def test_encode_writes_exactly_what_training_reads(tmp_path, monkeypatch):
     assert saved["text"]["content_hash"] == rec["content_hash"]
     # the text the encoder saw is the description's text role: name + blurb (blurb empty for i7)
     assert "red lamp 0. soft wood" in CountedText.seen and "red lamp 7" in CountedText.seen
+
+
+def test_clip_from_a_local_folder_is_recorded_and_rebuilt_for_serving(shop, tiny_clip):
+    """A modality named unlike its kind (clip_image) with a CLIP model path: the record lets
+    serving rebuild the same encoder, which reproduces the stored vectors."""
+    from fusionrec.serve.config import ServeConfig
+    from fusionrec.serve.loader import build_content_encoder
+
+    items, root = shop
+    cfg = DataConfig(encoders={"clip_image": {"name": "clip-image", "params": {"model_path": str(tiny_clip)}}})
+    ds, records = ensure_features(make_dataset(items, root), cfg, store_dir=root / "store", progress=False)
+    rec = records["clip_image"]
+    assert (rec["kind"], rec["encoder"], rec["params"]["model_path"]) == ("image", "clip-image", str(tiny_clip))
+    assert ds.modalities["clip_image"].mask.tolist() == [True] * 5 + [False, False]
+
+    enc = build_content_encoder(ds, ServeConfig(), records)
+    assert enc is not None and enc.modalities == ["clip_image"]
+    vec = enc.encode_item({"item_id": "x", "text": None, "image_path": str(root / "images" / "1.png")}, None)
+    np.testing.assert_allclose(vec["clip_image"], ds.modalities["clip_image"].features[1], atol=1e-5)
