@@ -173,6 +173,7 @@ def run_ablation(
         row["s_per_epoch"] = res["timing"]["seconds_per_epoch"]["mean"]
         row["total_s"] = res["timing"]["total_seconds"]["mean"]
         row["run_dir"] = res["run_dir"]
+        row["n_seeds"] = len(seeds)  # one seed: its value alone in the table, no "± 0.0000"
         rows.append(row)
         if on_row is not None:
             on_row(pd.DataFrame(rows))
@@ -185,10 +186,10 @@ def run_ablation(
 def ablation_markdown(df: pd.DataFrame, title: str, notes: Sequence[str] = (),
                       metrics: Sequence[str] = TABLE_METRICS) -> str:
     """Markdown table: variant columns, test metrics as mean ± std (best in bold), valid score, timing."""
-    from fusionrec.evaluate.report import format_cell
+    from fusionrec.evaluate.report import MeanStd, format_cell
 
     keys = [c for c in df.columns if c not in metrics and not c.endswith("_std") and not c.startswith("valid_")
-            and c not in ("best_epoch", "s_per_epoch", "total_s", "run_dir")]
+            and c not in ("best_epoch", "s_per_epoch", "total_s", "run_dir", "n_seeds")]
     metrics = [m for m in metrics if m in df.columns]
     valid_cols = [c for c in df.columns if c.startswith("valid_")]
     best = {m: df[m].max() for m in metrics}
@@ -198,7 +199,7 @@ def ablation_markdown(df: pd.DataFrame, title: str, notes: Sequence[str] = (),
     for _, r in df.iterrows():
         cells = [str(r[k]) for k in keys]
         for m in metrics:
-            c = format_cell((r[m], r[f"{m}_std"]))
+            c = format_cell(MeanStd(r[m], r[f"{m}_std"], r["n_seeds"] if "n_seeds" in r else None))
             cells.append(f"**{c}**" if r[m] == best[m] else c)
         cells += [f"{r[c]:.4f}" for c in valid_cols]
         cells += [f"{r['best_epoch']:.0f}", f"{r['s_per_epoch']:.2f}"]

@@ -10,8 +10,13 @@ import pytest
 from fusionrec.config import RunConfig, resolve_config
 from fusionrec.data.dataset import Dataset, FeatureModality
 from fusionrec.errors import UserError
-from fusionrec.experiments.ablate import expand_grid, run_ablation, variant_config, write_ablation
-
+from fusionrec.experiments.ablate import (
+    ablation_markdown,
+    expand_grid,
+    run_ablation,
+    variant_config,
+    write_ablation,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -90,6 +95,9 @@ def test_run_ablation_produces_one_row_per_variant_with_mean_and_std(tmp_path):
     text = md.read_text()
     assert "| modalities | fusion | align | test recall@10" in text and "±" in text and "a note" in text
     assert len(json.loads(js.read_text())["rows"]) == len(df)
+    # a single seed shows each value alone: its std of 0 is not a measured spread
+    one = ablation_markdown(df.assign(n_seeds=1), "one seed")
+    assert "±" not in one and f"{df['recall@20'].iloc[0]:.4f}" in one
 
 
 def test_cli_registers_ablate():
