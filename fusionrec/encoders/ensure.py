@@ -177,8 +177,11 @@ def ensure_features(
     from fusionrec.encoders.pipeline import encode_dataset
 
     wanted = None if modalities is None else [str(m) for m in modalities]
-    todo = {m: s for m, s in encoder_spec(data_cfg, dataset.items).items()
-            if m not in dataset.modalities and (wanted is None or m in wanted)}
+    spec = encoder_spec(data_cfg, dataset.items)
+    for name in wanted or []:
+        if name not in spec and name not in dataset.modalities:
+            spec[name] = _default_for(name, spec, dataset)
+    todo = {m: s for m, s in spec.items() if m not in dataset.modalities and (wanted is None or m in wanted)}
     if todo:
         encoders = build_spec_encoders(todo)
         store = Path(store_dir).expanduser() if store_dir is not None else default_store_dir()
@@ -249,6 +252,21 @@ def read_features_json(model_dir: str | Path) -> dict[str, dict[str, Any]]:
     except (OSError, ValueError) as err:
         raise UserError(f"{FEATURES_FILE} is unreadable ({err})", str(path),
                         "re-save the model with `fusionrec train` (it rewrites features.json)") from err
+
+
+def _default_for(name: str, spec: Mapping[str, Any], dataset: Dataset) -> dict[str, Any]:
+    """The default encoder of a modality asked for by name (``data.modalities``) that nothing else makes."""
+    from fusionrec.encoders.registry import DEFAULT_ENCODERS, available_encoders
+
+    if name in DEFAULT_ENCODERS:
+        return {"name": DEFAULT_ENCODERS[name], "params": {}}
+    have = sorted({*spec, *dataset.modalities})
+    raise UserError(
+        f"modality {name!r} is asked for but the data has no such features and no encoder makes it",
+        f"data.modalities (the data has or can encode {have})",
+        f"drop it from data.modalities, or name its encoder in the data description: encoders: {{{name}: "
+        f"{{name: <one of {available_encoders()}>, params: {{...}}}}}}",
+    )
 
 
 def _log_missing(modality: str, issues: list) -> None:

@@ -197,3 +197,15 @@ def test_clip_from_a_local_folder_is_recorded_and_rebuilt_for_serving(shop, tiny
     assert enc is not None and enc.modalities == ["clip_image"]
     vec = enc.encode_item({"item_id": "x", "text": None, "image_path": str(root / "images" / "1.png")}, None)
     np.testing.assert_allclose(vec["clip_image"], ds.modalities["clip_image"].features[1], atol=1e-5)
+
+
+def test_a_modality_asked_for_by_name_gets_its_default_encoder_or_a_clear_error(shop):
+    items, root = shop
+    items = items.assign(brand=["a", "b", "a", "b", "a", "c", "c"])
+    ds, records = ensure_features(make_dataset(items, root), DataConfig(encoders={"text": "counted-text"}),
+                                  modalities=["text", "attribute"], store_dir=root / "store", progress=False)
+    assert records["attribute"]["encoder"] == "attributes" and ds.modalities["attribute"].mask.all()
+    with pytest.raises(UserError, match="modality 'colour' is asked for") as err:
+        ensure_features(make_dataset(items, root), DataConfig(encoders={"text": "counted-text"}),
+                        modalities=["colour"], store_dir=root / "store", progress=False)
+    assert "encoders: {colour: {name: <one of" in err.value.fix
