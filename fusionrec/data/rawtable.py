@@ -130,6 +130,31 @@ def _sniff_delimiter(path: Path, first_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def _start_lines(table: pa.Table, bad: list[tuple[int | None, str, str]], first_line: int) -> np.ndarray:
+    """Physical start line of every good record.
+
+    Each physical line is either part of a good record (which may span lines through
+    quoted newlines) or of a bad row, so good records are numbered by counting the
+    newlines inside them and skipping the lines of the bad rows.
+    """
+    n = table.num_rows
+    extra = np.zeros(n, dtype=np.int64)
+    for col in table.columns:
+        extra += pc.count_substring(col, "\n").to_numpy(zero_copy_only=False).astype(np.int64)
+    ordinal = np.arange(n, dtype=np.int64)
+    if n:
+        ordinal += np.concatenate([[0], np.cumsum(extra)[:-1]])
+    bad_lines: list[int] = []
+    for number, text, _ in bad:
+        if number is not None:
+            bad_lines.extend(range(number, number + text.count("\n") + 1))
+    if bad_lines:
+        b = np.sort(np.asarray(bad_lines, dtype=np.int64)) - first_line
+        b_adj = b - np.arange(len(b))
+        ordinal = ordinal + np.searchsorted(b_adj, ordinal, side="right")
+    return ordinal + first_line
+
+
 def _read_delimited(path: Path, delimiter: str | None, names: list[str] | None) -> RawTable:
     encoding = "utf-8"
     try:
@@ -186,28 +211,14 @@ def _read_delimited(path: Path, delimiter: str | None, names: list[str] | None) 
                             "check quoting (an unterminated quote swallows the rest of the file) "
                             "and the delimiter") from None
 
-    # Physical start line of every good record. Each physical line is either part of a
-    # good record (which may span lines through quoted newlines) or of a bad row.
-    n = table.num_rows
-    extra = np.zeros(n, dtype=np.int64)
-    for col in table.columns:
-        extra += pc.count_substring(col, "\n").to_numpy(zero_copy_only=False).astype(np.int64)
-    first_line = skip + 1
-    ordinal = np.arange(n, dtype=np.int64)
-    if n:
-        ordinal += np.concatenate([[0], np.cumsum(extra)[:-1]])
-    bad_lines: list[int] = []
-    for number, text, _ in bad:
-        if number is not None:
-            bad_lines.extend(range(number, number + text.count("\n") + 1))
-    if bad_lines:
-        b = np.sort(np.asarray(bad_lines, dtype=np.int64)) - first_line
-        b_adj = b - np.arange(len(b))
-        ordinal = ordinal + np.searchsorted(b_adj, ordinal, side="right")
-    line = ordinal + first_line
+    return _to_raw(path, table, bad, _start_lines(table, bad, first_line=skip + 1), delimiter, encoding)
 
+
+def _to_raw(path: Path, table: pa.Table, bad: list[tuple[int | None, str, str]], line: np.ndarray,
+            delimiter: str, encoding: str) -> RawTable:
+    """The parsed Arrow table as a RawTable: blank lines dropped, empty cells NA, bad rows listed."""
     # A blank line parses as a row of empty fields: drop such rows silently (they carry no data).
-    blank = np.ones(n, dtype=bool)
+    blank = np.ones(table.num_rows, dtype=bool)
     for col in table.columns:
         blank &= (pc.utf8_length(col).to_numpy(zero_copy_only=False) == 0)
     bad = [b for b in bad if b[1].strip() != ""]

@@ -90,3 +90,14 @@ def test_cli_reads_the_item_table_beside_the_file(tmp_path: Path, capsys) -> Non
     assert main(["data", "validate", str(tmp_path / "interactions.csv")]) == 0
     out = capsys.readouterr().out
     assert "unknown_item" in out and "interactions.csv line 3" in out
+
+
+def test_a_media_pattern_works_without_an_item_table(tmp_path: Path) -> None:
+    (tmp_path / "clicks.csv").write_text("visitor_id,sku\nv1,0042\nv2,0043\nv2,0042\n")
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (4, 4), "white").save(tmp_path / "photos" / "0042.jpg")
+    ds, report = validate_path(tmp_path / "clicks.csv", item_columns={"image_path": "photos/{sku}.jpg"})
+    assert not report.fatal, report.to_text()
+    assert list(ds.item_ids) == ["0042", "0043"]
+    assert ds.items["image_path"].iloc[0] == "photos/0042.jpg" and ds.items["image_path"].isna().tolist()[1]
+    assert report.by_code("file_missing")[0].count == 1

@@ -38,6 +38,7 @@ from fusionrec.data.validation.items import (
     align_items,
     load_items,
     load_users,
+    media_only_items,
 )
 from fusionrec.data.validation.report import ValidationReport
 from fusionrec.data.validation.values import cast_ids, ids_are_ints
@@ -192,7 +193,11 @@ def _build(check: Checker, report: ValidationReport) -> Dataset:
     src = check.source
     parts = _read_interactions(check)
     report.stats["rows_read"] = parts.rows_read
-    items = load_items(check, _event_item_ids(parts)) if src.items_path is not None else None
+    event_ids = _event_item_ids(parts)
+    if src.items_path is not None:
+        items = load_items(check, event_ids)
+    else:
+        items = media_only_items(check, event_ids, parts.metas[0][1]["item"])
     users = load_users(check) if src.users_path is not None else None
     int_users, int_items = _attach_keys(check, parts, items, users)
     item_keys = cast_ids(items.ids, int_items) if items is not None else None

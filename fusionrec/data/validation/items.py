@@ -164,6 +164,26 @@ def load_items(check: Checker, event_ids: np.ndarray | None = None) -> SideTable
     return SideTable(raw, ids_arr[keep], canon[keep].reset_index(drop=True), roles, event_only)
 
 
+def media_only_items(check: Checker, event_ids: np.ndarray, id_col: str) -> SideTable | None:
+    """Without an item table, a media pattern given for the items still names their files.
+
+    The items are those the events name (ids as text); ``id_col`` is the interactions' item
+    column, the name a pattern such as ``images/{article_id}.jpg`` uses. None when no media
+    role is mapped.
+    """
+    specs = {role: check.source.item_columns[role] for role in MEDIA_ROLES
+             if check.source.item_columns.get(role)}
+    if not specs or not len(event_ids):
+        return None
+    ids = np.asarray(event_ids, dtype=object)
+    where = f"{check.source.interactions[0][0]} (items named by the events; no item table)"
+    raw = raw_from_frame(pd.DataFrame({id_col: ids}), where)
+    canon = pd.DataFrame({"item_id": ids})
+    for role, spec in specs.items():
+        canon[role] = _objects(check_paths(check, raw, spec, role, np.ones(len(ids), dtype=bool)), canon.index)
+    return SideTable(raw, ids, canon, {"text": [], "attributes": []})
+
+
 def _missing_from_table(table_ids: np.ndarray, event_ids: np.ndarray | None) -> np.ndarray:
     """Event item ids (text) the table does not list, in order of first appearance."""
     if event_ids is None or not len(event_ids):
@@ -248,4 +268,4 @@ def align_items(items: SideTable | None, keys: np.ndarray | None, item_ids: np.n
 
 
 __all__ = ["AUDIO_COLUMN", "IMAGE_COLUMN", "SideTable", "align_items", "join_text", "load_items", "load_users",
-           "read_id_map"]
+           "media_only_items", "read_id_map"]
