@@ -120,6 +120,9 @@ def test_cli_train_evaluate_and_quick_demo(tmp_path, monkeypatch, capsys):
     table = capsys.readouterr().out
     for entry in settings["models"]:
         assert entry["name"] in table
+    # demo.yaml runs one seed: the table shows values alone, and nothing prints a numpy repr
+    assert settings["run"]["train"]["seeds"] == [2024]
+    assert "±" not in table and "np." not in table
 
 
 def test_cli_train_user_errors(tmp_path, capsys):
@@ -152,6 +155,7 @@ def test_dcn_run_reports_auc_on_explicit_negatives_and_one_seed_plainly(tmp_path
     assert "1 seed" in summary and "80 positives vs 80 explicit negatives" in summary
     md = (tmp_path / "runs" / res["run_dir"].split("/")[-1] / "results.md").read_text()
     assert "±" not in md and "1 seed" in md and "explicit negatives" in md
+    assert re.search(r"^\| \d\.\d{2} \| \d\.\d{2} \| \d+\.\d{2} \| \d+ \| \d+ \|$", md, re.MULTILINE), md
     # fusionrec evaluate reports the same AUC for the saved model, and says which rows it used
     assert cli.main(["evaluate", "--model-dir", f"{res['run_dir']}/model", "-q"]) == 0
     out = capsys.readouterr().out

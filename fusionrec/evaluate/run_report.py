@@ -110,10 +110,17 @@ def results_table_markdown(results: Mapping[str, Any]) -> str:
         "",
         "| " + " | ".join(timing) + " |",
         "|" + "---:|" * len(timing),
-        "| " + " | ".join(format_cell(v, precision=2) for v in timing.values()) + " |",
+        "| " + " | ".join(_timing_cell(k, v) for k, v in timing.items()) + " |",
         "",
     ]
     return "\n".join(lines)
+
+
+def _timing_cell(key: str, value: MeanStd) -> str:
+    # epoch counts of a single seed are whole numbers: "7", not "7.00"
+    if value.n == 1 and key in ("best_epoch", "epochs_run"):
+        return str(int(value.mean))
+    return format_cell(value, precision=2)
 
 
 __all__ = [

@@ -21,6 +21,7 @@ from typing import Any
 from fusionrec.config import SplitConfig
 from fusionrec.data.dataset import Dataset
 from fusionrec.evaluate.evaluator import Evaluator
+from fusionrec.evaluate.report import MeanStd
 from fusionrec.evaluate.slices import slice_key, slice_metrics
 
 DEFAULT_ENCODERS = ("minilm", "efficientnet-lite0")
@@ -82,7 +83,9 @@ def demo_table(results: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, 
     rows: dict[str, dict[str, Any]] = {}
     for name, res in results.items():
         test = res["test"]
-        row: dict[str, Any] = {title: (test[key]["mean"], test[key]["std"])
+        # MeanStd knows the seed count: one seed prints its value alone, not "± 0.0000"
+        n_seeds = len(res.get("seeds") or [None])
+        row: dict[str, Any] = {title: MeanStd(test[key]["mean"], test[key]["std"], n_seeds)
                                for key, title in DEMO_TABLE_COLUMNS if key in test}
         row["s/epoch"] = res["timing"]["seconds_per_epoch"]["mean"]
         rows[name] = row
