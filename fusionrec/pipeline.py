@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -264,7 +263,7 @@ def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_roo
     # the generator's split (new arrivals only in valid/test) unless demo.yaml asks for another
     dataset = ensure_split(dataset, _resolve_from_dict(_merge(base, {"model": {"name": "pop"}})))
     if verbose:
-        print(f"demo data: {dataset}", file=sys.stderr)
+        output.info(f"demo data: {dataset}")  # silent with -q
 
     all_results: dict[str, dict[str, Any]] = {}
     for entry in settings.get("models", []):
