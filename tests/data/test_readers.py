@@ -184,3 +184,14 @@ def test_recbole_round_trip_of_shared_dataset(shared_data: Path, tmp_path: Path)
     assert events(back) == events(src)
     names = dict(zip(back.items["item_id"].tolist(), back.items["name"].tolist()))
     assert names[0] == src.items.loc[0, "name"]
+
+
+def test_recbole_round_trip_keeps_leading_zero_ids(tmp_path) -> None:
+    from fusionrec.data.validate import validate_path
+
+    (tmp_path / "interactions.csv").write_text("customer_id,article_id,count\nc1,0108775015,2\nc2,0010,1\n")
+    ds, report = validate_path(tmp_path / "interactions.csv", columns={"weight": "count"})
+    assert report.by_code("unused_role")[0].severity == "info"
+    write_recbole(ds, tmp_path / "rb", "shop")
+    again = read_recbole(tmp_path / "rb")
+    assert sorted(again.item_ids) == ["0010", "0108775015"] and sorted(again.user_ids) == ["c1", "c2"]

@@ -84,10 +84,15 @@ def _read_interactions(check: Checker) -> _Parts:
     src = check.source
     parts = _Parts()
     auto = tuple(r for r in AUTO_ROLES["interactions"] if r in _VALIDATED_ROLES)
+    mapping = {r: c for r, c in src.columns.items() if r != "weight"}
+    if "weight" in src.columns:
+        check.note("unused_role", "info", f"column {src.columns['weight']!r} (role weight) is kept out: every "
+                   "row is one event, so repeated events already count; event weights are not used yet",
+                   file="data.columns", fix="remove weight from data.columns (or --columns) to silence this")
     for path, forced_split in src.interactions:
         raw = read_checked(check, path, src.table_format, "interaction file")
         parts.rows_read += len(raw.frame) + len(raw.malformed)
-        roles = resolve_roles(check, raw, src.columns, _VALIDATED_ROLES, ("user", "item"),
+        roles = resolve_roles(check, raw, mapping, _VALIDATED_ROLES, ("user", "item"),
                               "interaction file", "--columns", auto=auto)
         extra = [c for c in raw.frame.columns if c not in roles.values()]
         if extra:
