@@ -181,9 +181,11 @@ def add_parser(subparsers: Any) -> None:
     v.add_argument("--quarantine-dir", help="write quarantine.csv (one line per bad row) and report.json here")
     v.add_argument("--columns", action="append", metavar="ROLE=COL",
                    help="interaction column roles: user, item, rating, timestamp, label, split")
-    v.add_argument("--items", help="item table (default: items.<ext> next to the interactions)")
+    v.add_argument("--items", help="item table (default: items/articles/products/movies.<ext> next to the "
+                                   "interactions)")
     v.add_argument("--item-columns", action="append", metavar="ROLE=COL",
-                   help="item roles: item, text=a,b, image_path=col or images/{item_id}.jpg, audio_path, "
+                   help="item roles: item, text=a,b (joined into the text the encoders read), image_path=col or a "
+                        "pattern such as images/{item_id}.jpg or images/{item_id:.3}/{item_id}.jpg, audio_path, "
                         "attributes=a,b, id_map=file")
     v.add_argument("--features", action="append", metavar="NAME=PATH[:KIND]", help="feature .npy files")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
