@@ -114,10 +114,10 @@ class TrainConfig(_Section):
 
     @field_validator("valid_metric")
     @classmethod
-    def _metric_has_k(cls, v: str) -> str:
-        if "@" not in v and v not in ("auc", "logloss"):
-            raise ValueError(f"valid_metric {v!r} must look like 'recall@20' or 'ndcg@10'")
-        return v.lower()
+    def _metric_lower(cls, v: str) -> str:
+        # which metrics exist depends on eval.ks/metrics and the model: the run checks it before
+        # loading any data (fusionrec.train.trainer.check_valid_metric), naming the valid choices
+        return v.strip().lower()
 
 
 class EvalConfig(_Section):

@@ -113,6 +113,7 @@ def test_dcn_learns_from_skips_and_early_stops_on_auc():
     ("auc", "bpr", "dcn"),                    # bpr predicts no probabilities
     ("recal@20", "bpr", "closest: recall@20"),
     ("logloss", "ease", "dcn"),
+    ("foo", "bpr", "choose one of ['recall@10', 'recall@20', 'ndcg@10'"),
 ])
 def test_wrong_valid_metric_fails_before_the_first_epoch(metric, model, message, monkeypatch):
     ds = shown_world(n_users=20, n_items=40)
