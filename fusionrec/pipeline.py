@@ -34,7 +34,7 @@ from fusionrec.cli_args import (
     run_config_from_args,
 )
 from fusionrec.config import RunConfig, load_yaml_resource, resolve_config
-from fusionrec.data.dataset import Dataset
+from fusionrec.data.dataset import Dataset, positive_rows
 from fusionrec.errors import UserError
 from fusionrec.evaluate import Evaluator
 from fusionrec.evaluate.evaluator import validation_metric_keys
@@ -127,6 +127,7 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / "config.yaml")
     evaluator = make_evaluator(dataset, cfg)
+    output.detail(f"{dataset!r}\n{label_summary(dataset)}\nrun directory: {run_dir}")
 
     per_seed: list[dict[str, Any]] = []
     histories: dict[str, Any] = {}
@@ -149,6 +150,14 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
     (run_dir / "results.md").write_text(results_table_markdown(results))
     results["run_dir"] = str(run_dir)
     return results
+
+
+def label_summary(dataset: Dataset) -> str:
+    """``train: 700 positives, 30 negative feedback rows (never positives)`` for ``-v``."""
+    frame = dataset.split_frame("train") if dataset.has_split else dataset.interactions
+    positive = positive_rows(frame)
+    return (f"train: {int(positive.sum())} positive rows, {int((~positive).sum())} negative feedback rows "
+            "(label 0 or under data.positive_rating: never positives)")
 
 
 def check_run_config(cfg: RunConfig) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fusionrec import cli, pipeline
+from fusionrec import cli, output, pipeline
 from fusionrec.config import RunConfig
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import UserError
@@ -138,10 +138,20 @@ RESULT_KEYS = {"dataset", "model", "params", "protocol", "valid_metric", "seeds"
                "per_seed"}
 
 
-def test_dcn_run_reports_auc_on_explicit_negatives_and_one_seed_plainly(tmp_path, capsys):
+@pytest.fixture()
+def verbose_output():
+    output.configure(verbose=1)
+    yield
+    output.configure()
+
+
+def test_dcn_run_reports_auc_on_explicit_negatives_and_one_seed_plainly(tmp_path, capsys, verbose_output):
     res = pipeline.run_experiment(_cfg(tmp_path, model="dcn", seeds=(4,), params=DCN, valid_metric="auc",
                                        epochs=10, lr=0.02, progress=True, patience=5), shown_world(), verbose=True)
     err = capsys.readouterr().err
+    # -v says what the labels became: 6 clicks and 4 skips per user in train
+    assert "train: 480 positive rows, 320 negative feedback rows" in err
+    assert "[dcn] each epoch: 480 positives, 320 explicit negatives, 1 sampled negatives per positive" in err
     assert re.search(r"^\[dcn\] epoch 1/10  loss \d\.\d{4}  valid auc \d\.\d{4}", err, re.MULTILINE), err
     assert re.search(r"^\[dcn\] seed 4: best epoch \d+, valid auc \d\.\d{4}, test recall@20 \d\.\d{4}", err,
                      re.MULTILINE), err

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from fusionrec import output
 from fusionrec.config import TrainConfig
 from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
@@ -140,6 +141,9 @@ class Trainer:
         if num_negatives is None:  # a model without the RecModel property: its raw params
             num_negatives = getattr(model, "params", {}).get("num_negatives", 4)
         sampler = make_sampler(type(model).batch_kind, self.data, cfg.batch_size, int(num_negatives))
+        if sampler.kind == "pointwise":
+            output.detail(f"[{model.name}] each epoch: {len(sampler.users)} positives, {len(sampler.neg_users)} "
+                          f"explicit negatives, {int(num_negatives)} sampled negatives per positive")
 
         state = {
             "epoch": 0, "best_epoch": 0, "best_score": -math.inf, "bad_evals": 0,
