@@ -34,6 +34,7 @@ from fusionrec.data.validation.interactions import (
     report_repeats,
 )
 from fusionrec.data.validation.items import (
+    EventItems,
     SideTable,
     align_items,
     load_items,
@@ -105,10 +106,20 @@ def _read_interactions(check: Checker) -> _Parts:
     return parts
 
 
-def _event_item_ids(parts: _Parts) -> np.ndarray:
-    """Item ids (text) of the good interaction rows so far, each once."""
-    values = [id_column(p, "item").to_numpy() for p in parts.frames]
-    return pd.unique(np.concatenate(values).astype(object)) if values else np.array([], dtype=object)
+def _event_items(parts: _Parts) -> EventItems:
+    """Item ids (text) of the good interaction rows, each once, with the line of its first event."""
+    frames = []
+    for k, (p, (raw, _)) in enumerate(zip(parts.frames, parts.metas)):
+        good = p["_good"].to_numpy()
+        frames.append(pd.DataFrame({"id": np.asarray(id_column(p, "item").to_numpy(zero_copy_only=False), object),
+                                    "line": raw.line[p["_row"].to_numpy()[good]], "file": k}))
+    first = pd.concat(frames, ignore_index=True).drop_duplicates("id")
+    raws = [raw for raw, _ in parts.metas]
+    files = sorted(set(first["file"].tolist())) or [0]
+    # reports name the interaction file where an item first appears (several files: all their names)
+    path = raws[files[0]].path if len(files) == 1 else Path(" / ".join(raws[f].path.name for f in files))
+    return EventItems(first["id"].to_numpy(dtype=object), first["line"].to_numpy(np.int64), path,
+                      raws[files[0]].unit)
 
 
 def _attach_keys(check: Checker, parts: _Parts, items: SideTable | None, users: SideTable | None
@@ -182,7 +193,7 @@ def _note_unused(check: Checker, inter: pd.DataFrame, user_ids: np.ndarray, item
         missing = item_ids[~seen_i]
         check.note("item_without_interactions", "warning",
                    f"{len(missing)} item(s) have no (good) interaction; they stay in the catalogue as cold items",
-                   count=len(missing), examples=[f"item {m}" for m in missing[:8]],
+                   count=len(missing), counted="item", examples=[f"item {m}" for m in missing[:8]],
                    fix="fine for cold-start; otherwise remove them from the item table")
     if has_users:
         seen_u = np.zeros(len(user_ids), dtype=bool)
@@ -191,18 +202,18 @@ def _note_unused(check: Checker, inter: pd.DataFrame, user_ids: np.ndarray, item
             missing = user_ids[~seen_u]
             check.note("user_without_interactions", "warning",
                        f"{len(missing)} user(s) in the user table have no (good) interaction",
-                       count=len(missing), examples=[f"user {u}" for u in missing[:8]])
+                       count=len(missing), counted="user", examples=[f"user {u}" for u in missing[:8]])
 
 
 def _build(check: Checker, report: ValidationReport) -> Dataset:
     src = check.source
     parts = _read_interactions(check)
     report.stats["rows_read"] = parts.rows_read
-    event_ids = _event_item_ids(parts)
+    events = _event_items(parts)
     if src.items_path is not None:
-        items = load_items(check, event_ids)
+        items = load_items(check, events)
     else:
-        items = media_only_items(check, event_ids, parts.metas[0][1]["item"])
+        items = media_only_items(check, events, parts.metas[0][1]["item"])
     users = load_users(check) if src.users_path is not None else None
     int_users, int_items = _attach_keys(check, parts, items, users)
     item_keys = cast_ids(items.ids, int_items) if items is not None else None

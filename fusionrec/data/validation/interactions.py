@@ -136,7 +136,7 @@ def _note_unknown(check: Checker, part: pd.DataFrame, raw: RawTable, column: str
                f"{len(firsts)} {role}(s) in {int(unknown.sum())} row(s) are not in {table.name}; the rows are kept "
                f"and these {role}s have no text or attributes (masked; media named by an id pattern are still "
                "used)", file=str(raw.path),
-               line=int(raw.line[rows[0]]), column=column, count=int(unknown.sum()), examples=examples,
+               line=int(raw.line[rows[0]]), column=column, count=len(firsts), counted=role, examples=examples,
                unit=raw.unit, fix=f"add the {role}s to {table.name} if they should have content, or fix the ids")
 
 

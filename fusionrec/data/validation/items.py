@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fusionrec.data.rawtable import RawTable, raw_from_frame, read_raw
+from fusionrec.data.rawtable import RawTable, read_raw
 from fusionrec.data.roles import (
     AUDIO_COLUMN,
     IMAGE_COLUMN,
@@ -111,11 +111,26 @@ def _media_spec(check: Checker, raw: RawTable, mapping: dict[str, str], role: st
     return pattern
 
 
-def load_items(check: Checker, event_ids: np.ndarray | None = None) -> SideTable:
+@dataclass
+class EventItems:
+    """The item ids the interactions name (text, each once) and the line where each first appears."""
+
+    ids: np.ndarray
+    lines: np.ndarray
+    path: Path
+    unit: str = "line"
+
+    def table(self, ids: np.ndarray, id_col: str) -> RawTable:
+        """A stand-in item table of ``ids`` (a subset of ``self.ids``) whose rows point at the events' lines."""
+        pos = pd.Index(self.ids).get_indexer(pd.Index(ids))
+        return RawTable(self.path, pd.DataFrame({id_col: pd.Series(ids, dtype=object)}), self.lines[pos], self.unit)
+
+
+def load_items(check: Checker, events: EventItems | None = None) -> SideTable:
     """Read and check the item table; the frame carries ``text``, ``image_path``, ``audio_path`` + the rest.
 
-    ``event_ids`` are the item ids the interactions name (as text): those the table lacks
-    still get their media from a pattern that only needs the id (``SideTable.event_only``).
+    ``events`` are the item ids the interactions name: those the table lacks still get
+    their media from a pattern that only needs the id (``SideTable.event_only``).
     """
     src = check.source
     raw = read_checked(check, src.items_path, None, "item table")
@@ -145,7 +160,7 @@ def load_items(check: Checker, event_ids: np.ndarray | None = None) -> SideTable
     text_cols = _text_columns(check, raw, mapping, id_col)
     if text_cols:
         canon[TEXT_COLUMN] = _objects(join_text(f, text_cols), canon.index)
-    extra = _missing_from_table(ids_arr[keep], event_ids) if not mapping.get("id_map") else np.array([], object)
+    extra = _missing_from_table(ids_arr[keep], events) if not mapping.get("id_map") else np.array([], object)
     event_only = pd.DataFrame({"item_id": extra})
     used = {id_col}
     for role in MEDIA_ROLES:
@@ -155,7 +170,9 @@ def load_items(check: Checker, event_ids: np.ndarray | None = None) -> SideTable
             if spec in f.columns:
                 used.add(spec)  # the source column lives on as the standard image_path/audio_path
             elif len(extra) and pattern_columns(spec) == {id_col}:
-                event_only[role] = _event_only_paths(check, raw, spec, role, id_col, extra)
+                stand_in = events.table(extra, id_col)  # reports point at the item's first event
+                event_only[role] = _objects(check_paths(check, stand_in, spec, role, np.ones(len(extra), bool)),
+                                            event_only.index)
     attr_cols = _attribute_columns(check, raw, mapping, id_col)
     for c in f.columns:  # every other column is kept as side data
         if c not in used and c not in canon.columns:
@@ -164,39 +181,30 @@ def load_items(check: Checker, event_ids: np.ndarray | None = None) -> SideTable
     return SideTable(raw, ids_arr[keep], canon[keep].reset_index(drop=True), roles, event_only)
 
 
-def media_only_items(check: Checker, event_ids: np.ndarray, id_col: str) -> SideTable | None:
+def media_only_items(check: Checker, events: EventItems, id_col: str) -> SideTable | None:
     """Without an item table, a media pattern given for the items still names their files.
 
-    The items are those the events name (ids as text); ``id_col`` is the interactions' item
-    column, the name a pattern such as ``images/{article_id}.jpg`` uses. None when no media
-    role is mapped.
+    The items are those the events name; ``id_col`` is the interactions' item column, the
+    name a pattern such as ``images/{article_id}.jpg`` uses. None when no media role is mapped.
     """
     specs = {role: check.source.item_columns[role] for role in MEDIA_ROLES
              if check.source.item_columns.get(role)}
-    if not specs or not len(event_ids):
+    if not specs or not len(events.ids):
         return None
-    ids = np.asarray(event_ids, dtype=object)
-    where = f"{check.source.interactions[0][0]} (items named by the events; no item table)"
-    raw = raw_from_frame(pd.DataFrame({id_col: ids}), where)
-    canon = pd.DataFrame({"item_id": ids})
+    raw = events.table(events.ids, id_col)
+    canon = pd.DataFrame({"item_id": raw.frame[id_col]})
     for role, spec in specs.items():
-        canon[role] = _objects(check_paths(check, raw, spec, role, np.ones(len(ids), dtype=bool)), canon.index)
-    return SideTable(raw, ids, canon, {"text": [], "attributes": []})
+        canon[role] = _objects(check_paths(check, raw, spec, role, np.ones(len(events.ids), dtype=bool)),
+                               canon.index)
+    return SideTable(raw, np.asarray(events.ids, dtype=object), canon, {"text": [], "attributes": []})
 
 
-def _missing_from_table(table_ids: np.ndarray, event_ids: np.ndarray | None) -> np.ndarray:
+def _missing_from_table(table_ids: np.ndarray, events: EventItems | None) -> np.ndarray:
     """Event item ids (text) the table does not list, in order of first appearance."""
-    if event_ids is None or not len(event_ids):
+    if events is None or not len(events.ids):
         return np.array([], dtype=object)
-    events = pd.Index(pd.unique(np.asarray(event_ids, dtype=object)))
-    return np.asarray(events[~events.isin(pd.Index(table_ids))], dtype=object)
-
-
-def _event_only_paths(check: Checker, raw: RawTable, spec: str, role: str, id_col: str,
-                      extra: np.ndarray) -> np.ndarray:
-    """Media paths, by the id-only pattern, for items the table lacks (checked like the table's)."""
-    stand_in = raw_from_frame(pd.DataFrame({id_col: extra}), f"{raw.path} (items named only by the events)")
-    return check_paths(check, stand_in, spec, role, np.ones(len(extra), dtype=bool))
+    index = pd.Index(events.ids)
+    return np.asarray(index[~index.isin(pd.Index(table_ids))], dtype=object)
 
 
 def _attribute_columns(check: Checker, raw: RawTable, mapping: dict[str, str], id_col: str) -> list[str]:
@@ -267,5 +275,5 @@ def align_items(items: SideTable | None, keys: np.ndarray | None, item_ids: np.n
     return aligned
 
 
-__all__ = ["AUDIO_COLUMN", "IMAGE_COLUMN", "SideTable", "align_items", "join_text", "load_items", "load_users",
+__all__ = ["AUDIO_COLUMN", "IMAGE_COLUMN", "EventItems", "SideTable", "align_items", "join_text", "load_items", "load_users",
            "media_only_items", "read_id_map"]

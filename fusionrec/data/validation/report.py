@@ -64,6 +64,7 @@ class Issue:
     examples: list[str] = field(default_factory=list)
     fix: str | None = None
     unit: str = "line"
+    counted: str = "row"  # what `count` counts: rows, or items / users for per-id issues
 
     @property
     def where(self) -> str:
@@ -78,7 +79,7 @@ class Issue:
         return {
             "code": self.code, "severity": self.severity, "message": self.message, "file": self.file,
             "line": self.line, "column": self.column, "count": self.count, "examples": self.examples,
-            "fix": self.fix, "where": self.where,
+            "fix": self.fix, "where": self.where, "counted": self.counted,
         }
 
 
@@ -149,7 +150,7 @@ class ValidationReport:
             lines.append("no problems found")
         order = {sev: n for n, sev in enumerate(SEVERITIES)}
         for issue in sorted(self.issues, key=lambda i: order[i.severity]):
-            count = f" [{issue.count} row(s)]" if issue.count > 1 else ""
+            count = f" [{issue.count} {issue.counted}(s)]" if issue.count > 1 else ""
             lines.append(f"{issue.severity.upper()} {issue.code}{count}: {issue.message}")
             if issue.where:
                 lines.append(f"    at {issue.where}")
