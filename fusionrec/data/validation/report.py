@@ -43,9 +43,11 @@ REASON_HELP: dict[str, tuple[str, str]] = {
     "duplicate_user": ("user id repeats an earlier user row", "keep one row per user (the first is kept)"),
     "path_outside_root": ("media path leaves the dataset folder", "use paths relative to the dataset folder"),
     "path_absolute": ("media path is absolute", "use paths relative to the dataset folder"),
-    "file_missing": ("media file does not exist (the item's modality is masked)", "add the file or clear the path"),
+    "file_missing": ("media file does not exist (the item's modality is masked)",
+                     "add the file at that path, or leave it: the item is used without this modality"),
     "file_corrupt": ("media file cannot be decoded (the item's modality is masked)",
-                     "replace the file with a valid image (JPEG/PNG/WebP) or delete it"),
+                     ("replace the file with a valid image (JPEG/PNG/WebP), or delete it: the item is used "
+                     "without this modality")),
     "nonfinite_feature": ("feature row has NaN or inf", "recompute the feature (the row is masked as missing)"),
 }
 
