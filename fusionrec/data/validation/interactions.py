@@ -158,8 +158,8 @@ def report_repeats(check: Checker, frame: pd.DataFrame, metas: list[tuple[RawTab
                    f"{pairs['user_key'].nunique()} user(s), {pairs['item_key'].nunique()} item(s)); kept as "
                    "repeat events", file=str(raw.path), line=int(raw.line[int(first['_row'])]),
                    count=int(repeat.sum()), unit=raw.unit,
-                   fix="nothing to do for repeat behaviour; set data.repeats: duplicates to flag byte-identical "
-                       "copies")
+                   fix="nothing to do for repeat behaviour; if the log has no repeats, write repeats: duplicates "
+                       "in fusionrec.yaml to flag byte-identical copies")
     if check.source.repeats != "duplicates":
         return
     for file_id, (raw, _) in enumerate(metas):
@@ -173,8 +173,8 @@ def report_repeats(check: Checker, frame: pd.DataFrame, metas: list[tuple[RawTab
                    "duplicates says the log has no repeat semantics)", file=str(raw.path), line=int(lines[0]),
                    count=int(same.sum()), unit=raw.unit,
                    examples=[f"{raw.path.name} {raw.unit} {ln}" for ln in lines[:8]],
-                   fix="remove the copies if they are export errors, or set data.repeats: events if they are "
-                       "real repeats")
+                   fix="remove the copies if they are export errors, or write repeats: events in fusionrec.yaml "
+                       "if they are real repeats")
 
 
 __all__ = ["VALUE_ROLES", "check_rows", "flag_non_integer_ids", "flag_unknown_ids", "id_column",

@@ -37,7 +37,7 @@ REASON_HELP: dict[str, tuple[str, str]] = {
     "unknown_item": ("item id is not in the item table / feature files", "add the item or fix the id"),
     "unknown_user": ("user id is not in the user table", "add the user or fix the id"),
     "duplicate_row": ("byte-identical repeat of an earlier row (the log has no repeat semantics)",
-                      ("nothing to do if these are real repeat events (set data.repeats: events); "
+                      ("nothing to do if these are real repeat events (repeats: events in fusionrec.yaml); "
                        "otherwise remove the copies")),
     "duplicate_item": ("item id repeats an earlier item row", "keep one row per item (the first is kept)"),
     "duplicate_user": ("user id repeats an earlier user row", "keep one row per user (the first is kept)"),
