@@ -176,22 +176,11 @@ class Evaluator:
         self.n_users = dataset.n_users
         self.n_items = dataset.n_items
 
-        inter = dataset.interactions
-        labels = inter["label"].to_numpy(np.float64)
-        positive = ~(labels <= 0)  # NaN label = an event without a label, counted as positive
-        split = inter["split"].to_numpy(object)
-        users = inter["user"].to_numpy(np.int64)
-        items = inter["item"].to_numpy(np.int64)
-        self._positives: dict[str, sp.csr_matrix] = {}
-        for name in ("train", "valid", "test"):
-            sel = positive & (split == name)
-            mat = sp.csr_matrix(
-                (np.ones(int(sel.sum()), dtype=np.float32), (users[sel], items[sel])),
-                shape=(self.n_users, self.n_items),
-            )
-            mat.sum_duplicates()
-            mat.data[:] = 1.0
-            self._positives[name] = mat
+        # the positive rule of training (Dataset.train_data): label <= 0 is negative feedback,
+        # never masked as seen nor part of the truth; NaN (an unlabelled event) is positive
+        self._positives: dict[str, sp.csr_matrix] = {
+            name: dataset.interaction_matrix(name, positives_only=True) for name in ("train", "valid", "test")
+        }
         self.item_popularity = np.asarray(self._positives["train"].sum(axis=0)).ravel().astype(np.float64)
         self._cache: dict[str, _SplitTruth] = {}
         self.pointwise_negatives = int(pointwise_negatives)
