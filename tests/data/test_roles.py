@@ -41,3 +41,12 @@ def test_text_columns_keep_table_order_and_skip_the_id() -> None:
     assert find_text_columns(cols, exclude=("article_id",)) == ["detail_desc", "prod_name", "title"]
     assert split_list(" name, blurb ,") == ["name", "blurb"]
     assert all(isinstance(v, tuple) and v for v in ROLE_ALIASES.values())
+
+
+def test_the_validation_guide_lists_the_role_table() -> None:
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "guide" / "validation.md").read_text()
+    for role, aliases in ROLE_ALIASES.items():
+        row = f"| `{role}` | " + ", ".join(f"`{a}`" for a in aliases) + " |"
+        assert row in guide, f"docs/guide/validation.md is stale for role {role!r}: expected the row {row}"
