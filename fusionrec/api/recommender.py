@@ -207,18 +207,24 @@ class Recommender:
         unit, usable = self._item_space()
         for row in rows:
             if not usable[row]:
-                raise UserError(
-                    f"item {dataset.item_ids[row]!r} has no training interactions and model "
-                    f"{self.model_name!r} reads no item content, so it has no trained vector",
-                    "Recommender.similar_items(item_ids=...)",
-                    "fit a content model, e.g. fusionrec.Recommender('mmgraph'), to compare such items by content",
-                )
+                raise self._no_vector(dataset.item_ids[row])
         sims = unit[rows] @ unit.T
         sims[:, ~usable] = -np.inf
         sims[np.arange(len(rows)), rows] = -np.inf  # an item is not similar to itself
         top_scores, top_items = torch.topk(torch.from_numpy(sims), min(k, sims.shape[1]), dim=1)
         return _ranked_frame(("item", "similar_item"), dataset.item_ids, rows, dataset.item_ids,
                              top_items, top_scores)
+
+    def _no_vector(self, item: Any) -> UserError:
+        where = "Recommender.similar_items(item_ids=...)"
+        if uses_content(self.model_name):
+            return UserError(f"item {item!r} has no training interactions and none of the content "
+                             f"{self.model_name!r} reads (its text/image is missing or unreadable)", where,
+                             "give the item a text or an image in the item table and fit again, or ask for "
+                             "items that have interactions or content")
+        return UserError(f"item {item!r} has no training interactions and model {self.model_name!r} reads "
+                         "no item content, so it has no trained vector", where,
+                         "fit a content model, e.g. fusionrec.Recommender('mmgraph'), to compare such items by content")
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """Full-ranking metrics on ``split`` (``"valid"`` or ``"test"``) with the run's eval settings.
