@@ -101,3 +101,9 @@ def test_a_media_pattern_works_without_an_item_table(tmp_path: Path) -> None:
     assert list(ds.item_ids) == ["0042", "0043"]
     assert ds.items["image_path"].iloc[0] == "photos/0042.jpg" and ds.items["image_path"].isna().tolist()[1]
     assert report.by_code("file_missing")[0].count == 1
+
+
+def test_an_empty_media_role_switches_images_off(tmp_path: Path) -> None:
+    ds, report = validate_path(_shop(tmp_path, "poster"), item_columns={"image_path": ""})
+    assert "image_path" not in ds.items.columns and not report.by_code("file_missing")
+    assert "poster" in ds.items.columns  # kept as plain side data

@@ -90,9 +90,12 @@ def _text_columns(check: Checker, raw: RawTable, mapping: dict[str, str], id_col
 
 def _media_spec(check: Checker, raw: RawTable, mapping: dict[str, str], role: str, ids: pd.Series,
                 id_col: str) -> str | None:
-    """The column or pattern for a media role: mapped, a recognised column name, or a discovered folder."""
-    if mapping.get(role):
-        return mapping[role]
+    """The column or pattern for a media role: mapped, a recognised column name, or a discovered folder.
+
+    A role mapped to an empty value (``image_path: ""``) is switched off: no column, no discovery.
+    """
+    if role in mapping:
+        return mapping[role] or None
     found = find_column(raw.frame.columns, role)
     if found is not None:
         return found
