@@ -107,3 +107,12 @@ def test_an_empty_media_role_switches_images_off(tmp_path: Path) -> None:
     ds, report = validate_path(_shop(tmp_path, "poster"), item_columns={"image_path": ""})
     assert "image_path" not in ds.items.columns and not report.by_code("file_missing")
     assert "poster" in ds.items.columns  # kept as plain side data
+
+
+def test_url_media_paths_are_a_warning_with_a_fix(tmp_path: Path) -> None:
+    (tmp_path / "interactions.csv").write_text("user_id,item_id\nu1,a\nu2,b\n")
+    (tmp_path / "items.csv").write_text("item_id,image\na,https://cdn.example.com/a.jpg\nb,\n")
+    ds, report = validate_path(tmp_path / "interactions.csv")
+    url = report.by_code("path_url")[0]
+    assert url.severity == "warning" and url.line == 2 and "download" in url.fix
+    assert ds.items["image_path"].isna().all() and ds.n_interactions == 2

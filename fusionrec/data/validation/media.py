@@ -30,6 +30,7 @@ from fusionrec.errors import UserError
 # left to the encoder, so validating a huge catalogue stays bounded.
 MAX_DECODE_CHECKS = 100_000
 _WINDOWS_ABS = re.compile(r"^[A-Za-z]:[\\/]")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def is_pattern(spec: str) -> bool:
@@ -111,6 +112,8 @@ def media_values(check: Checker, raw: RawTable, spec: str, role: str) -> tuple[p
 
 def _resolve_inside(root: Path, text: str, parents: dict[str, Path]) -> tuple[str | None, Path | None, str]:
     """``(reason, resolved, detail)``: reason None when ``text`` names a path inside ``root``."""
+    if _URL.match(text):
+        return "path_url", None, "a URL, not a file in the dataset folder"
     p = Path(text)
     if p.is_absolute() or _WINDOWS_ABS.match(text):
         return "path_absolute", None, "absolute path"
@@ -159,8 +162,8 @@ def check_paths(check: Checker, raw: RawTable, spec: str, role: str, keep: np.nd
         return out
     root = check.source.root.resolve()
     parents: dict[str, Path] = {}  # resolved folders: media files usually share a few folders
-    reasons: dict[str, list[int]] = {k: [] for k in ("path_absolute", "path_outside_root", "file_missing",
-                                                     "file_corrupt")}
+    reasons: dict[str, list[int]] = {k: [] for k in ("path_absolute", "path_outside_root", "path_url",
+                                                     "file_missing", "file_corrupt")}
     details: dict[str, list[str]] = {k: [] for k in reasons}
     decoded = 0
     for i, value in enumerate(values):
@@ -184,7 +187,7 @@ def check_paths(check: Checker, raw: RawTable, spec: str, role: str, keep: np.nd
         if rows:
             # a missing or corrupt file is ordinary coverage (the modality is masked), not a data error;
             # a path escaping the root is one
-            severity = "warning" if reason in ("file_missing", "file_corrupt") else "error"
+            severity = "warning" if reason in ("file_missing", "file_corrupt", "path_url") else "error"
             check.quarantine(raw, np.asarray(rows), reason, role if templated else spec,
                              values=[values.iloc[r] for r in rows], action="field_cleared",
                              detail=details[reason], severity=severity)

@@ -43,6 +43,9 @@ REASON_HELP: dict[str, tuple[str, str]] = {
     "duplicate_user": ("user id repeats an earlier user row", "keep one row per user (the first is kept)"),
     "path_outside_root": ("media path leaves the dataset folder", "use paths relative to the dataset folder"),
     "path_absolute": ("media path is absolute", "use paths relative to the dataset folder"),
+    "path_url": ("media path is a URL; fusionrec reads files in the dataset folder (the item's modality is masked)",
+                 ("download the files into the dataset folder and map the role to their relative paths or a "
+                 "pattern such as images/{item_id}.jpg")),
     "file_missing": ("media file does not exist (the item's modality is masked)",
                      "add the file at that path, or leave it: the item is used without this modality"),
     "file_corrupt": ("media file cannot be decoded (the item's modality is masked)",
