@@ -24,13 +24,15 @@ log = logging.getLogger(__name__)
 class EpochProgress:
     """Reports epochs of one training run as a bar or as lines (chosen once, at construction)."""
 
-    def __init__(self, model_name: str, cfg: TrainConfig, initial: int = 0) -> None:
+    def __init__(self, model_name: str, cfg: TrainConfig, initial: int = 0, epochs: bool = True) -> None:
         self.name = model_name
         self.cfg = cfg
         self.mode = output.progress_mode(cfg.progress)
         self._last_valid = "-"  # the bar keeps showing the latest valid metric between evaluations
+        # a closed-form fit (``epochs=False``) has no epochs to count: no bar, just its line
         self._bar = tqdm(total=cfg.epochs, initial=initial, desc=f"train {model_name}", unit="epoch",
-                         disable=self.mode != "bar", dynamic_ncols=True, leave=False, file=sys.stderr)
+                         disable=self.mode != "bar" or not epochs, dynamic_ncols=True, leave=False,
+                         file=sys.stderr)
 
     def epoch(self, record: dict[str, Any], score: float | None, improved: bool) -> None:
         """Report one finished epoch (``record`` as kept in the training history)."""
@@ -70,7 +72,6 @@ class EpochProgress:
     def fitted(self, seconds: float, score: float | None) -> None:
         """Report a closed-form fit (one step, no epochs)."""
         valid = f"  valid {self.cfg.valid_metric} {score:.4f}" if score is not None else ""
-        self._bar.close()
         self._say(f"[{self.name}] fitted in {seconds:.2f}s{valid}")
 
     def close(self) -> None:

@@ -122,7 +122,7 @@ class Trainer:
         score = self._score(valid) if valid else float("nan")
         total = time.perf_counter() - start
         history = [{"epoch": 0, "loss": None, "seconds": fit_seconds, "valid": valid}]
-        EpochProgress(self.model.name, self.cfg).fitted(fit_seconds, score if valid else None)
+        EpochProgress(self.model.name, self.cfg, epochs=False).fitted(fit_seconds, score if valid else None)
         return TrainResult(0, score, history, fit_seconds, total, False, valid, total - fit_seconds)
 
     # ------------------------------------------------------------------ gradient

@@ -60,6 +60,10 @@ def test_a_terminal_gets_the_bar_and_verbose_keeps_the_lines(capsys, monkeypatch
     err = capsys.readouterr().err
     # tqdm.write clears the bar line first, so each kept line follows a carriage return
     assert len(re.findall(r"\[climber\] epoch \d+/30  loss", err)) == 8
+    # a closed-form fit has no epochs: its one line, no bar
+    ds = clustered_dataset(n_users=40, n_items=30, per_user=6, seed=2)
+    Trainer(build_model("itemknn", ds.train_data()), ds.train_data(), _cfg(progress=True)).fit()
+    assert re.fullmatch(r"\[itemknn\] fitted in \d+\.\d{2}s\n", capsys.readouterr().err)
 
 
 def test_epochs_without_validation_and_closed_form_models(capsys):
