@@ -8,7 +8,6 @@ kept as side data. Encoders and serving read only those standard names.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +29,6 @@ from fusionrec.data.validation.checker import Checker, read_checked
 from fusionrec.data.validation.media import check_paths, pattern_columns
 from fusionrec.data.validation.values import strip
 from fusionrec.errors import UserError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
