@@ -19,11 +19,32 @@ from fusionrec.evaluate.metrics import (
     ranking_metrics,
     rmse,
 )
-from fusionrec.evaluate.report import aggregate_seeds, format_table, results_markdown, write_json
+from fusionrec.evaluate.report import (
+    aggregate_seeds,
+    format_table,
+    results_markdown,
+    write_json,
+)
 
 __all__ = [
-    "BEYOND_ACCURACY_METRICS", "CANDIDATES", "EVAL_SPLITS", "Evaluator", "PROTOCOLS", "RANKING_METRICS",
-    "auc", "catalogue_coverage", "evaluate_pointwise", "evaluate_ratings", "intra_list_diversity",
-    "log_loss", "mae", "novelty", "ranking_metrics", "rmse",
-    "aggregate_seeds", "format_table", "results_markdown", "write_json",
+    "BEYOND_ACCURACY_METRICS",
+    "CANDIDATES",
+    "EVAL_SPLITS",
+    "PROTOCOLS",
+    "RANKING_METRICS",
+    "Evaluator",
+    "aggregate_seeds",
+    "auc",
+    "catalogue_coverage",
+    "evaluate_pointwise",
+    "evaluate_ratings",
+    "format_table",
+    "intra_list_diversity",
+    "log_loss",
+    "mae",
+    "novelty",
+    "ranking_metrics",
+    "results_markdown",
+    "rmse",
+    "write_json",
 ]

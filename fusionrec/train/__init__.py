@@ -11,6 +11,7 @@ from fusionrec.train.trainer import (
     CHECKPOINT_NAME,
     Trainer,
     TrainResult,
+    check_valid_metric,
     seed_everything,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "UserSampler",
+    "check_valid_metric",
     "make_sampler",
     "sample_negatives",
     "seed_everything",

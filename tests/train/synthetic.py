@@ -23,7 +23,7 @@ def clustered_dataset(n_users: int = 300, n_items: int = 200, n_clusters: int = 
     rows = []
     for u in range(n_users):
         own = np.flatnonzero(item_c == user_c[u])
-        n_own = min(int(round(per_user * in_cluster)), len(own))
+        n_own = min(round(per_user * in_cluster), len(own))
         chosen = set(rng.choice(own, size=n_own, replace=False).tolist())
         p = pop / pop.sum()
         while len(chosen) < per_user:

@@ -9,7 +9,12 @@ import torch
 
 from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
-from fusionrec.train.sampling import PairwiseSampler, PointwiseSampler, UserSampler, make_sampler
+from fusionrec.train.sampling import (
+    PairwiseSampler,
+    PointwiseSampler,
+    UserSampler,
+    make_sampler,
+)
 
 
 def _train_data(matrix: sp.csr_matrix) -> TrainData:

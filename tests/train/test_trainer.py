@@ -61,8 +61,8 @@ class PeakEvaluator:
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = dict(epochs=30, batch_size=1024, lr=1.0, patience=3, progress=False, num_threads=1,
-                checkpoint=False, seeds=[1])
+    base = {"epochs": 30, "batch_size": 1024, "lr": 1.0, "patience": 3, "progress": False, "num_threads": 1,
+                "checkpoint": False, "seeds": [1]}
     base.update(kw)
     return TrainConfig(**base)
 
@@ -144,7 +144,8 @@ def test_closed_form_model_is_fit_once_and_validated():
     model = build_model("pop", data, {})
 
     class Spy:
-        calls = []
+        def __init__(self):
+            self.calls = []
 
         def evaluate(self, m, split="valid"):
             self.calls.append(split)
