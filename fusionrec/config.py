@@ -72,10 +72,10 @@ class DataConfig(_Section):
         "modality name -> encoder registry name (minilm) or {name: clip-image, params: {...}}"))
     positive_rating: float | None = Field(None, description="ratings below it are negative feedback, never "
                                                             "training positives (null: every rating counts)")
-    unknown_items: Literal["quarantine", "keep"] = Field("quarantine", description=(
-        "interactions whose item has no row in the item table: quarantine (the table is the whole "
-        "catalogue, so the id is a mistake) or keep (the table describes only some items; the others "
-        "are items without text or attributes)"))
+    unknown_items: Literal["keep", "quarantine"] = Field("keep", description=(
+        "interactions whose item (user) has no row in the item (user) table: keep (the table describes "
+        "only some of them; the others have no text or attributes, reported as a warning) or quarantine "
+        "(the table is complete, so such an id is a mistake: the rows are set aside)"))
     repeats: Literal["events", "duplicates"] = Field("events", description=(
         "events: repeated user-item rows are real repeat behaviour (kept, reported as info); duplicates: "
         "byte-identical rows are reported as a warning (still kept)"))

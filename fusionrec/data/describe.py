@@ -292,10 +292,9 @@ def _describe_items(root: Path, items: Table, key: str | None, desc: Description
     if seen_ids - table_ids:
         # a catalogue table that describes only some items (common in retail exports): the other items
         # are real, they just have no text or attributes, so their interactions are kept
-        data["unknown_items"] = "keep"
         desc.notes.append(f"items: {items.rel} describes {len(seen_ids & table_ids)} of the {len(seen_ids)} items "
                           "in the sampled interactions; the others are kept as items without text or attributes "
-                          "(unknown_items: keep)")
+                          "(unknown_items: keep; write quarantine if the table should be complete)")
     data["items_path"] = items.rel
     guesses = side_roles(frame_stats(items.frame), id_col, "items")
     desc.guesses.append(Guess("items", id_col, "item", "the interactions' item ids"))

@@ -145,9 +145,10 @@ def _render_rest(lines: list[str], d: dict[str, Any]) -> None:
     lines += ["", "# Ratings below positive_rating are negative feedback (never a training positive);",
               "# null: every interaction is a positive. E.g. 4 for 1-5 stars.",
               _entry(0, "positive_rating", d.get("positive_rating")),
-              "# Interactions whose item is not in the item table: quarantine (the table is the whole",
-              "# catalogue: such an id is a mistake) or keep (the table describes only some items).",
-              _entry(0, "unknown_items", d.get("unknown_items", "quarantine")),
+              "# Interactions whose item (user) is not in the item (user) table: keep (the table describes",
+              "# only some of them; reported as a warning) or quarantine (the table is complete, so such an",
+              "# id is a mistake: its rows are set aside).",
+              _entry(0, "unknown_items", d.get("unknown_items", "keep")),
               "# events: a user doing the same thing with an item again is behaviour (kept, reported as",
               "# information); duplicates: identical rows are mistakes (reported as a warning, still kept).",
               _entry(0, "repeats", d.get("repeats", "events")),
@@ -163,7 +164,7 @@ def check_roundtrip(text: str, data: dict[str, Any]) -> None:
 
     parsed = yaml.safe_load(text)
     expected = {**data, "positive_rating": data.get("positive_rating"), "repeats": data.get("repeats", "events"),
-                "unknown_items": data.get("unknown_items", "quarantine")}
+                "unknown_items": data.get("unknown_items", "keep")}
     if parsed != expected:
         diff = sorted(k for k in set(parsed) | set(expected) if parsed.get(k) != expected.get(k))
         raise UserError("internal error: the description text does not match what was inspected",

@@ -179,6 +179,7 @@ def source_from_config(cfg: DataConfig) -> DataSource:
     if root is not None:
         source.root = root  # media patterns in the description are relative to its folder
     source.repeats = cfg.repeats
+    source.unknown_items = cfg.unknown_items
     return source
 
 

@@ -63,6 +63,9 @@ class DataSource:
     # "events": repeated user-item rows are repeat behaviour (info); "duplicates": byte-identical
     # rows are reported as a warning. Both keep every row.
     repeats: str = "events"
+    # "keep": an id missing from the item/user table joins without side data (warning);
+    # "quarantine": the table is complete, so such rows are set aside as unknown_item/unknown_user
+    unknown_items: str = "keep"
     # in-memory tables by the path they stand in for (Dataset.from_frames): read instead of files
     tables: dict[str, RawTable] = field(default_factory=dict)
 

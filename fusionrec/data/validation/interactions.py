@@ -115,7 +115,11 @@ def flag_unknown_ids(check: Checker, part: pd.DataFrame, raw: RawTable, roles: d
         if known is None:
             continue
         unknown = good & ~part[f"{role}_key"].isin(known).to_numpy()
-        if unknown.any():
+        if unknown.any() and src.unknown_items == "quarantine":
+            check.quarantine(raw, part["_row"].to_numpy()[unknown], f"unknown_{role}", roles[role],
+                             detail=f"not in {table.name} (data.unknown_items: quarantine)")
+            good &= ~unknown
+        elif unknown.any():
             _note_unknown(check, part, raw, roles[role], role, unknown, table)
     if ref_rows is not None:
         beyond = good & (part["item_key"].to_numpy(np.int64) >= ref_rows)
@@ -137,7 +141,8 @@ def _note_unknown(check: Checker, part: pd.DataFrame, raw: RawTable, column: str
                f"and these {role}s have no text or attributes (masked; media named by an id pattern are still "
                "used)", file=str(raw.path),
                line=int(raw.line[rows[0]]), column=column, count=len(firsts), counted=role, examples=examples,
-               unit=raw.unit, fix=f"add the {role}s to {table.name} if they should have content, or fix the ids")
+               unit=raw.unit, fix=f"add the {role}s to {table.name} if they should have content, or fix the ids; if "
+                   f"{table.name} is the complete list, set unknown_items: quarantine in fusionrec.yaml")
 
 
 def report_repeats(check: Checker, frame: pd.DataFrame, metas: list[tuple[RawTable, dict[str, str]]]) -> None:

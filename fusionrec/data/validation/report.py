@@ -34,8 +34,10 @@ REASON_HELP: dict[str, tuple[str, str]] = {
                       "use unix seconds (or ms) or dates such as 2024-01-31 / 2024-01-31T12:00:00"),
     "bad_label": ("label is not a number", "use 0/1 labels"),
     "bad_split": ("split value is not train/valid/test (or 0/1/2)", "use train, valid or test"),
-    "unknown_item": ("item id is not in the item table / feature files", "add the item or fix the id"),
-    "unknown_user": ("user id is not in the user table", "add the user or fix the id"),
+    "unknown_item": ("item id is not in the item table / feature files",
+                     "add the item or fix the id (unknown_items: keep in fusionrec.yaml keeps such rows)"),
+    "unknown_user": ("user id is not in the user table",
+                     "add the user or fix the id (unknown_items: keep in fusionrec.yaml keeps such rows)"),
     "duplicate_row": ("byte-identical repeat of an earlier row (the log has no repeat semantics)",
                       ("nothing to do if these are real repeat events (repeats: events in fusionrec.yaml); "
                        "otherwise remove the copies")),
