@@ -18,7 +18,7 @@ All splits return a copy of the dataset whose ``interactions["split"]`` holds
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -157,8 +157,8 @@ def temporal_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1)) 
     ts = _timestamps(dataset, "temporal")
     n = len(ts)
     order = np.lexsort((np.arange(n), ts))
-    cut1 = int(round(n * r_train))
-    cut2 = int(round(n * (r_train + r_valid)))
+    cut1 = round(n * r_train)
+    cut2 = round(n * (r_train + r_valid))
     labels = np.empty(n, dtype=np.int64)
     labels[order[:cut1]] = 0
     labels[order[cut1:cut2]] = 1
@@ -177,8 +177,8 @@ def cold_start_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1)
     rng = np.random.default_rng(seed)
     shuffled = rng.permutation(active)
     n = len(shuffled)
-    cut1 = int(round(n * r_train))
-    cut2 = int(round(n * (r_train + r_valid)))
+    cut1 = round(n * r_train)
+    cut2 = round(n * (r_train + r_valid))
     group = np.zeros(dataset.n_items, dtype=np.int64)
     group[shuffled[cut1:cut2]] = 1
     group[shuffled[cut2:]] = 2
@@ -246,8 +246,15 @@ def split_summary(dataset: Dataset) -> pd.DataFrame:
 
 
 __all__ = [
-    "random_split", "leave_last_out_split", "temporal_split", "cold_start_split", "kcore_filter",
-    "apply_split", "apply_split_config", "mmrec_counts", "split_summary",
+    "apply_split",
+    "apply_split_config",
+    "cold_start_split",
+    "kcore_filter",
+    "leave_last_out_split",
+    "mmrec_counts",
+    "random_split",
+    "split_summary",
+    "temporal_split",
 ]
 
 
