@@ -58,7 +58,7 @@ def _chosen_command(argv: list[str]) -> str | None:
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv`` naming a subcommand only that subcommand's module is imported."""
-    parser = argparse.ArgumentParser(prog="fusionrec", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="fusionrec", description=DESCRIPTION, allow_abbrev=False)
     output.add_output_arguments(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = _chosen_command(argv) if argv is not None else None
@@ -75,8 +75,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _add_output_flags_everywhere(sub: argparse._SubParsersAction) -> None:
-    """-v/-q on every (nested) subcommand, so they work anywhere on the command line."""
+    """-v/-q on every (nested) subcommand, so they work anywhere on the command line.
+
+    Abbreviated options are switched off too: with them, ``--data DIR`` on a command that has
+    only ``--dataset`` was silently read as ``--dataset DIR``.
+    """
     for child in dict.fromkeys(sub.choices.values()):  # aliases share one parser
+        child.allow_abbrev = False
         output.add_output_arguments(child)
         for action in child._actions:
             if isinstance(action, argparse._SubParsersAction):

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from fusionrec import output
 from fusionrec.config import (
     DataConfig,
     RunConfig,
@@ -130,8 +130,7 @@ def dataset_for_evaluation(args: argparse.Namespace, loaded: Any) -> Any:
                         "evaluate on the data the model was trained on, or train on this folder: "
                         f"fusionrec train --data {getattr(args, 'data', None) or cfg.root or cfg.name}")
     if dropped:
-        print(f"note: {dropped} interaction(s) of users or items the model never saw are left out",
-              file=sys.stderr)
+        output.info(f"note: {dropped} interaction(s) of users or items the model never saw are left out")
     return dataset
 
 
@@ -203,9 +202,9 @@ def _inspect_in_memory(folder: Path) -> dict[str, Any]:
                         + "; ".join(description.blocking), str(folder),
                         f"run `fusionrec data init {folder}`, fix the TODO lines of {folder / DESCRIPTION_FILE}, "
                         "and run this command again")
-    print(f"note: {folder} has no {DESCRIPTION_FILE}; using the roles guessed now "
-          f"({description.one_line()}). Run `fusionrec data init {folder}` to write them down and review them.",
-          file=sys.stderr)
+    output.info(f"note: {folder} has no {DESCRIPTION_FILE}; using the roles guessed now "
+                f"({description.one_line()}). Run `fusionrec data init {folder}` to write them down and review "
+                "them.")
     data = dict(description.data)
     data["root"] = str(folder.resolve())
     return data

@@ -97,13 +97,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from fusionrec.data.loading import load_dataset_with_report
     from fusionrec.data.validate import summarise, validate_path
 
-    if args.dataset:
+    if args.data:
+        from fusionrec.cli_args import load_description
+
+        dataset, _ = load_dataset_with_report(load_description(args.data))
+    elif args.dataset:
         dataset, _ = load_dataset_with_report(DataConfig(name=args.dataset))
     elif args.path:
         dataset, report = validate_path(args.path, None if args.format == "auto" else args.format)
         report.raise_if_fatal()
     else:
-        raise UserError("nothing to describe", "fusionrec data info", "pass a PATH or --dataset NAME")
+        raise UserError("nothing to describe", "fusionrec data info", "pass --data DIR, a PATH or --dataset NAME")
     assert dataset is not None
     info = summarise(dataset)
     if args.json:
@@ -195,6 +199,7 @@ def add_parser(subparsers: Any) -> None:
 
     i = sub.add_parser("info", help="counts, split sizes, modalities and coverage")
     common(i, path_required=False)
+    i.add_argument("--data", help="a folder with fusionrec.yaml (or the YAML file): read as every command reads it")
     i.add_argument("--dataset", help="a preset name instead of a path (e.g. ml100k-mmrec)")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_cmd_info)
