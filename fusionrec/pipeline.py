@@ -364,7 +364,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from fusionrec.experiments.multimodal_demo import cold_summary, demo_table
+    from fusionrec.experiments.multimodal_demo import (
+        cold_summary,
+        demo_table,
+        write_demo_summary,
+    )
 
     start = time.perf_counter()
     results = run_demo(quick=args.quick, output_dir=args.out, data_root=args.data_root, models=args.models,
@@ -375,5 +379,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
               f"{counts.get('cold_n_users', 0)}; cold items: {counts.get('cold_n_items', 0)} of "
               f"{counts.get('warm_n_items', 0) + counts.get('cold_n_items', 0)} (no training interaction)")
     print(format_table(demo_table(results), fmt="text"))
-    print(f"demo finished in {time.perf_counter() - start:.0f}s; run directories under {args.out}")
+    summary = write_demo_summary(results, args.out)
+    print(f"demo finished in {time.perf_counter() - start:.0f}s; table in {summary}, run directories under {args.out}")
     return 0

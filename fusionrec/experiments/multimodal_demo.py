@@ -99,3 +99,25 @@ def cold_summary(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         return {f"{s}_{what}": int(test[slice_key(s, what)]["mean"])
                 for s in ("warm", "cold") for what in ("n_users", "n_items") if slice_key(s, what) in test}
     return {}
+
+
+def write_demo_summary(results: Mapping[str, Mapping[str, Any]], out_dir: str | Path) -> Path:
+    """Write ``out_dir/demo_results.json`` (the table's numbers per model, slice sizes, seeds,
+    run directories) and ``out_dir/demo_results.md`` (the table); returns the JSON path."""
+    from fusionrec.evaluate.report import format_table, write_json
+
+    out = Path(out_dir)
+    rows = demo_table(results)
+    summary = {
+        "slices": cold_summary(results),
+        "seeds": {name: res.get("seeds") for name, res in results.items()},
+        "models": {name: {col: _as_mean_std(cell) for col, cell in row.items()} for name, row in rows.items()},
+        "run_dirs": {name: res.get("run_dir") for name, res in results.items()},
+    }
+    (out / "demo_results.md").parent.mkdir(parents=True, exist_ok=True)
+    (out / "demo_results.md").write_text(format_table(rows, fmt="markdown") + "\n")
+    return write_json(summary, out / "demo_results.json")
+
+
+def _as_mean_std(cell: Any) -> Any:
+    return {"mean": cell[0], "std": cell[1]} if isinstance(cell, tuple) else cell

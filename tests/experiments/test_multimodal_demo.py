@@ -31,3 +31,16 @@ def test_cold_summary_counts_are_plain_ints() -> None:
     assert counts == {"warm_n_users": 1900, "warm_n_items": 880, "cold_n_users": 570, "cold_n_items": 120}
     assert all(type(v) is int for v in counts.values())
     assert cold_summary({}) == {}
+
+
+def test_demo_summary_files(tmp_path) -> None:
+    from fusionrec.evaluate.report import read_json
+    from fusionrec.experiments.multimodal_demo import write_demo_summary
+
+    results = {"lightgcn": {**_results(0.43, 0.0), "seeds": [1, 2], "run_dir": "runs/x"}}
+    path = write_demo_summary(results, tmp_path / "out")
+    saved = read_json(path)
+    assert saved["models"]["lightgcn"]["cold R@20"] == {"mean": 0.0, "std": 0.01}
+    assert saved["models"]["lightgcn"]["s/epoch"] == 0.5
+    assert saved["slices"]["cold_n_items"] == 120 and saved["seeds"] == {"lightgcn": [1, 2]}
+    assert "cold R@20" in (tmp_path / "out" / "demo_results.md").read_text()
