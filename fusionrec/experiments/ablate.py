@@ -26,8 +26,9 @@ import itertools
 import shlex
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -199,7 +200,7 @@ def ablation_markdown(df: pd.DataFrame, title: str, notes: Sequence[str] = (),
     for _, r in df.iterrows():
         cells = [str(r[k]) for k in keys]
         for m in metrics:
-            c = format_cell(MeanStd(r[m], r[f"{m}_std"], r["n_seeds"] if "n_seeds" in r else None))
+            c = format_cell(MeanStd(r[m], r[f"{m}_std"], r.get("n_seeds")))
             cells.append(f"**{c}**" if r[m] == best[m] else c)
         cells += [f"{r[c]:.4f}" for c in valid_cols]
         cells += [f"{r['best_epoch']:.0f}", f"{r['s_per_epoch']:.2f}"]
@@ -294,10 +295,11 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     # argv[1:] starts with "ablate" both for the console script and for `python -m fusionrec.cli`
     command = "fusionrec " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["ablate"] else None
     notes = [
-        f"Protocol `{cfg.eval.protocol}`, candidates `{cfg.eval.candidates}`; model selected on valid "
-        f"`{cfg.train.valid_metric}` with early stopping (patience {cfg.train.patience}); test scored once per seed.",
-        f"Seeds {seeds}; cells are mean ± sample std over seeds. Single-modality rows have nothing to fuse "
-        "and are run once. s/epoch is wall time on a shared machine (noisy).",
+        (f"Protocol `{cfg.eval.protocol}`, candidates `{cfg.eval.candidates}`; model selected on valid "
+         f"`{cfg.train.valid_metric}` with early stopping (patience {cfg.train.patience}); test scored once per "
+         "seed."),
+        (f"Seeds {seeds}; cells are mean ± sample std over seeds. Single-modality rows have nothing to fuse "
+         "and are run once. s/epoch is wall time on a shared machine (noisy)."),
     ]
     if command:
         notes.append(f"Command: `{command}`")
