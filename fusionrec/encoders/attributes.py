@@ -24,13 +24,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fusionrec.data.roles import ROLE_ALIASES
 from fusionrec.encoders.base import Encoder, ItemInput, content_hash, is_blank
 from fusionrec.errors import UserError
 
 OTHER = "<other>"
 MISSING = "<missing>"
 _SKIP_SUFFIXES = ("_id", "_path", "_url", "id")
-_TEXTY = {"text", "title", "name", "description", "overview", "plot", "tags", "summary", "writers", "actors"}
+# Free-text columns are the text modality's, not attributes: the role table's text names (genres, a
+# short multi-valued list, stays an attribute candidate), plus credits lists that are too long to one-hot.
+_TEXTY = {a.lower() for a in ROLE_ALIASES["text"]} - {"genres"} | {"writers", "actors"}
 
 
 class AttributeEncoder(Encoder):
