@@ -197,6 +197,13 @@ def test_posted_item_gets_the_vector_of_the_models_content_path(served, tmp_path
     # a blue fan (users u2, u5, ...) finds the new blue item among the blue ones
     recs = client.get("/recommendations/u2", params={"k": 12}).json()["items"]
     assert "new-blue" in [e["item_id"] for e in recs]
+    # a free-text query is placed by the same item tower (text only): the answer is the exact top-5
+    # of the catalogue against that vector
+    found = client.post("/recommendations", json={"text": "blue blue", "k": 5})
+    assert found.status_code == 200, found.text
+    query = svc.state.placer.place({"text": WordText().encode(["blue blue"])[0]})
+    top = np.argsort(-(svc.state.item_vectors @ query), kind="stable")[:5]
+    assert [e["item_id"] for e in found.json()["items"]] == [svc.state.catalogue.item_ids[j] for j in top]
 
 
 def test_recorded_audio_and_attribute_encoders_are_rebuilt_for_new_items(tmp_path):
