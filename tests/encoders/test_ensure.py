@@ -179,6 +179,13 @@ def test_encode_writes_exactly_what_training_reads(tmp_path, monkeypatch):
     # the text the encoder saw is the description's text role: name + blurb (blurb empty for i7)
     assert "red lamp 0. soft wood" in CountedText.seen and "red lamp 7" in CountedText.seen
 
+    # the folder can be named the other ways too (the issue: both used to fail), and all is cached
+    for way in (["--set", f"data.path={folder}"], ["--dataset", str(folder)]):
+        assert main(["encode", *way, "--no-progress", "--report", str(tmp_path / "w.json")]) == 0
+        again = json.loads((tmp_path / "w.json").read_text())["modalities"]["text"]
+        assert (again["n_cached"], again["n_encoded"]) == (8, 0)
+    assert CountedText.total_calls == calls
+
 
 def test_clip_from_a_local_folder_is_recorded_and_rebuilt_for_serving(shop, tiny_clip):
     """A modality named unlike its kind (clip_image) with a CLIP model path: the record lets
