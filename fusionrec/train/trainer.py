@@ -346,7 +346,7 @@ def check_valid_metric(metric: str, choices: list[str], model_name: str = "the m
         fix = (f"add it with --set 'eval.ks={sorted({*ks, int(k)})}', or choose one of {choices}{hint}")
     else:
         why = f"{metric!r} is not a metric the evaluator reports"
-        fix = f"choose one of {choices}, e.g. --set train.valid_metric={close[0] if close else choices[0]}"
+        fix = f"choose one of {choices}{hint}, e.g. --set train.valid_metric={close[0] if close else choices[0]}"
     raise UserError(f"train.valid_metric {metric!r} cannot drive early stopping: {why}",
                     "train.valid_metric", fix)
 
