@@ -91,6 +91,11 @@ class MMGraph(RecModel):
         zero_cold_ids: bool = Field(True, description="items with no training interaction are placed by "
                                                       "content only")
         content_weight: float = Field(1.0, description="weight of the content vector added to the item embedding")
+        cold_negatives: bool = Field(True, description=(
+            "items without training interactions are softmax negatives (false: left out of the partition, "
+            "their label is unknown)"))
+        id_dropout: float = Field(0.0, ge=0, lt=1, description=(
+            "share of items whose ID embedding is hidden per training step, so content alone must rank them"))
         feature_norm: FeatureNorm = Field("l2", description="feature normalisation before the projections")
         projection: Literal[PROJECTIONS] = Field(  # type: ignore[valid-type]
             "linear", description="each modality -> the ID space")
@@ -188,6 +193,11 @@ class MMGraph(RecModel):
         warm = torch.from_numpy(item_degree > 0).float().unsqueeze(1)
         self.register_buffer("_warm_items", warm if self.hp.zero_cold_ids else torch.ones_like(warm),
                              persistent=False)
+        # 0 for warm items, -inf for cold ones: added to the logits of the softmax partition when cold
+        # items are not negatives (nobody could have interacted with them in training)
+        cold = torch.from_numpy(item_degree <= 0)
+        self._partition_mask = (None if self.hp.cold_negatives or not cold.any()
+                                else torch.zeros(self.n_items).masked_fill(cold, float("-inf")))
         # A per-item score bias carries popularity, which cosine scores cannot (they drop the norms).
         # Like the ID vectors it is zero for items without training interactions, so a cold item is
         # neither pushed down by having been a softmax negative nor up by an untrained value.
@@ -249,6 +259,8 @@ class MMGraph(RecModel):
     def item_inputs(self, drop: bool = False) -> torch.Tensor:
         """Layer-0 item vectors: ID embedding plus (weighted) fused content."""
         item0 = self.item_emb.weight * self._warm_items
+        if drop and self.hp.id_dropout > 0:
+            item0 = item0 * (torch.rand(self.n_items, 1) >= self.hp.id_dropout)
         c = self.content(drop=drop)
         if c is not None and self.content_weight != 0:
             item0 = item0 + self.content_weight * c
@@ -308,19 +320,20 @@ class MMGraph(RecModel):
         b = self.bias()
         if b is None:
             b = u_all.new_zeros(self.n_items)
+        b_neg = b if self._partition_mask is None else b + self._partition_mask
         if self.loss_kind == "softmax":
             # Exact softmax over the whole catalogue: cheap for catalogues of a few thousand items.
             # A batch of pairs repeats users, and the log-partition depends on the user only, so it
             # is computed once per distinct user (~40% fewer [B, n_items] rows at batch 2048 on
             # lastfm2k); the loss equals cross_entropy(u @ i_all.T, pos).
             distinct, inverse = torch.unique(users, return_inverse=True)
-            log_z = torch.logsumexp((u_all[distinct] * scale) @ i_all.T + b[None, :], dim=1)
+            log_z = torch.logsumexp((u_all[distinct] * scale) @ i_all.T + b_neg[None, :], dim=1)
             rec = (log_z[inverse] - (u * i_all[pos]).sum(dim=1) - b[pos]).mean()
         elif self.loss_kind == "sampled_softmax":
             # uniform shared negatives: logQ is the same constant for every item, so no correction
             negs = torch.randint(0, self.n_items, (self.n_negatives,))
             pos_s = (u * i_all[pos]).sum(dim=1, keepdim=True) + b[pos, None]
-            neg_s = (u @ i_all[negs].T + b[None, negs]).masked_fill(negs.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))
+            neg_s = (u @ i_all[negs].T + b_neg[None, negs]).masked_fill(negs.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))
             rec = F.cross_entropy(torch.cat([pos_s, neg_s], dim=1), torch.zeros(len(users), dtype=torch.long))
         else:
             neg = batch["neg_item"].long()

@@ -281,3 +281,40 @@ def test_ease_matches_closed_form_by_hand():
 def test_ease_rejects_non_positive_l2():
     with pytest.raises(UserError, match="l2"):
         build_model("ease", _tiny(np.eye(3)), {"l2": 0})
+
+
+def test_cold_items_left_out_of_the_softmax_partition():
+    # cold_negatives=false: the partition runs over the items with training interactions only
+    ds, _, _ = _clustered(n_users=60, n_items=40, cold_items=4, per_user=10)
+    data = ds.train_data()
+    warm = torch.from_numpy(data.item_popularity > 0)
+    assert (~warm).sum() == 4
+    model = build_model("mmgraph", data, {"align_weight": 0.0, "temperature": 0.3, "cold_negatives": False})
+    model.eval()
+    coo = data.train.tocoo()
+    users, pos = torch.from_numpy(coo.row).long(), torch.from_numpy(coo.col).long()
+    loss = model.calculate_loss({"user": users, "pos_item": pos})
+    with torch.no_grad():
+        u, i = model.propagate(model._full_adj)
+    warm_ids = torch.nonzero(warm).squeeze(1)
+    remap = torch.full((ds.n_items,), -1, dtype=torch.long)
+    remap[warm_ids] = torch.arange(len(warm_ids))
+    expected = torch.nn.functional.cross_entropy(u[users] / 0.3 @ i[warm_ids].T, remap[pos])
+    torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-6)
+    # the default keeps them as negatives: a different (larger) loss
+    default = build_model("mmgraph", data, {"align_weight": 0.0, "temperature": 0.3})
+    default.load_state_dict(model.state_dict())
+    default.eval()
+    assert default.calculate_loss({"user": users, "pos_item": pos}) > loss
+
+
+def test_id_dropout_hides_item_ids_in_training_only():
+    ds, _, _ = _clustered(n_users=60, n_items=40, cold_items=4, per_user=10)
+    model = build_model("mmgraph", ds.train_data(), {"id_dropout": 0.5, "use_content": False,
+                                                     "modality_graph": False})
+    torch.manual_seed(0)
+    dropped = model.item_inputs(drop=True)
+    hidden = (dropped == 0).all(dim=1) & (model._warm_items.squeeze(1) > 0)
+    assert 0.25 < hidden.float().mean() < 0.75          # about half the warm items lose their ID
+    kept = model.item_inputs(drop=False)
+    assert not ((kept == 0).all(dim=1) & (model._warm_items.squeeze(1) > 0)).any()
