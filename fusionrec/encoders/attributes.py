@@ -50,8 +50,12 @@ class AttributeEncoder(Encoder):
         min_count: int = 2,
         max_categories: int = 200,
         modality: str | None = None,
+        columns: Sequence[str] | None = None,
     ) -> None:
         super().__init__(modality)
+        # the data description's attribute columns: typed by the same rules as the automatic
+        # choice, but only these, and never skipped for looking like a text or id column
+        self.columns = list(columns) if columns is not None else None
         self.categorical = list(categorical) if categorical is not None else None
         if multi_valued is not None and not isinstance(multi_valued, dict):
             multi_valued = {c: "|" for c in multi_valued}
@@ -70,7 +74,9 @@ class AttributeEncoder(Encoder):
         cat = list(self.categorical or [])
         multi = dict(self.multi_valued or {})
         num = list(self.numeric or [])
-        if not explicit:
+        if not explicit and self.columns is not None:
+            cat, multi, num = _auto_columns(items, only=self.columns)
+        elif not explicit:
             cat, multi, num = _auto_columns(items)
         missing = [c for c in [*cat, *multi, *num] if c not in items.columns]
         if missing:
@@ -202,15 +208,16 @@ def _plain_value(value: Any) -> Any:
     return value
 
 
-def _auto_columns(items: pd.DataFrame) -> tuple[list[str], dict[str, str], list[str]]:
-    """Guess attribute columns: see the module docstring for the rules."""
+def _auto_columns(items: pd.DataFrame, only: Sequence[str] | None = None
+                  ) -> tuple[list[str], dict[str, str], list[str]]:
+    """Guess attribute columns (see the module docstring); ``only``: type just these, skip none by name."""
     cat: list[str] = []
     multi: dict[str, str] = {}
     num: list[str] = []
     n = max(len(items), 1)
-    for col in items.columns:
+    for col in (items.columns if only is None else [c for c in only if c in items.columns]):
         lower = str(col).lower()
-        if lower in _TEXTY or lower.endswith(_SKIP_SUFFIXES) or lower.startswith("trait_"):
+        if only is None and (lower in _TEXTY or lower.endswith(_SKIP_SUFFIXES) or lower.startswith("trait_")):
             continue
         series = items[col]
         present = series[[not is_blank(v) for v in series.tolist()]]

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from fusionrec.data.dataset import Dataset, FeatureModality
-from fusionrec.data.roles import IMAGE_COLUMN, TEXT_COLUMN
+from fusionrec.data.roles import IMAGE_COLUMN, TEXT_COLUMN, split_list
 from fusionrec.encoders.base import Encoder, content_hash
 from fusionrec.errors import UserError
 
@@ -97,9 +97,13 @@ def normalise_encoder_spec(encoders: Mapping[str, Any] | None) -> dict[str, dict
 def encoder_spec(data_cfg: Any, items: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """The encoders a data description asks for, or the defaults for its items."""
     declared = getattr(data_cfg, "encoders", None) if data_cfg is not None else None
-    if declared:
-        return normalise_encoder_spec(declared)
-    return default_encoder_spec(items)
+    spec = normalise_encoder_spec(declared) if declared else default_encoder_spec(items)
+    described = split_list((getattr(data_cfg, "item_columns", None) or {}).get("attributes"))
+    for entry in spec.values():
+        # the attribute encoder reads the columns the description names as attributes
+        if entry["name"] == "attributes" and described and not entry.get("params"):
+            entry["params"] = {"columns": described}
+    return spec
 
 
 def build_spec_encoders(spec: Mapping[str, Mapping[str, Any]]) -> list[Encoder]:

@@ -78,3 +78,22 @@ def test_bad_columns_are_user_errors(catalogue):
         AttributeEncoder(categorical=["colour"]).fit(catalogue)
     with pytest.raises(UserError, match="no attribute columns"):
         AttributeEncoder().fit(pd.DataFrame({"item_id": [1, 2], "title": ["a", "b"]}))
+
+
+def test_described_columns_are_the_only_attributes():
+    import pandas as pd
+
+    from fusionrec.config import DataConfig
+    from fusionrec.encoders.attributes import AttributeEncoder
+    from fusionrec.encoders.ensure import encoder_spec
+
+    items = pd.DataFrame({"item_id": ["01", "02", "03", "04"], "colour": ["red", "red", "blue", "blue"],
+                          "genres": ["A|B", "B", "A", "B|C"], "price": [1.0, 2.0, 3.0, 4.0]})
+    enc = AttributeEncoder(columns=["colour", "genres"]).fit(items)
+    assert enc.categorical == ["colour"] and enc.multi_valued == {"genres": "|"} and enc.numeric == []
+    auto = AttributeEncoder().fit(items)
+    assert "price" in auto.numeric and auto._id_parts() != enc._id_parts()
+    # the data description's attribute columns reach the encoder through ensure_features' spec
+    cfg = DataConfig(item_columns={"item": "item_id", "attributes": "colour,genres"},
+                     encoders={"attribute": "attributes"})
+    assert encoder_spec(cfg, items)["attribute"]["params"] == {"columns": ["colour", "genres"]}
