@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
-from tqdm.auto import tqdm
 
+from fusionrec import output
 from fusionrec.data.demo_vocab import COLOURS, SHAPES
 
 
@@ -52,16 +52,17 @@ def render_images(items: pd.DataFrame, root: Path, image_size: int, jpeg_quality
     img_dir = root / "images"
     img_dir.mkdir(parents=True, exist_ok=True)
     entropy = image_ss.entropy
-    rows = zip(items["image_path"], items["trait_colour"], items["trait_shape"])
-    for j, (rel, colour, shape) in enumerate(
-        tqdm(list(rows), desc="demo images", unit="img", disable=not progress)
-    ):
+    rows = list(zip(items["image_path"], items["trait_colour"], items["trait_shape"]))
+    bar = output.progress_bar(len(rows), "demo images", "img", progress)
+    for j, (rel, colour, shape) in enumerate(rows):
+        bar.update(1)
         if pd.isna(rel):
             continue
         # One stream per item (keyed by its index) so images do not depend on render order.
         rng = np.random.default_rng(np.random.SeedSequence([entropy, j]))
         img = render_item_image(colour, shape, rng, image_size)
         img.save(root / rel, format="JPEG", quality=jpeg_quality)
+    bar.close()
 
 
 def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, angle: float,

@@ -278,15 +278,12 @@ def _run_work(
     flush_every: int, progress: bool,
 ) -> tuple[int, float]:
     """Decode + encode the work list into the store; returns (vectors computed, seconds)."""
-    from tqdm.auto import tqdm
-
     from fusionrec import output
 
     started = time.perf_counter()
     n_done = 0
-    # -q silences the bar like every other progress output (fusionrec.output)
-    bar = tqdm(total=len(work), desc=f"encode {encoder.modality} ({encoder.name})", unit="item",
-               disable=not progress or output.is_quiet(), dynamic_ncols=True)
+    # a bar on a terminal, plain lines in logs and pipes, nothing with -q (fusionrec.output)
+    bar = output.progress_bar(len(work), f"encode {encoder.modality} ({encoder.name})", "item", progress)
     try:
         for indices, batch, problems in _batches(encoder, [w.payload for w in work], batch_size, num_workers):
             for index, reason in problems:
