@@ -342,8 +342,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"output_dir": args.out})
     results = run_experiment(cfg, verbose=True)
     print(run_summary_text(results))
-    if not output.is_quiet():
-        print(f"run directory: {results['run_dir']}")
+    # part of the result, even with -q: evaluate and serve need the model folder inside it
+    print(f"run directory: {results['run_dir']}")
     return 0
 
 

@@ -100,11 +100,13 @@ def test_train_prints_epoch_lines_then_the_table(run_file, capsys):
     assert "np." not in out + err
 
 
-def test_quiet_train_prints_only_the_table(run_file, capsys):
+def test_quiet_train_prints_only_the_table_and_where_the_run_is(run_file, capsys):
     assert cli.main(["train", "--config", str(run_file), "--model", "bpr", "-q"]) == 0
     out, err = capsys.readouterr()
     assert err == ""
-    assert out.splitlines()[0].startswith("model") and "recall@20" in out and "run directory" not in out
+    assert out.splitlines()[0].startswith("model") and "recall@20" in out
+    # the run folder is part of the result: evaluate and serve need the model inside it
+    assert out.strip().splitlines()[-1].startswith("run directory: ")
 
 
 def test_a_wrong_valid_metric_stops_before_training_with_a_fix_that_works(run_file, capsys):
