@@ -93,7 +93,9 @@ def make_retail_export(root: Path, n_customers: int = 120, n_articles: int = 96,
     frame = pd.DataFrame(rows, columns=["t_dat", "customer_id", "article_id", "price", "sales_channel_id"])
     frame.sort_values("t_dat", kind="stable").to_csv(root / "transactions.csv", index=False)
 
-    described = [a for i, a in enumerate(articles) if i % 4 == 0] + [a for a in unseen if int(a) % 4 != 0]
+    # a random quarter of the catalogue has copy (every style among it), plus most new arrivals
+    quarter = rng.choice(len(articles), len(articles) // 4, replace=False)
+    described = [articles[i] for i in sorted(quarter)] + unseen[:3]
     described = list(dict.fromkeys(described))
     art_rows = []
     for a in described:
