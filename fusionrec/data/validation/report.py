@@ -112,10 +112,19 @@ class ValidationReport:
 
     @property
     def counts(self) -> dict[str, int]:
-        """Quarantined rows per reason."""
+        """Rows set aside per reason (rows that were kept with one field cleared are not counted)."""
+        return self._reasons(cleared=False)
+
+    def cleared_counts(self) -> dict[str, int]:
+        """Rows kept with one field cleared (e.g. a missing photo's path), per reason."""
+        return self._reasons(cleared=True)
+
+    def _reasons(self, cleared: bool) -> dict[str, int]:
         if len(self.quarantine) == 0:
             return {}
-        return {str(k): int(v) for k, v in self.quarantine["reason"].value_counts().sort_index().items()}
+        q = self.quarantine
+        rows = q[(q["action"] == "field_cleared") == cleared]
+        return {str(k): int(v) for k, v in rows["reason"].value_counts().sort_index().items()}
 
     def by_code(self, code: str) -> list[Issue]:
         return [i for i in self.issues if i.code == code]
@@ -131,7 +140,8 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "format": self.format, "fatal": self.fatal, "stats": self.stats,
-            "quarantined_per_reason": self.counts, "issues": [i.to_dict() for i in self.issues],
+            "quarantined_per_reason": self.counts,
+            "cleared_per_reason": self.cleared_counts(), "issues": [i.to_dict() for i in self.issues],
             "quarantine_file": str(self.quarantine_path) if self.quarantine_path else None,
         }
 
@@ -171,6 +181,9 @@ class ValidationReport:
                 lines.append(f"    fix: {issue.fix}")
         if self.counts:
             lines.append("quarantined rows per reason: " + ", ".join(f"{k}={v}" for k, v in self.counts.items()))
+        if self.cleared_counts():
+            lines.append("rows kept with a field cleared (listed in the quarantine file): "
+                         + ", ".join(f"{k}={v}" for k, v in self.cleared_counts().items()))
         if self.quarantine_path:
             lines.append(f"quarantine file: {self.quarantine_path}")
         return "\n".join(lines)
