@@ -108,7 +108,9 @@ def _has_input(kind: str, fields: dict[str, Any]) -> bool:
     if kind in ("image", "audio"):
         return bool(fields.get(MEDIA_COLUMN[kind]))
     if kind == "text":
-        return any(isinstance(v, str) and v.strip() for k, v in fields.items() if k not in MEDIA_COLUMN.values())
+        # only an explicit text counts: an item posted with a photo and category attributes but no
+        # text gets its text masked, like a catalogue item without copy
+        return isinstance(fields.get("text"), str) and bool(fields["text"].strip())
     return False  # attributes: an item without any is ordinary, not an error
 
 

@@ -22,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
+from fusionrec.data.roles import split_list
+from fusionrec.data.validation.items import join_text
 from fusionrec.serve.config import ServeConfig
 from fusionrec.serve.content import ContentEncoder, ContentEncodingError
 from fusionrec.serve.index import SearchStats
@@ -390,6 +393,11 @@ class RecService:
         """One row shaped like the catalogue's item table, so the encoders read it like a catalogue item."""
         fields: dict[str, Any] = {str(c): None for c in state.catalogue.frame.columns}
         fields.update({str(k): v for k, v in attributes.items()})
+        if not text:
+            # the description's text columns sent as attributes make the text, as in the catalogue
+            described = [c for c in split_list(state.config.data.item_columns.get("text")) if c in attributes]
+            text = join_text(pd.DataFrame([attributes])[described], described)[0] if described else None
+            fields["text"] = text
         if text:
             for col in list(fields) + ["text"]:
                 if col in _DESCRIPTION_COLUMNS and not fields.get(col):

@@ -102,7 +102,13 @@ def _check_serving(model_dir: Path, tmp: Path, export: Export, user: str, simila
     try:
         result = {}
         if new_item is not None:
-            posted = served.client.post("/items", json={"items": [new_item]})
+            # copy sent as the item table's own columns, and a photo with a category but no copy at all
+            # (its text is masked, as for catalogue items without copy)
+            as_columns = {"item_id": "0999999998", "image_path": new_item["image_path"],
+                          "attributes": {"prod_name": "Dress 998", "detail_desc": "A red sequin evening dress."}}
+            photo_only = {"item_id": "0999999997", "image_path": new_item["image_path"],
+                          "attributes": {"colour_group_name": "Red"}}
+            posted = served.client.post("/items", json={"items": [new_item, as_columns, photo_only]})
             assert posted.status_code == 200, posted.text
             near = served.client.get(f"/items/{new_item['item_id']}/similar", params={"k": 5})
             assert near.status_code == 200, near.text
@@ -151,7 +157,7 @@ def test_retail_export_end_to_end(tmp_path, capsys, cache_env):
     assert same >= 2, (result, style)
     # (how well a posted item is placed is tested against the model's own vectors in tests/serve)
     assert len(result["new_item_similar"]) == 5 and "0999999999" not in result["new_item_similar"]
-    assert set(result["new_item_similar"]) <= set(export.item_ids)
+    assert set(result["new_item_similar"]) <= set(export.item_ids) | {"0999999998", "0999999997"}
 
 
 def test_ids_keep_leading_zeros(tmp_path, capsys, cache_env):
