@@ -234,7 +234,8 @@ def media_column(items: pd.DataFrame, role: str, explicit: str | None, param: st
             f"the item table has no {role} column",
             where=f"item columns: {list(items.columns)}",
             fix=f"name it in the data description: item_columns: {{{role}: <column, or a pattern such as "
-            f"{example}>}} in fusionrec.yaml (or --item-columns {role}=...); paths are relative to the data folder",
+            f"{example}>}} in fusionrec.yaml (or --item-columns {role}=...; paths are relative to the data "
+            f"folder), or, if the items have no such files, remove the {modality} encoder from encoders:",
         )
     return found
 

@@ -98,12 +98,26 @@ def encoder_spec(data_cfg: Any, items: pd.DataFrame) -> dict[str, dict[str, Any]
     """The encoders a data description asks for, or the defaults for its items."""
     declared = getattr(data_cfg, "encoders", None) if data_cfg is not None else None
     spec = normalise_encoder_spec(declared) if declared else default_encoder_spec(items)
-    described = split_list((getattr(data_cfg, "item_columns", None) or {}).get("attributes"))
+    item_columns = getattr(data_cfg, "item_columns", None) or {}
+    for role, kind in (("image_path", "image"), ("audio_path", "audio")):
+        if role in item_columns and not item_columns[role]:
+            # the description switched this medium off (image_path: ""): its encoder has nothing to read
+            for modality in [m for m, e in spec.items() if _kind_of(e["name"]) == kind]:
+                log.info("encoders.%s is skipped: item_columns.%s is empty in the data description",
+                         modality, role)
+                spec.pop(modality)
+    described = split_list(item_columns.get("attributes"))
     for entry in spec.values():
         # the attribute encoder reads the columns the description names as attributes
         if entry["name"] == "attributes" and described and not entry.get("params"):
             entry["params"] = {"columns": described}
     return spec
+
+
+def _kind_of(encoder_name: str) -> str:
+    from fusionrec.encoders.registry import encoder_class
+
+    return encoder_class(encoder_name).kind
 
 
 def build_spec_encoders(spec: Mapping[str, Mapping[str, Any]]) -> list[Encoder]:

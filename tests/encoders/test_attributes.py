@@ -97,3 +97,15 @@ def test_described_columns_are_the_only_attributes():
     cfg = DataConfig(item_columns={"item": "item_id", "attributes": "colour,genres"},
                      encoders={"attribute": "attributes"})
     assert encoder_spec(cfg, items)["attribute"]["params"] == {"columns": ["colour", "genres"]}
+
+
+def test_a_medium_switched_off_in_the_description_drops_its_encoder():
+    import pandas as pd
+
+    from fusionrec.config import DataConfig
+    from fusionrec.encoders.ensure import encoder_spec
+
+    items = pd.DataFrame({"item_id": ["01", "02"], "text": ["a", "b"]})
+    cfg = DataConfig(item_columns={"item": "item_id", "text": "title", "image_path": ""},
+                     encoders={"text": "minilm", "image": "efficientnet-lite0"})
+    assert list(encoder_spec(cfg, items)) == ["text"]
