@@ -143,7 +143,7 @@ class LogMelAudioEncoder(Encoder):
         for value in items[col].tolist():
             path = resolve_path(value, root)
             if path is None:
-                out.append(ItemInput(None, problem="no audio path in the item table"))
+                out.append(ItemInput(None, problem="no usable audio: no path, or the file is missing or unreadable (data validate names which)"))
                 continue
             try:
                 data = path.read_bytes()

@@ -169,7 +169,7 @@ def prepare_image_items(items: pd.DataFrame, root: Path | None, column: str | No
     for value in items[col].tolist():
         path = resolve_path(value, root)
         if path is None:
-            out.append(ItemInput(None, problem="no image path in the item table"))
+            out.append(ItemInput(None, problem="no usable image: no path, or the file is missing or unreadable (data validate names which)"))
             continue
         try:
             data = path.read_bytes()
