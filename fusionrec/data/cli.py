@@ -100,7 +100,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.data:
         from fusionrec.cli_args import load_description
 
-        dataset, _ = load_dataset_with_report(load_description(args.data))
+        description = load_description(args.data)
+        dataset, _ = load_dataset_with_report(description)
+        if description.positive_rating is not None:  # as train and evaluate apply it
+            dataset = dataset.with_positive_rating(description.positive_rating)
     elif args.dataset:
         dataset, _ = load_dataset_with_report(DataConfig(name=args.dataset))
     elif args.path:
@@ -117,6 +120,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"  users {info['n_users']}, items {info['n_items']}, interactions {info['n_interactions']} "
           f"(density {info['density']:.4%})")
     print(f"  ratings: {'yes' if info['has_rating'] else 'no'}, timestamps: {'yes' if info['has_timestamp'] else 'no'}")
+    from fusionrec.data.dataset import positive_rows
+
+    negative = int((~positive_rows(dataset.interactions)).sum())
+    if negative:
+        print(f"  negative feedback: {negative} of {len(dataset.interactions)} rows (label 0 or a rating under "
+              "positive_rating): never training positives")
     if dataset.has_split:
         from fusionrec.data.split import split_summary
 
