@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (`fusionrec data validate --json | head`): not an error of ours
+        sys.stderr.close()
+        return 0
     return int(result or 0)
 
 

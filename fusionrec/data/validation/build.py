@@ -98,7 +98,7 @@ def _read_interactions(check: Checker) -> _Parts:
         extra = [c for c in raw.frame.columns if c not in roles.values()]
         if extra:
             check.note("extra_columns", "info", f"columns not used by any role: {extra}", file=str(path),
-                       fix="map them with --columns <role>=<column> if they matter")
+                       fix="if they matter, map them under columns: in fusionrec.yaml (or --columns <role>=<column>)")
         part = check_rows(check, raw, roles, forced_split)
         part["_file"] = len(parts.frames)
         parts.frames.append(part)
