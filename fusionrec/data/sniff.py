@@ -189,7 +189,8 @@ def _content_fits(role: str, st: ColumnStats) -> tuple[bool, str]:
         return st.zero_one, ("values 0/1" if st.zero_one else f"values are not 0/1 (e.g. {st.example!r})")
     if role == "split":
         ok = _is_split(st, by_name=True)
-        return ok, ("values like train/valid/test" if ok else f"values such as {st.example!r}")
+        return ok, (f"split values (e.g. {st.example!r}: train/valid/test or 0/1/2)" if ok
+                    else f"values such as {st.example!r}")
     if role == "weight":
         ok = st.numeric and (st.low or 0) >= 0
         return ok, ("non-negative numbers" if ok else f"values such as {st.example!r}")

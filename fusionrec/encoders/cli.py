@@ -161,7 +161,8 @@ def _print_report(report: Any, args: argparse.Namespace) -> None:
     issues = report.issues_frame()
     if len(issues):
         shown = issues.head(10).to_string(index=False, max_colwidth=70)
-        more = f"\n... {len(issues) - 10} more (write them all with --issues FILE)" if len(issues) > 10 else ""
+        where = f"all in {args.issues}" if args.issues else "write them all with --issues FILE"
+        more = f"\n... {len(issues) - 10} more ({where})" if len(issues) > 10 else ""
         print(f"\nitems with a missing modality (they keep their other modalities):\n{shown}{more}")
     if args.issues:
         issues.to_csv(args.issues, index=False)
