@@ -64,6 +64,9 @@ class AttributeEncoder(Encoder):
         self.min_count = int(min_count)
         self.max_categories = int(max_categories)
         self.vocab: dict[str, list[str]] = {}
+        # values seen in the catalogue but too rare for a column of their own: they share <other>;
+        # a value never seen at all carries no information and gets no column
+        self.rare: dict[str, set[str]] = {}
         self.stats: dict[str, tuple[float, float]] = {}
         self._fitted = False
 
@@ -92,13 +95,15 @@ class AttributeEncoder(Encoder):
                 fix="pass categorical=[...], multi_valued={col: '|'} or numeric=[...] explicitly",
             )
         self.categorical, self.multi_valued, self.numeric = cat, multi, num
-        self.vocab, self.stats = {}, {}
+        self.vocab, self.stats, self.rare = {}, {}, {}
         for col in cat:
             values = [str(v).strip() for v in items[col].tolist() if not is_blank(v)]
             self.vocab[col] = self._vocabulary(pd.Series(values, dtype=object))
+            self.rare[col] = set(values) - set(self.vocab[col])
         for col, sep in multi.items():
             tokens = [t for v in items[col].tolist() for t in _split(v, sep)]
             self.vocab[col] = self._vocabulary(pd.Series(tokens, dtype=object))
+            self.rare[col] = set(tokens) - set(self.vocab[col])
         for col in num:
             x = pd.to_numeric(items[col], errors="coerce").to_numpy(np.float64)
             x = x[np.isfinite(x)]
@@ -154,6 +159,9 @@ class AttributeEncoder(Encoder):
             if all(is_blank(v) or (isinstance(v, list) and not v) for v in values.values()):
                 out.append(ItemInput(None, problem="no attribute values (all attribute columns empty)"))
                 continue
+            if not self._any_known(values):
+                out.append(ItemInput(None, problem="no known attribute values (none occurs in the catalogue)"))
+                continue
             out.append(ItemInput(content_hash(json.dumps(values, sort_keys=True, default=str)), payload=values))
         return out
 
@@ -161,7 +169,8 @@ class AttributeEncoder(Encoder):
         return np.stack([self._vector(v) for v in batch]).astype(np.float32)
 
     def transform(self, items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Encode new items with the fitted vocabulary: ``(features, mask)`` (unknown categories -> <other>)."""
+        """Encode new items with the fitted vocabulary: ``(features, mask)`` (rare categories -> <other>,
+        never-seen ones -> nothing; an item with no known value is masked)."""
         inputs = self.prepare(items, None)
         feats = np.zeros((len(inputs), self.dim), dtype=np.float32)
         mask = np.array([it.key is not None for it in inputs])
@@ -184,10 +193,27 @@ class AttributeEncoder(Encoder):
     def _hot(self, col: str, tokens: list[str]) -> np.ndarray:
         vocab = self.vocab[col]
         index = {v: i for i, v in enumerate(vocab)}
+        rare = self.rare.get(col, set())
         vec = np.zeros(len(vocab) + 1)
         for tok in tokens:
-            vec[index.get(tok, len(vocab))] = 1.0  # unseen/rare -> <other>
+            if tok in index:
+                vec[index[tok]] = 1.0
+            elif tok in rare:
+                vec[len(vocab)] = 1.0  # seen but rare -> <other>; never seen -> nothing
         return vec
+
+    def _any_known(self, values: dict[str, Any]) -> bool:
+        """Does any value occur in the catalogue (a numeric one always counts)?"""
+        if any(not is_blank(values[c]) for c in self.numeric):
+            return True
+        for col in self.categorical:
+            v = values[col]
+            if not is_blank(v) and (str(v).strip() in self.vocab[col] or str(v).strip() in self.rare.get(col, ())):
+                return True
+        for col, sep in self.multi_valued.items():
+            if any(t in self.vocab[col] or t in self.rare.get(col, ()) for t in _split(values[col], sep)):
+                return True
+        return False
 
 
 def _split(value: Any, sep: str) -> list[str]:

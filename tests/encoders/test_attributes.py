@@ -40,13 +40,18 @@ def test_explicit_columns_layout_and_values(catalogue):
     assert not feats[5].any()
 
 
-def test_unknown_categories_at_serving_time_go_to_other(catalogue):
+def test_rare_categories_share_other_and_never_seen_ones_carry_nothing(catalogue):
     enc = AttributeEncoder(categorical=["brand"], multi_valued=["genres"], numeric=["price"]).fit(catalogue)
-    new = pd.DataFrame({"brand": ["neverseen"], "genres": ["Western|Comedy"], "price": ["25"]})
+    new = pd.DataFrame({"brand": ["neverseen", "solo", "neverseen"], "genres": ["Western|Comedy", None, "Western"],
+                        "price": ["25", None, None]})
     feats, mask = enc.transform(new)
     row = dict(zip(enc.feature_names(), feats[0]))
-    assert mask[0] and row["brand=<other>"] == 1 and row["genres=<other>"] == 1 and row["genres=Comedy"] == 1
+    # a value no catalogue item has says nothing about the item: it is not the rare values' <other>
+    assert mask[0] and row["brand=<other>"] == 0 and row["genres=<other>"] == 0 and row["genres=Comedy"] == 1
     assert row["price"] == pytest.approx(0.0)
+    rare = dict(zip(enc.feature_names(), feats[1]))
+    assert mask[1] and rare["brand=<other>"] == 1   # 'solo' is in the catalogue once: rare, so <other>
+    assert not mask[2]                               # nothing known at all: the modality is masked
 
 
 def test_auto_detection_skips_ids_and_free_text():
