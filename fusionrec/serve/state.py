@@ -65,7 +65,8 @@ class Catalogue:
         """Display title per item, computed once per catalogue version (a pandas lookup per
         returned item was a third of a recommendation's CPU time)."""
         out: list[str | None] = [None] * self.n_items
-        for col in ("tmdb_title", "name", "title"):  # later columns win: title is preferred
+        # later columns win: title is preferred; retail exports name products prod_name / product_name
+        for col in ("tmdb_title", "prod_name", "product_name", "name", "title"):
             if col in self.frame.columns:
                 for j, v in enumerate(self.frame[col].tolist()):
                     if isinstance(v, str) and v:
@@ -79,7 +80,7 @@ class Catalogue:
         rec = self.frame.iloc[row].to_dict()
         out = {}
         for k, v in rec.items():
-            if v is None or (isinstance(v, float) and np.isnan(v)):
+            if v is None or (isinstance(v, float) and np.isnan(v)) or k == "item_id":  # item_id is the key
                 continue
             if isinstance(v, np.generic):
                 v = v.item()
