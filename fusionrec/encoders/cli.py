@@ -160,7 +160,8 @@ def _print_report(report: Any, args: argparse.Namespace) -> None:
     print(report.summary())
     issues = report.issues_frame()
     if len(issues):
-        shown = issues.head(10).to_string(index=False, max_colwidth=70)
+        # text and attribute problems have no file: show a blank, not None
+        shown = issues.head(10).fillna("").to_string(index=False, max_colwidth=70)
         where = f"all in {args.issues}" if args.issues else "write them all with --issues FILE"
         more = f"\n... {len(issues) - 10} more ({where})" if len(issues) > 10 else ""
         print(f"\nitems with a missing modality (they keep their other modalities):\n{shown}{more}")
