@@ -9,12 +9,7 @@ and ``/similar`` for an item (for the retailer: an article nobody bought).
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -31,6 +26,7 @@ from tests.e2e.exports import (
     make_retail_export,
     style_image,
 )
+from tests.serve.live import LiveServer
 
 pytestmark = pytest.mark.slow
 API_KEY = "e2e-key-0123456789abcdef0123"
@@ -55,45 +51,17 @@ def _init_and_train(folder: Path, capsys, out: Path, model: str = "mmgraph") -> 
     return Path(match.group(1)) / "model"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Served:
-    """``fusionrec serve --model DIR`` in a subprocess on a loopback port."""
+    """``fusionrec serve --model DIR`` on loopback (tests/serve/live.py's LiveServer) and a keyed client."""
 
     def __init__(self, model_dir: Path, tmp: Path) -> None:
-        self.port = _free_port()
-        env = dict(os.environ, FUSIONREC_API_KEYS=API_KEY, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-        self.log = open(tmp / f"serve-{self.port}.log", "w")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fusionrec", "serve", "--model", str(model_dir), "--port", str(self.port),
-             "--db", str(tmp / f"serve-{self.port}.sqlite3")],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30,
-                                   headers={"X-API-Key": API_KEY})
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited: {Path(self.log.name).read_text()}")
-            try:
-                if self.client.get("/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"serve did not start: {Path(self.log.name).read_text()}")
+        self.server = LiveServer(model_dir, tmp / "serve.sqlite3", API_KEY)
+        self.server.wait_ready()
+        self.client = httpx.Client(base_url=self.server.url, timeout=30, headers={"X-API-Key": API_KEY})
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.server.stop()
         self.client.close()
-        self.log.close()
 
 
 def _check_serving(model_dir: Path, tmp: Path, export: Export, user: str, similar_to: str,
