@@ -106,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # the reader of our output went away (`fusionrec data validate --json | head`): not an error of ours
-        sys.stderr.close()
+        # the reader of our output went away (`fusionrec data validate --json | head`): not an error of
+        # ours. Point stdout at devnull so the interpreter's final flush does not fail again (the
+        # recipe of Python's signal docs); stderr stays open for anything that still has to be said.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 0
     return int(result or 0)
 
