@@ -396,7 +396,7 @@ class RecService:
         if not text:
             # the description's text columns sent as attributes make the text, as in the catalogue
             described = [c for c in split_list(state.config.data.item_columns.get("text")) if c in attributes]
-            text = join_text(pd.DataFrame([attributes])[described], described)[0] if described else None
+            text = join_text(pd.DataFrame([attributes]), described)[0] if described else None
             fields["text"] = text
         if text:
             for col in list(fields) + ["text"]:

@@ -179,11 +179,12 @@ class ValidationReport:
                 lines.append(f"    ... {issue.count - min(len(issue.examples), max_examples)} more{where_all}")
             if issue.fix:
                 lines.append(f"    fix: {issue.fix}")
-        if self.counts:
-            lines.append("quarantined rows per reason: " + ", ".join(f"{k}={v}" for k, v in self.counts.items()))
-        if self.cleared_counts():
+        quarantined, cleared = self.counts, self.cleared_counts()
+        if quarantined:
+            lines.append("quarantined rows per reason: " + ", ".join(f"{k}={v}" for k, v in quarantined.items()))
+        if cleared:
             lines.append("rows kept with a field cleared (listed in the quarantine file): "
-                         + ", ".join(f"{k}={v}" for k, v in self.cleared_counts().items()))
+                         + ", ".join(f"{k}={v}" for k, v in cleared.items()))
         if self.quarantine_path:
             lines.append(f"quarantine file: {self.quarantine_path}")
         return "\n".join(lines)
