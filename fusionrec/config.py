@@ -26,11 +26,12 @@ class _Section(BaseModel):
 class SplitConfig(_Section):
     """How interactions are divided; ``predefined`` keeps the source's own split."""
 
-    method: Literal["predefined", "random", "leave_last_out", "temporal", "cold_start"] = Field(
+    method: Literal["predefined", "random", "leave_last_out", "temporal", "cold_start", "user_cold_start"] = Field(
         "random", description="predefined: the data's split column; random: per user; leave_last_out: each "
-                              "user's last events; temporal: one global time cut; cold_start: whole items")
+                              "user's last events; temporal: one global time cut; cold_start: whole items; "
+                              "user_cold_start: whole users (new users, from attributes and first events)")
     ratios: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train / valid / test shares")
-    seed: int = Field(999, description="seed of the random and cold_start splits")
+    seed: int = Field(999, description="seed of the random, cold_start and user_cold_start splits")
     min_interactions: int = Field(10, description="users with fewer interactions get n-2/1/1 (MMRec's rule)")
     # "round" is how ml100k/mmrec/ was made
     rounding: Literal["mmrec", "round"] = Field(
@@ -275,4 +276,11 @@ def resolve_config(
     merged.pop("model_params", None)
     params = validate_params(model_name, {**per_model, **(model_section.get("params") or {})})
     merged["model"] = {**model_section, "name": model_name, "params": params}
+    # a model whose natural selection metric is not the preset's (rating models: rmse; multi-task
+    # rankers: the mean task AUC) is chosen on it unless the user's file or --set names one
+    from fusionrec.models.registry import model_class
+
+    own_metric = getattr(model_class(model_name), "default_valid_metric", None)
+    if own_metric and "valid_metric" not in (layered.get("train") or {}):
+        merged = deep_merge(merged, {"train": {"valid_metric": own_metric}})
     return RunConfig.model_validate(merged)

@@ -12,7 +12,10 @@ A :class:`Dataset` holds
 * ``items``: item side data, one row per internal item in order (text fields,
   ``image_path``/``audio_path`` relative to ``root``, attribute columns);
 * ``modalities``: precomputed feature matrices as :class:`FeatureModality`
-  objects (row ``j`` is item ``j``; a boolean mask says which rows are real).
+  objects (row ``j`` is item ``j``; a boolean mask says which rows are real);
+* ``users``: user attributes (the user table's declared ``attributes`` columns), one
+  row per internal user in order, or None without a user table; a missing value is
+  None/NaN and :meth:`Dataset.user_attribute_masks` says which cells are present.
 
 Models never read files: they get a :class:`TrainData` view built from a
 Dataset (see :meth:`Dataset.train_data`).
@@ -103,6 +106,8 @@ class TrainData:
     train_frame: pd.DataFrame
     modalities: dict[str, FeatureModality] = field(default_factory=dict)
     item_frame: pd.DataFrame | None = None
+    # user attributes, one row per internal user (None without a user table)
+    user_frame: pd.DataFrame | None = None
 
     @property
     def item_popularity(self) -> np.ndarray:
@@ -125,6 +130,7 @@ class Dataset:
         items: pd.DataFrame | None = None,
         modalities: Mapping[str, FeatureModality] | None = None,
         root: str | Path | None = None,
+        users: pd.DataFrame | None = None,
     ) -> None:
         self.name = name
         self.user_ids = np.asarray(list(user_ids), dtype=object)
@@ -139,6 +145,12 @@ class Dataset:
             )
         self.items = items.reset_index(drop=True)
         self.root = Path(root) if root is not None else None
+        if users is not None and len(users) != len(self.user_ids):
+            raise ValueError(
+                f"dataset {name!r}: user table has {len(users)} rows but there are "
+                f"{len(self.user_ids)} users; pass one row per user in id order"
+            )
+        self.users = users.reset_index(drop=True) if users is not None else None
         self.modalities: dict[str, FeatureModality] = {}
         for m in (modalities or {}).values():
             self.add_modality(m)
@@ -285,12 +297,14 @@ class Dataset:
         return Dataset(
             self.name, self.user_ids[users], self.item_ids[items], inter,
             self.items.iloc[items].reset_index(drop=True), mods, self.root,
+            users=self.users.iloc[users].reset_index(drop=True) if self.users is not None else None,
         )
 
     def _replace(self, **kw) -> Dataset:
         args = {
             "name": self.name, "user_ids": self.user_ids, "item_ids": self.item_ids,
             "interactions": self.interactions, "items": self.items, "modalities": self.modalities, "root": self.root,
+            "users": self.users,
         }
         args.update(kw)
         return Dataset(**args)
@@ -366,7 +380,15 @@ class Dataset:
             train_frame=frame,
             modalities={n: self.modalities[n] for n in names},
             item_frame=self.items,
+            user_frame=self.users,
         )
+
+    def user_attribute_masks(self) -> dict[str, np.ndarray]:
+        """Per user attribute column: [n_users] bool, True where the user has a value."""
+        if self.users is None:
+            return {}
+        return {c: self.users[c].notna().to_numpy() & (self.users[c].astype(str).str.strip() != "").to_numpy()
+                for c in self.users.columns if c != "user_id"}
 
     # ------------------------------------------------------------------ modalities
     def add_modality(self, modality: FeatureModality) -> None:

@@ -252,7 +252,7 @@ def align_to(dataset: Dataset, reference: Dataset) -> tuple[Dataset, int]:
     frame = inter[keep].copy()
     frame["user"], frame["item"] = u[keep], i[keep]
     aligned = Dataset(dataset.name, reference.user_ids, reference.item_ids, frame, reference.items,
-                      reference.modalities, reference.root)
+                      reference.modalities, reference.root, users=reference.users)
     return aligned, int((~keep).sum())
 
 

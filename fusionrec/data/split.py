@@ -13,6 +13,9 @@ All splits return a copy of the dataset whose ``interactions["split"]`` holds
   every train event is no later than every valid event, and valid than test.
 * :func:`cold_start_split` - items (not events) are split: all events of an item
   go to the item's group, so valid/test items never occur in train.
+* :func:`user_cold_start_split` - users are split: all events of a user go to the
+  user's group, so valid/test users never occur in train (new users, recommended
+  from their attributes and first events: :mod:`fusionrec.evaluate.user_cold`).
 * ``predefined`` (:func:`apply_split`) keeps the split read from the file.
 """
 from __future__ import annotations
@@ -185,6 +188,29 @@ def cold_start_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1)
     return dataset.with_split(_LABELS[group[items]])
 
 
+def user_cold_start_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1),
+                          seed: int = 999) -> Dataset:
+    """User cold-start: shuffle the users that have events and cut them by ``ratios``.
+
+    Every event goes to the split of its user, so no valid/test user appears in train
+    (``ratios=(0.8, 0.1, 0.1)`` holds out 10% of the users with all their events for test).
+    """
+    _check_ratios(ratios)
+    users = dataset.interactions["user"].to_numpy()
+    active = np.unique(users)
+    shuffled = np.random.default_rng(seed).permutation(active)
+    n = len(shuffled)
+    cut1 = round(n * ratios[0])
+    cut2 = round(n * (ratios[0] + ratios[1]))
+    if cut1 == 0:
+        raise UserError(f"user cold-start split of {n} user(s) with ratios {list(ratios)} leaves no training user",
+                        "data.split.ratios", "raise the train share or use more users")
+    group = np.zeros(dataset.n_users, dtype=np.int64)
+    group[shuffled[cut1:cut2]] = 1
+    group[shuffled[cut2:]] = 2
+    return dataset.with_split(_LABELS[group[users]])
+
+
 def kcore_filter(dataset: Dataset, k: int, item_k: int | None = None, compact: bool = True) -> Dataset:
     """Repeatedly drop users with fewer than ``k`` and items with fewer than ``item_k`` (default k) events.
 
@@ -231,8 +257,10 @@ def apply_split(dataset: Dataset, method: str, ratios: Sequence[float] = (0.8, 0
         return temporal_split(dataset, ratios)
     if method == "cold_start":
         return cold_start_split(dataset, ratios, seed)
+    if method == "user_cold_start":
+        return user_cold_start_split(dataset, ratios, seed)
     raise UserError(f"unknown split method {method!r}", "data.split.method",
-                    "use predefined, random, leave_last_out, temporal or cold_start")
+                    "use predefined, random, leave_last_out, temporal, cold_start or user_cold_start")
 
 
 def split_summary(dataset: Dataset) -> pd.DataFrame:
@@ -255,6 +283,7 @@ __all__ = [
     "random_split",
     "split_summary",
     "temporal_split",
+    "user_cold_start_split",
 ]
 
 

@@ -9,6 +9,7 @@ Layout of ``directory``::
       dataset.json        name, root, user_ids, item_ids, modality index
       interactions.parquet
       items.parquet
+      users.parquet         user attributes (only when the data has a user table)
       modalities/<name>.features.npy, <name>.mask.npy   (np.load(allow_pickle=False))
 
 Loading rebuilds the :class:`~fusionrec.data.dataset.Dataset`, its
@@ -66,6 +67,8 @@ def save_dataset(dataset: Dataset, directory: str | Path) -> Path:
     (directory / "modalities").mkdir(parents=True, exist_ok=True)
     dataset.interactions.to_parquet(directory / "interactions.parquet", index=False)
     _items_to_parquet(dataset.items, directory / "items.parquet")
+    if dataset.users is not None:  # user attributes (the attribute user tower rebuilds its vocabulary)
+        _items_to_parquet(dataset.users, directory / "users.parquet")
     mods = []
     for name, mod in dataset.modalities.items():
         stem = _safe_stem(name)
@@ -102,8 +105,12 @@ def load_dataset_artifact(directory: str | Path) -> Dataset:
         feats = np.load(directory / "modalities" / f"{m['file']}.features.npy", allow_pickle=False)
         mask = np.load(directory / "modalities" / f"{m['file']}.mask.npy", allow_pickle=False)
         modalities[m["name"]] = FeatureModality(m["name"], m["kind"], feats, mask, m.get("source", ""))
+    users_file = directory / "users.parquet"
+    users = pd.read_parquet(users_file) if users_file.is_file() else None
+    if users is not None:
+        users = users.astype(object).where(users.notna(), None)
     return Dataset(meta["name"], meta["user_ids"], meta["item_ids"], interactions, items, modalities,
-                   meta.get("root"))
+                   meta.get("root"), users=users)
 
 
 def _safe_stem(name: str) -> str:

@@ -37,6 +37,7 @@ from fusionrec.data.validation.items import (
     EventItems,
     SideTable,
     align_items,
+    align_users,
     load_items,
     load_users,
     media_only_items,
@@ -252,7 +253,9 @@ def _build(check: Checker, report: ValidationReport) -> Dataset:
     if items is not None and items.event_only is not None:
         extra_keys = cast_ids(items.event_only["item_id"].to_numpy(dtype=object), int_items)
     item_frame = align_items(items, item_keys, item_ids, extra_keys)
-    dataset = Dataset(src.name, user_ids, item_ids, inter, item_frame, {m.name: m for m in modalities}, src.root)
+    user_frame = align_users(users, user_keys, user_ids) if users is not None and user_keys is not None else None
+    dataset = Dataset(src.name, user_ids, item_ids, inter, item_frame, {m.name: m for m in modalities}, src.root,
+                      users=user_frame)
     report.stats.update(summarise(dataset))
     return dataset
 

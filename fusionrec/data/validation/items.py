@@ -207,15 +207,17 @@ def _missing_from_table(table_ids: np.ndarray, events: EventItems | None) -> np.
     return np.asarray(index[~index.isin(pd.Index(table_ids))], dtype=object)
 
 
-def _attribute_columns(check: Checker, raw: RawTable, mapping: dict[str, str], id_col: str) -> list[str]:
+def _attribute_columns(check: Checker, raw: RawTable, mapping: dict[str, str], id_col: str,
+                       table: str = "item") -> list[str]:
     f = raw.frame
     cols = split_list(mapping.get("attributes"))
     if not cols and "attributes" not in mapping and raw.header_types:
         cols = [c for c, t in raw.header_types.items() if t in ("token", "float") and c != id_col]
     for c in cols:
         if c not in f.columns:
-            check.note("missing_column", "error", f"attribute column {c!r} not in the item table",
-                       file=f"{raw.path} line 1", fix="fix --item-columns attributes=<col1>,<col2>")
+            check.note("missing_column", "error", f"attribute column {c!r} not in the {table} table",
+                       file=f"{raw.path} line 1", fix=f"fix data.{table}_columns.attributes (a,b,c) to name "
+                                                      f"columns of {raw.path.name}: {list(f.columns)}")
     return [c for c in cols if c in f.columns]
 
 
@@ -230,8 +232,25 @@ def load_users(check: Checker) -> SideTable:
                           f"{raw.path} line 1", "name it user_id or map it with data.user_columns.user",
                           "missing_column")
     ids, keep = _id_rows(check, raw, id_col, "duplicate_user")
+    attrs = _attribute_columns(check, raw, src.user_columns, id_col, "user")
     return SideTable(raw, ids.to_numpy(dtype=object, na_value=None)[keep], f[keep].reset_index(drop=True),
-                     {"attributes": split_list(src.user_columns.get("attributes"))})
+                     {"attributes": attrs})
+
+
+def align_users(users: SideTable, keys: np.ndarray, user_ids: np.ndarray) -> pd.DataFrame:
+    """``user_id`` + the user table's attribute columns in internal user order.
+
+    A user the table does not list gets an all-missing row; cells stay text as read
+    (empty cells None), so the user tower decides per column whether it is a number.
+    """
+    cols = [c for c in users.roles.get("attributes", []) if c != "user_id"]
+    frame = pd.DataFrame({c: strip(users.frame[c]).to_numpy(dtype=object, na_value=None) for c in cols})
+    frame.index = pd.Index(keys)
+    frame = frame[~frame.index.duplicated(keep="first")]
+    aligned = frame.reindex(pd.Index(user_ids))
+    aligned = aligned.astype(object).where(aligned.notna(), None)
+    aligned.insert(0, "user_id", user_ids)
+    return aligned.reset_index(drop=True)
 
 
 def read_id_map(check: Checker, spec: str) -> dict[str, str]:
@@ -275,5 +294,5 @@ def align_items(items: SideTable | None, keys: np.ndarray | None, item_ids: np.n
     return aligned
 
 
-__all__ = ["AUDIO_COLUMN", "IMAGE_COLUMN", "EventItems", "SideTable", "align_items", "join_text", "load_items", "load_users",
+__all__ = ["AUDIO_COLUMN", "IMAGE_COLUMN", "EventItems", "SideTable", "align_items", "join_text", "align_users", "load_items", "load_users",
            "media_only_items", "read_id_map"]
