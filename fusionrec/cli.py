@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "fusionrec.serve.cli",
     "ablate": "fusionrec.experiments.ablate",
     "models": "fusionrec.models.cli",
+    "report": "fusionrec.report.cli",
 }
 SUMMARIES: dict[str, str] = {
     "demo": "generate the built-in synthetic shop and run the pipeline on it",
@@ -37,6 +38,7 @@ SUMMARIES: dict[str, str] = {
     "serve": "start the HTTP recommendation service",
     "ablate": "run modality x fusion x alignment ablations and write one table",
     "models": "list the models; show a model's parameters, types, defaults and meanings",
+    "report": "write one self-contained HTML report (curves, breakdowns, maps, example users) of runs",
 }
 
 DESCRIPTION = (

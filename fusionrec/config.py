@@ -112,6 +112,12 @@ class TrainConfig(_Section):
     checkpoint: bool = Field(True, description="write a checkpoint after each epoch")
     resume: bool = Field(False, description="continue from the run's checkpoint")
     progress: bool = Field(True, description="report progress per epoch")
+    tensorboard: str | None = Field(None, description=(
+        "folder for TensorBoard logs (loss, valid metrics, learning rate, seconds per epoch, item embedding "
+        "projector), one subfolder per run and seed; needs pip install 'fusionrec[track]'"))
+    mlflow: str | None = Field(None, description=(
+        "MLflow tracking URI (a folder such as mlruns, or a tracking server) to log params and per-epoch "
+        "metrics to; needs pip install 'fusionrec[mlflow]'"))
 
     @field_validator("valid_metric")
     @classmethod

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,7 @@ from fusionrec.evaluate.run_report import (
 )
 from fusionrec.models.io import load_model, save_model
 from fusionrec.models.registry import available_models, build_model, model_class
+from fusionrec.train.callbacks import callbacks_for_run
 from fusionrec.train.trainer import (
     Trainer,
     TrainResult,
@@ -179,7 +181,8 @@ def _run_seed(cfg: RunConfig, dataset: Dataset, evaluator: Evaluator, seed: int,
     seed_everything(seed)
     data = dataset.train_data(cfg.data.modalities)
     model = build_model(cfg.model.name, data, cfg.model.params)
-    trainer = Trainer(model, data, cfg.train, evaluator, out_dir=run_dir / "checkpoints" / f"seed{seed}", seed=seed)
+    trainer = Trainer(model, data, cfg.train, evaluator, out_dir=run_dir / "checkpoints" / f"seed{seed}", seed=seed,
+                      callbacks=callbacks_for_run(cfg, dataset, run_dir, seed))  # train.tensorboard / train.mlflow
     result = trainer.fit()
     # the chosen (valid-best) model meets the test split exactly once
     t0 = time.perf_counter()
@@ -316,6 +319,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_data_arguments(p)  # --data DIR, --dataset PRESET, --config run.yaml, --set KEY=VALUE
     p.add_argument("--model", help=f"model name ({', '.join(available_models())}, ...)")
     p.add_argument("--out", help="output folder for run directories (default: output_dir of the config)")
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="write TensorBoard logs under DIR (same as --set train.tensorboard=DIR)")
     p.set_defaults(func=_cmd_train)
 
     e = subparsers.add_parser("evaluate", help="evaluate a saved model (runs/<run>/model)")
@@ -340,10 +345,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = run_config_from_args(args, model=args.model, command="fusionrec train")
     if args.out:
         cfg = cfg.model_copy(update={"output_dir": args.out})
+    if args.tensorboard:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"tensorboard": args.tensorboard})})
     results = run_experiment(cfg, verbose=True)
     print(run_summary_text(results))
     # part of the result, even with -q: evaluate and serve need the model folder inside it
     print(f"run directory: {results['run_dir']}")
+    print(f"report: fusionrec report {shlex.quote(results['run_dir'])}")
+    if cfg.train.tensorboard:
+        print(f"training curves: tensorboard --logdir {shlex.quote(cfg.train.tensorboard)}")
     return 0
 
 

@@ -313,4 +313,5 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     md, js = write_ablation(df, stem, title, notes)
     print(md.read_text())
     print(f"wrote {md} and {js}")
+    print(f"report: fusionrec report {shlex.quote(str(runs))}")
     return 0

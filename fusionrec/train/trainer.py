@@ -23,6 +23,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +37,7 @@ from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
 from fusionrec.evaluate.pointwise import LOWER_IS_BETTER, POINTWISE_METRICS
 from fusionrec.models.base import RecModel
+from fusionrec.train.callbacks import Callback, CallbackList
 from fusionrec.train.progress import EpochProgress
 from fusionrec.train.sampling import make_sampler
 
@@ -90,6 +92,7 @@ class Trainer:
         evaluator: EvaluatorLike | None = None,
         out_dir: str | Path | None = None,
         seed: int | None = None,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         self.model = model
         self.data = data
@@ -97,6 +100,9 @@ class Trainer:
         self.evaluator = evaluator
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.seed = int(seed if seed is not None else (cfg.seeds[0] if cfg.seeds else 0))
+        # on_evaluation / on_epoch_end / on_fit_end hooks (fusionrec.train.callbacks)
+        self.callbacks = CallbackList(callbacks)
+        self.optimizer: torch.optim.Optimizer | None = None
 
     # ------------------------------------------------------------------ public
     def fit(self) -> TrainResult:
@@ -120,10 +126,14 @@ class Trainer:
         fit_seconds = time.perf_counter() - start
         valid = self._validate() if self.evaluator is not None else {}
         score = self._score(valid) if valid else float("nan")
+        if valid:
+            self.callbacks.on_evaluation(self, 0, valid, True)
         total = time.perf_counter() - start
         history = [{"epoch": 0, "loss": None, "seconds": fit_seconds, "valid": valid}]
         EpochProgress(self.model.name, self.cfg, epochs=False).fitted(fit_seconds, score if valid else None)
-        return TrainResult(0, score, history, fit_seconds, total, False, valid, total - fit_seconds)
+        result = TrainResult(0, score, history, fit_seconds, total, False, valid, total - fit_seconds)
+        self.callbacks.on_fit_end(self, result)
+        return result
 
     # ------------------------------------------------------------------ gradient
     def _fit_gradient(self) -> TrainResult:
@@ -136,6 +146,7 @@ class Trainer:
                 "set trainable = False and implement fit(), or add nn.Parameters",
             )
         optimizer = make_adam(params, cfg.lr, cfg.weight_decay)
+        self.optimizer = optimizer  # callbacks read the learning rate from it
         # pointwise models say how many sampled negatives per positive they want
         num_negatives = getattr(model, "num_negatives", None)
         if num_negatives is None:  # a model without the RecModel property: its raw params
@@ -173,7 +184,7 @@ class Trainer:
             model.load_state_dict(state["best_state"])
         total = time.perf_counter() - total_start
         epochs_run = max(sum(1 for h in state["history"] if "loss" in h), 1)
-        return TrainResult(
+        result = TrainResult(
             best_epoch=int(state["best_epoch"]),
             best_score=float(state["best_score"]),
             history=state["history"],
@@ -183,6 +194,8 @@ class Trainer:
             best_valid=dict(state["best_valid"]),
             eval_seconds_per_epoch=state["eval_seconds"] / max(state["n_evals"], 1),
         )
+        self.callbacks.on_fit_end(self, result)
+        return result
 
     def _one_epoch(self, sampler, optimizer: torch.optim.Optimizer, state: dict[str, Any],
                    progress: EpochProgress) -> bool:
@@ -193,13 +206,15 @@ class Trainer:
         loss = self._train_epoch(sampler, optimizer, epoch)
         train_secs = time.perf_counter() - t0
         state["train_seconds"] += train_secs
-        record: dict[str, Any] = {"epoch": epoch, "loss": loss, "seconds": train_secs}
+        record: dict[str, Any] = {"epoch": epoch, "loss": loss, "seconds": train_secs,
+                                  "lr": float(optimizer.param_groups[0]["lr"])}
         state["epoch"] = epoch
         if not math.isfinite(loss):
             # A diverged model is useless from here on: keep the best weights so far.
             record["diverged"] = True
             state["history"].append(record)
             progress.epoch(record, None, False)
+            self.callbacks.on_epoch_end(self, record)
             return True
         evaluate_now = self.evaluator is not None and (epoch % max(cfg.eval_every, 1) == 0 or epoch == cfg.epochs)
         improved = False
@@ -218,8 +233,10 @@ class Trainer:
                              best_state=_clone_state(self.model))
             else:
                 state["bad_evals"] += 1
+            self.callbacks.on_evaluation(self, epoch, valid, improved)
         state["history"].append(record)
         progress.epoch(record, score, improved)
+        self.callbacks.on_epoch_end(self, record)
         if cfg.checkpoint and self.checkpoint_path is not None:
             self._save_checkpoint(optimizer, state)
         return evaluate_now and state["bad_evals"] >= cfg.patience
