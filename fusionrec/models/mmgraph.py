@@ -43,6 +43,7 @@ from fusionrec.align.projection import Projection
 from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
 from fusionrec.fuse.feature import FUSIONS, build_fusion, modality_dropout
+from fusionrec.models.adaptive_head import ContentHead, head_rows, replace_rows
 from fusionrec.models.base import RecModel
 from fusionrec.models.graphs import (  # noqa: F401  (re-exported: tests and serving import them from here)
     _to_torch_sparse,
@@ -96,6 +97,11 @@ class MMGraph(RecModel):
             "their label is unknown)"))
         id_dropout: float = Field(0.0, ge=0, lt=1, description=(
             "share of items whose ID embedding is hidden per training step, so content alone must rank them"))
+        cold_dropout: float = Field(0.0, ge=0, lt=1, description=(
+            "> 0 adds a content head (adaptive_head.py) that scores items without training interactions in "
+            "the final space; this share of warm items is scored by it per step, which trains it"))
+        head_hidden: int = Field(256, ge=1, description="hidden width of the content head's per-modality MLPs")
+        head_dropout: float = Field(0.2, ge=0, lt=1, description="dropout inside the content head")
         feature_norm: FeatureNorm = Field("l2", description="feature normalisation before the projections")
         projection: Literal[PROJECTIONS] = Field(  # type: ignore[valid-type]
             "linear", description="each modality -> the ID space")
@@ -137,6 +143,11 @@ class MMGraph(RecModel):
         self._init_embeddings(np.asarray(train.sum(axis=0)).ravel())
         self._init_modality_graph(graph_mods)
         self._init_content(data, content_mods)
+        # items with no training interaction are scored by the content head when there is one
+        self.head = (ContentHead(data, self.hp.modalities, self.dim, self.hp.head_hidden,
+                                 dropout=self.hp.head_dropout, normalize=self.normalize, model=self.name)
+                     if self.hp.cold_dropout > 0 else None)
+        self._cold = torch.from_numpy(np.asarray(train.sum(axis=0)).ravel() <= 0)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ construction
@@ -290,6 +301,9 @@ class MMGraph(RecModel):
         if self.normalize:
             users = F.normalize(users, dim=1)
             items = F.normalize(items, dim=1)
+        if self.head is not None:
+            # cold items (and, in training, a random share of warm ones) are scored from content alone
+            items = replace_rows(items, self.head(), head_rows(self._cold, self.hp.cold_dropout, drop))
         return users, items
 
     # ------------------------------------------------------------------ training

@@ -1,0 +1,317 @@
+"""``--model auto``: train a portfolio of models within a time budget, choose one on valid, test it once.
+
+Which model suits a catalogue depends on its regime: dense logs favour collaborative models
+(EASE, graph models), sparse users and new items favour content (content-kNN, content_cf), and
+hybrids sit in between. Rather than asking the user to know, :func:`select_model` trains every
+candidate of the portfolio on the train split (one seed), scores each on the **valid** split, and
+keeps the best. Only the winner meets the test split (in :func:`run_auto`), so the choice is as
+honest as any single model's early stopping.
+
+Budget: candidates run cheapest first; each gets an equal share of what is left of the budget
+(time a fast one does not use rolls over to the slower ones), and a gradient-trained one stops at
+its deadline with its valid-best weights so far. Once the budget is spent the remaining candidates
+are skipped (the first one always runs, so there is always a model). A closed-form candidate
+cannot be interrupted, so the run can overshoot by one closed-form fit. A candidate that fails (say, out of memory) or
+does not fit the data (content models on data without item content) is reported with the reason
+and skipped; the run never fails for one candidate.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fusionrec import output
+from fusionrec.config import RunConfig, deep_merge
+from fusionrec.data.dataset import Dataset
+from fusionrec.errors import UserError
+from fusionrec.models.registry import available_models, model_class
+from fusionrec.train.trainer import Trainer, seed_everything
+
+EASE_MAX_ITEMS = 20_000   # EASE inverts an items x items matrix; above this ItemKNN stands in for it
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One portfolio entry: a registered model, its parameters and the training settings it runs with."""
+
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+    when: str = "always"   # always | cold_items (only when valid/test items have no training interaction)
+
+    @property
+    def name(self) -> str:
+        return self.label or self.model
+
+
+# The training settings are the ones each model was benchmarked with (docs/benchmarks/): graph models
+# validate every 5 epochs, content_cf trains on user batches of 256.
+PORTFOLIO: tuple[Candidate, ...] = (
+    Candidate("content_knn"),
+    Candidate("ease"),
+    Candidate("content_cf", train={"batch_size": 256, "lr": 0.005, "patience": 8}),
+    Candidate("mmgraph", train={"batch_size": 2048, "lr": 0.001, "eval_every": 5, "patience": 5}),
+    Candidate("mmgraph", {"cold_dropout": 0.3, "cold_negatives": False},
+              {"batch_size": 2048, "lr": 0.001, "eval_every": 5, "patience": 5},
+              label="mmgraph-adaptive", when="cold_items"),
+    Candidate("two_tower", train={"batch_size": 1024, "lr": 0.005, "patience": 8}),
+    Candidate("sasrec", train={"patience": 8}),
+    Candidate("gru4rec", train={"patience": 8}),
+)
+
+
+@dataclass
+class CandidateReport:
+    """One row of the run's candidate table."""
+
+    name: str
+    model: str
+    status: str                   # ok | stopped at budget | skipped: ... | failed: ...
+    valid: float = math.nan
+    seconds: float = 0.0
+    epochs: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "model": self.model, "status": self.status,
+                "valid": None if math.isnan(self.valid) else self.valid,
+                "seconds": round(self.seconds, 2), "epochs": self.epochs}
+
+
+@dataclass
+class AutoResult:
+    """What :func:`select_model` found: the trained winner and every candidate's valid score and time."""
+
+    winner: str
+    model: Any
+    cfg: RunConfig
+    dataset: Dataset
+    candidates: list[CandidateReport]
+    valid_metric: str
+    budget: float
+    seconds: float
+    train_result: Any = None
+    trained: dict[str, tuple[Any, RunConfig]] = field(default_factory=dict)  # keep_models=True only
+
+    def table(self) -> str:
+        """The candidate table as text (valid metric, seconds, status), winner marked."""
+        rows = [f"{'candidate':<18} {'valid ' + self.valid_metric:>16} {'seconds':>8} {'epochs':>6}  status"]
+        for c in self.candidates:
+            score = "-" if math.isnan(c.valid) else f"{c.valid:.4f}"
+            mark = "  <- chosen" if c.name == self.winner else ""
+            rows.append(f"{c.name:<18} {score:>16} {c.seconds:>8.1f} {c.epochs:>6}  {c.status}{mark}")
+        return "\n".join(rows)
+
+
+class _BudgetTrainer(Trainer):
+    """The Trainer, stopped after the epoch that crosses ``deadline`` (keeping its valid-best weights)."""
+
+    def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+        self.out_of_time = False
+
+    def _one_epoch(self, sampler, optimizer, state, progress) -> bool:  # type: ignore[override]
+        stop = super()._one_epoch(sampler, optimizer, state, progress)
+        if not stop and time.perf_counter() >= self.deadline:
+            self.out_of_time = True
+            return True
+        return stop
+
+
+def portfolio_for(dataset: Dataset, candidates: Sequence[Candidate | str] | None = None) -> list[Candidate]:
+    """The candidates that apply to ``dataset``: registered ones, EASE swapped for ItemKNN on large
+    catalogues, cold-start variants only when valid/test hold items without training interactions."""
+    chosen = [c if isinstance(c, Candidate) else _by_name(c) for c in (candidates or PORTFOLIO)]
+    registered = set(available_models())
+    cold = _has_cold_items(dataset)
+    out: list[Candidate] = []
+    for c in chosen:
+        if c.model not in registered or (c.when == "cold_items" and not cold and candidates is None):
+            continue
+        if c.model == "ease" and dataset.n_items > EASE_MAX_ITEMS:
+            c = Candidate("itemknn", label=f"itemknn (ease: > {EASE_MAX_ITEMS} items)")
+        out.append(c)
+    if not out:
+        raise UserError("no candidate model applies", "--model auto",
+                        f"name registered models; the portfolio is {[c.name for c in PORTFOLIO]}")
+    return out
+
+
+def _by_name(name: str) -> Candidate:
+    for c in PORTFOLIO:
+        if name in (c.name, c.model):
+            return c
+    if name in available_models():
+        return Candidate(name)
+    raise UserError(f"unknown auto candidate {name!r}", "--candidates",
+                    f"use registered models ({', '.join(available_models())}) or portfolio labels "
+                    f"({', '.join(c.name for c in PORTFOLIO)})")
+
+
+def _has_cold_items(dataset: Dataset) -> bool:
+    """True when some valid/test item never occurs in the train split (item cold start)."""
+    if not dataset.has_split:
+        return False
+    train = set(dataset.split_frame("train")["item"].unique())
+    return any(not set(dataset.split_frame(s)["item"].unique()) <= train for s in ("valid", "test"))
+
+
+# ---------------------------------------------------------------------- selection
+def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budget: float,
+                 candidates: Sequence[Candidate | str] | None = None, keep_models: bool = False) -> AutoResult:
+    """Train each candidate on ``dataset`` (one seed: the first of ``train.seeds``) within ``budget``
+    seconds and keep the best on the valid split; nothing here reads the test split.
+
+    ``make_cfg(model)`` gives the run configuration of one candidate as ``fusionrec train --model``
+    would resolve it (dataset preset, run file and ``--set`` overrides included); the portfolio's
+    training settings are layered on top, except seeds, threads, progress and the valid metric.
+    ``keep_models`` keeps every trained candidate in ``AutoResult.trained`` (benchmarks only).
+    """
+    from fusionrec.encoders.ensure import features_for_run
+    from fusionrec.pipeline import ensure_split, make_evaluator
+
+    if budget <= 0:
+        raise UserError(f"budget must be positive, got {budget}", "--budget", "give seconds, e.g. --budget 600")
+    start = time.perf_counter()
+    cfg0 = make_cfg("pop")
+    dataset = ensure_split(dataset, cfg0).with_positive_rating(getattr(cfg0.data, "positive_rating", None))
+    todo = portfolio_for(dataset, candidates)
+    dataset, content_note = _with_content(dataset, make_cfg, todo, features_for_run)
+    evaluator = make_evaluator(dataset, make_cfg(next((c.model for c in todo if _uses_content(c.model)), "pop")))
+    seed = cfg0.train.seeds[0]
+    reports: list[CandidateReport] = []
+    best: tuple[float, Candidate, Any, RunConfig, Any] | None = None
+    trained: dict[str, tuple[Any, RunConfig]] = {}
+    for k, cand in enumerate(todo):
+        left = budget - (time.perf_counter() - start)
+        if left <= 0 and best is not None:   # the cheapest candidate always runs: there is always a result
+            reports.append(CandidateReport(cand.name, cand.model, "skipped: budget spent"))
+            continue
+        if content_note and _uses_content(cand.model):
+            reports.append(CandidateReport(cand.name, cand.model, f"skipped: {content_note}"))
+            continue
+        deadline = time.perf_counter() + max(left, 0.0) / (len(todo) - k)
+        report, model, cfg, result = _train_candidate(cand, dataset, make_cfg, evaluator, seed, deadline)
+        reports.append(report)
+        output.info(f"[auto] {cand.name}: {report.status}, valid {cfg0.train.valid_metric} "
+                    f"{report.valid:.4f}, {report.seconds:.1f}s")
+        if model is None or math.isnan(report.valid):
+            continue
+        if keep_models:
+            trained[cand.name] = (model, cfg)
+        if best is None or report.valid > best[0]:
+            best = (report.valid, cand, model, cfg, result)
+    if best is None:
+        raise UserError("no candidate model could be trained", "--model auto",
+                        "see the reasons in the candidate table above; raise --budget or name --candidates")
+    _, cand, model, cfg, result = best
+    return AutoResult(cand.name, model, cfg, dataset, reports, cfg0.train.valid_metric, budget,
+                      time.perf_counter() - start, result, trained)
+
+
+def _uses_content(model: str) -> bool:
+    return bool(getattr(model_class(model), "uses_content", False))
+
+
+def _with_content(dataset: Dataset, make_cfg: Callable[[str], RunConfig], todo: list[Candidate],
+                  features_for_run: Callable[..., Dataset]) -> tuple[Dataset, str]:
+    """``dataset`` with its item modalities (from the feature store, encoded when missing) when a
+    content candidate is in the portfolio; the second value says why content models are skipped."""
+    content = next((c for c in todo if _uses_content(c.model)), None)
+    if content is None:
+        return dataset, ""
+    try:
+        dataset = features_for_run(dataset, make_cfg(content.model))
+    except UserError as err:
+        return dataset, f"no item content ({err.what})"
+    return dataset, "" if dataset.modalities else "the data has no item content"
+
+
+def _train_candidate(cand: Candidate, dataset: Dataset, make_cfg: Callable[[str], RunConfig], evaluator: Any,
+                     seed: int, deadline: float) -> tuple[CandidateReport, Any, RunConfig | None, Any]:
+    """Build and train one candidate until it stops early or reaches ``deadline``; its valid score."""
+    from fusionrec.models.registry import build_model
+
+    t0 = time.perf_counter()
+    try:
+        cfg = candidate_config(make_cfg(cand.model), cand)
+        seed_everything(seed)
+        data = dataset.train_data(cfg.data.modalities)
+        model = build_model(cand.model, data, cfg.model.params)
+        trainer = _BudgetTrainer(model, data, cfg.train, evaluator, seed=seed, deadline=deadline)
+        result = trainer.fit()
+        valid = result.best_valid or evaluator.evaluate(model, split="valid")
+        score = float(valid.get(cfg.train.valid_metric, math.nan))
+    except (UserError, RuntimeError, MemoryError, ValueError) as err:
+        # one candidate that does not fit the data (or the memory) must not end the whole run
+        return CandidateReport(cand.name, cand.model, f"failed: {str(err).splitlines()[0][:120]}",
+                               seconds=time.perf_counter() - t0), None, None, None
+    status = "stopped at budget" if trainer.out_of_time else "ok"
+    epochs = sum(1 for h in result.history if h.get("loss") is not None)
+    return CandidateReport(cand.name, cand.model, status, score, time.perf_counter() - t0, epochs), model, cfg, result
+
+
+def candidate_config(cfg: RunConfig, cand: Candidate) -> RunConfig:
+    """``cfg`` (the user's run for this model) with the candidate's parameters and training settings;
+    seeds, threads, progress and the valid metric stay the user's. No checkpoints: candidates are cheap
+    to re-run and writing one per epoch would spend the budget."""
+    dumped = cfg.model_dump(mode="json")
+    keep = {k: dumped["train"][k] for k in ("seeds", "num_threads", "progress", "valid_metric", "epochs")}
+    layered = deep_merge(dumped, {"model": {"params": cand.params}, "train": {**cand.train, **keep,
+                                                                             "checkpoint": False}})
+    return RunConfig.model_validate(layered)
+
+
+# ---------------------------------------------------------------------- the run
+def run_auto(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budget: float,
+             candidates: Sequence[Candidate | str] | None = None, output_dir: str | None = None) -> dict[str, Any]:
+    """:func:`select_model`, then the winner scored on the test split once; writes a run directory
+    like ``fusionrec train`` (``results.json`` with an ``auto`` block: every candidate's valid score,
+    seconds and status, the winner, the budget) and saves the winner's model for ``serve``."""
+    from pathlib import Path
+
+    from fusionrec.encoders.ensure import run_features, write_features_json
+    from fusionrec.evaluate.report import write_json
+    from fusionrec.evaluate.run_report import mean_std_block, results_table_markdown
+    from fusionrec.models.io import save_model
+    from fusionrec.pipeline import make_evaluator
+
+    chosen = select_model(dataset, make_cfg, budget=budget, candidates=candidates)
+    cfg, model, data = chosen.cfg, chosen.model, chosen.dataset
+    if output_dir is not None:
+        cfg = cfg.model_copy(update={"output_dir": output_dir})
+    t0 = time.perf_counter()
+    test = make_evaluator(data, cfg).evaluate(model, split="test")   # the winner only, once
+    test_seconds = time.perf_counter() - t0
+    run_dir = Path(cfg.output_dir) / f"{data.name}_auto_{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir / "config.yaml")
+    features = run_features(data, cfg)
+    save_model(model, cfg, data, run_dir / "model")
+    write_features_json(features, run_dir / "model")
+    r = chosen.train_result
+    record = {"seed": cfg.train.seeds[0], "best_epoch": r.best_epoch, "stopped_early": r.stopped_early,
+              "epochs_run": len(r.history), "seconds_per_epoch": r.seconds_per_epoch,
+              "eval_seconds": r.eval_seconds_per_epoch, "total_seconds": r.total_seconds,
+              "test_seconds": test_seconds, "valid": r.best_valid, "test": {k: float(v) for k, v in test.items()}}
+    timing_keys = ("seconds_per_epoch", "eval_seconds", "total_seconds", "best_epoch", "epochs_run")
+    results: dict[str, Any] = {
+        "dataset": data.name, "model": chosen.winner, "params": cfg.model.params, "protocol": cfg.eval.protocol,
+        "valid_metric": cfg.train.valid_metric, "seeds": [record["seed"]],
+        "valid": mean_std_block([record["valid"]]), "test": mean_std_block([record["test"]]),
+        "timing": mean_std_block([{k: record[k] for k in timing_keys}]), "per_seed": [record],
+        "pointwise": None, "features": features,
+        "auto": {"winner": chosen.winner, "winner_model": cfg.model.name, "budget_seconds": budget,
+                 "selection_seconds": round(chosen.seconds, 2),
+                 "candidates": [c.as_dict() for c in chosen.candidates]},
+    }
+    write_json(results, run_dir / "results.json")
+    (run_dir / "results.md").write_text(results_table_markdown(results) + "\n## Candidates (valid split)\n\n```\n"
+                                        + chosen.table() + "\n```\n")
+    results["run_dir"] = str(run_dir)
+    results["candidate_table"] = chosen.table()
+    return results

@@ -1,0 +1,93 @@
+"""``--model auto``: the portfolio is chosen on valid only, within the budget, and reports every candidate."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from fusionrec.config import RunConfig
+from fusionrec.errors import UserError
+from fusionrec.evaluate import Evaluator
+from fusionrec.train import auto
+from tests.models.test_mmgraph import _clustered
+from tests.train.synthetic import clustered_dataset
+
+
+def _make_cfg(tmp_path, **train):
+    def make(model: str) -> RunConfig:
+        return RunConfig.model_validate({
+            "data": {"name": "clustered"}, "model": {"name": model},
+            "train": {"epochs": 20, "seeds": [0], "progress": False, "num_threads": 1,
+                      "valid_metric": "recall@10", **train},
+            "eval": {"ks": [10], "protocol": "full", "beyond_accuracy": False},
+            "output_dir": str(tmp_path)})
+    return make
+
+
+def test_select_model_chooses_on_valid_and_never_reads_test(tmp_path, monkeypatch):
+    ds, _, _ = _clustered(n_users=120, n_items=60, cold_items=6, per_user=12)
+    splits = []
+    real = Evaluator.evaluate
+
+    def spy(self, model, split="valid", **kw):
+        splits.append(split)
+        return real(self, model, split=split, **kw)
+
+    monkeypatch.setattr(Evaluator, "evaluate", spy)
+    chosen = auto.select_model(ds, _make_cfg(tmp_path), budget=120,
+                               candidates=["pop", "content_knn", "ease"], keep_models=True)
+    assert "test" not in splits
+    ok = [c for c in chosen.candidates if not math.isnan(c.valid)]
+    assert {c.name for c in ok} == {"pop", "content_knn", "ease"}
+    assert chosen.winner == max(ok, key=lambda c: c.valid).name
+    assert chosen.winner != "pop"                     # the clusters are learnable
+    assert "<- chosen" in chosen.table() and set(chosen.trained) == {"pop", "content_knn", "ease"}
+
+
+def test_budget_skips_what_does_not_fit_and_a_failing_candidate_is_reported(tmp_path, monkeypatch):
+    ds, _, _ = _clustered(n_users=80, n_items=40, cold_items=4, per_user=10)
+    real = auto._train_candidate
+
+    def slow_then_fail(cand, *args):
+        if cand.model == "ease":
+            raise_at = auto.CandidateReport(cand.name, cand.model, "failed: out of memory")
+            return raise_at, None, None, None
+        return real(cand, *args)
+
+    monkeypatch.setattr(auto, "_train_candidate", slow_then_fail)
+    chosen = auto.select_model(ds, _make_cfg(tmp_path), budget=1e-9, candidates=["pop", "ease"])
+    statuses = {c.name: c.status for c in chosen.candidates}
+    assert statuses["pop"] == "ok"                    # the first one always gets its (tiny) share
+    assert statuses["ease"] == "skipped: budget spent"
+    chosen = auto.select_model(ds, _make_cfg(tmp_path), budget=60, candidates=["pop", "ease"])
+    assert {c.name: c.status for c in chosen.candidates}["ease"].startswith("failed")
+    assert chosen.winner == "pop"
+    with pytest.raises(UserError, match="budget"):
+        auto.select_model(ds, _make_cfg(tmp_path), budget=0)
+
+
+def test_gradient_candidate_stops_at_its_deadline(tmp_path):
+    ds, _, _ = _clustered(n_users=80, n_items=40, cold_items=4, per_user=10)
+    chosen = auto.select_model(ds, _make_cfg(tmp_path, epochs=10_000, patience=10_000, eval_every=1),
+                               budget=1, candidates=["bpr"])
+    (bpr,) = chosen.candidates
+    assert bpr.status == "stopped at budget" and 0 < bpr.epochs < 10_000 and not math.isnan(bpr.valid)
+
+
+def test_portfolio_adds_the_cold_start_variant_only_with_new_items():
+    warm_only = clustered_dataset(n_users=60, n_items=40)
+    cold, _, _ = _clustered(n_users=60, n_items=40, cold_items=4, per_user=10)
+    assert "mmgraph-adaptive" not in [c.name for c in auto.portfolio_for(warm_only)]
+    assert "mmgraph-adaptive" in [c.name for c in auto.portfolio_for(cold)]
+    with pytest.raises(UserError, match="unknown auto candidate"):
+        auto.portfolio_for(cold, ["mmgrapf"])
+
+
+def test_run_auto_tests_the_winner_and_writes_the_run(tmp_path):
+    ds, _, _ = _clustered(n_users=80, n_items=40, cold_items=4, per_user=10)
+    results = auto.run_auto(ds, _make_cfg(tmp_path), budget=60, candidates=["pop", "content_knn"])
+    saved = json.loads((tmp_path / results["run_dir"].split("/")[-1] / "results.json").read_text())
+    assert saved["auto"]["winner"] == results["model"]
+    assert [c["name"] for c in saved["auto"]["candidates"]] == ["pop", "content_knn"]
+    assert "recall@10" in saved["test"] and (tmp_path / results["run_dir"].split("/")[-1] / "model").is_dir()
