@@ -317,7 +317,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               description="Train a model over the configured seeds, select on the validation "
                                           "split, score the test split once, write a run directory.")
     add_data_arguments(p)  # --data DIR, --dataset PRESET, --config run.yaml, --set KEY=VALUE
-    p.add_argument("--model", help=f"model name ({', '.join(available_models())}, ...)")
+    p.add_argument("--model", help=f"model name ({', '.join(available_models())}, ...), or auto: train a "
+                                   "portfolio within --budget and keep the best on valid (fusionrec/train/auto.py)")
+    p.add_argument("--budget", type=float, default=600.0, metavar="SECONDS",
+                   help="--model auto: seconds for training all candidates (default 600)")
+    p.add_argument("--candidates", nargs="+", default=None, metavar="MODEL",
+                   help="--model auto: only these candidates (default: the whole portfolio)")
     p.add_argument("--out", help="output folder for run directories (default: output_dir of the config)")
     p.add_argument("--tensorboard", metavar="DIR", default=None,
                    help="write TensorBoard logs under DIR (same as --set train.tensorboard=DIR)")
@@ -342,6 +347,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.model == "auto":
+        return _cmd_train_auto(args)
     cfg = run_config_from_args(args, model=args.model, command="fusionrec train")
     if args.out:
         cfg = cfg.model_copy(update={"output_dir": args.out})
@@ -354,6 +361,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"report: fusionrec report {shlex.quote(results['run_dir'])}")
     if cfg.train.tensorboard:
         print(f"training curves: tensorboard --logdir {shlex.quote(cfg.train.tensorboard)}")
+    return 0
+
+
+def _cmd_train_auto(args: argparse.Namespace) -> int:
+    """``fusionrec train --model auto``: the portfolio within ``--budget``, chosen on valid, winner tested."""
+    from fusionrec.train.auto import run_auto
+
+    def make_cfg(model: str) -> RunConfig:
+        return run_config_from_args(args, model=model, command="fusionrec train --model auto")
+
+    results = run_auto(load_data(make_cfg("pop")), make_cfg, budget=args.budget, candidates=args.candidates,
+                       output_dir=args.out)
+    print(results["candidate_table"])
+    print(run_summary_text(results))
+    print(f"run directory: {results['run_dir']}")
     return 0
 
 
