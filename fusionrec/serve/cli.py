@@ -1,8 +1,10 @@
 """``fusionrec serve --model DIR``: run the recommendation service under uvicorn.
 
 The OpenAPI spec is at ``/openapi.json`` (interactive docs at ``/docs``).
-Write endpoints need an API key in the ``X-API-Key`` header; keys come from
-``$FUSIONREC_API_KEYS`` (comma-separated) or ``--api-key-file``.
+Endpoints need an API key in the ``X-API-Key`` header whose role covers them
+(read < write < admin); keys come from ``$FUSIONREC_API_KEYS`` (comma-separated
+``KEY:role``; a bare key is ``write``) or ``--api-key-file`` (one ``KEY:role`` a line).
+See docs/guide/serving.md.
 """
 from __future__ import annotations
 
@@ -29,11 +31,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_data_arguments(p, run_file=False, overrides=False, presets=False,
                        data_help="the model's dataset folder (or its fusionrec.yaml) where it lives now: media "
                                  "paths of items resolve there (default: where the model was trained)")
-    p.add_argument("--api-key-file", help="file with one API key per line (else $FUSIONREC_API_KEYS)")
+    p.add_argument("--api-key-file", help="file with one KEY:role per line, role read/write/admin "
+                                          "(else $FUSIONREC_API_KEYS, comma-separated)")
+    p.add_argument("--public-reads", action="store_true", default=None,
+                   help="read endpoints answer without a key (rate-limited per client address)")
     p.add_argument("--require-key-for-reads", action="store_true", default=None,
-                   help="also require the API key on read endpoints")
+                   help="reads need a key (the default; overrides public_reads from a config file)")
     p.add_argument("--allow-no-keys", action="store_true", default=None,
-                   help="start without any API key (write endpoints then refuse every request)")
+                   help="start without any API key (keyed endpoints then refuse every request)")
+    p.add_argument("--use-retrained", action="store_true", default=None,
+                   help="serve the latest retrained version of --model (kept under the store's -models "
+                        "folder) instead of --model itself")
     p.add_argument("--no-encoders", action="store_true",
                    help="do not load text/image encoders (no POST /items content, no text queries)")
     p.add_argument("--retrain-every", type=float, dest="retrain_every_seconds",
@@ -53,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     from fusionrec.serve.security import KeyChecker, load_api_keys
 
     overrides = {k: getattr(args, k, None) for k in (
-        "host", "port", "db_path", "media_root", "api_key_file", "require_key_for_reads", "allow_no_keys",
-        "retrain_every_seconds")}
+        "host", "port", "db_path", "media_root", "api_key_file", "public_reads", "require_key_for_reads",
+        "allow_no_keys", "retrain_every_seconds", "use_retrained")}
     overrides["model_dir"] = args.model
     if args.data and not args.media_root:
         overrides["media_root"] = load_description(args.data).root
@@ -65,27 +73,35 @@ def run(args: argparse.Namespace) -> int:
     if not keys and not cfg.allow_no_keys:
         raise UserError("no API key is configured, so nobody could write events or items",
                         f"${cfg.api_key_env} / --api-key-file",
-                        f"export {cfg.api_key_env}=<a long random key> (or pass --allow-no-keys for a read-only server)")
+                        f"export {cfg.api_key_env}=<a long random key>:admin (or pass --allow-no-keys "
+                        "with --public-reads for a read-only server)")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = load_service(args.model, cfg)
     app = create_app(service, KeyChecker(keys))
     if cfg.retrain_every_seconds > 0:
         _start_periodic_retrain(service, cfg.retrain_every_seconds)
     h = service.health()
-    print(f"fusionrec serve: {h['model']} with {h['n_users']} users x {h['n_items']} items "
+    served = "--model" if h["served_version"] == "base" else f"retrained version {h['served_version']}"
+    print(f"fusionrec serve: {h['model']} ({served}) with {h['n_users']} users x {h['n_items']} items "
           f"({h['index']} index) on http://{cfg.host}:{cfg.port}  (OpenAPI: /docs)", flush=True)
+    if h["retrained_available"]:
+        print(f"fusionrec serve: a retrained version {h['retrained_available']} of this model exists and is NOT "
+              "served; pass --use-retrained to serve it", flush=True)
     # one worker: the model, index and online state live in this process's memory
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=args.log_level, access_log=False)
     return 0
 
 
 def _start_periodic_retrain(service, every: float) -> None:
+    log = logging.getLogger("fusionrec.serve")
+
     def loop() -> None:
         while True:
             time.sleep(every)
             try:
                 service.retrain()
-            except Exception:  # noqa: BLE001, S112 -- logged by the service; the old model keeps serving
-                continue
+            except Exception as err:  # noqa: BLE001 -- the old model keeps serving; /health shows the error
+                # a failure is said at every period (and kept in /health's retrain.error), never silent
+                log.error("periodic retrain did not run: %s", getattr(err, "message", None) or err)
 
     threading.Thread(target=loop, name="fusionrec-periodic-retrain", daemon=True).start()

@@ -68,6 +68,23 @@ class OnlineConfig(BaseModel):
         return v
 
 
+class RateLimitConfig(BaseModel):
+    """Token buckets: requests per second per key (by its role), per client address without a key.
+
+    A bucket holds ``rate * burst_seconds`` tokens (at least 1); 0 switches a limit off. A request
+    over its limit gets 429 with ``Retry-After``. ``failed_auth`` throttles wrong-key guesses per address.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    read: float = Field(1000.0, ge=0)
+    write: float = Field(200.0, ge=0)
+    admin: float = Field(10.0, ge=0)
+    anonymous: float = Field(100.0, ge=0)     # public reads (public_reads: true), per client address
+    failed_auth: float = Field(1.0, ge=0)     # wrong keys, per client address
+    burst_seconds: float = Field(10.0, gt=0)
+
+
 class ServeConfig(BaseModel):
     """Everything ``fusionrec serve`` needs besides the model directory."""
 
@@ -80,17 +97,33 @@ class ServeConfig(BaseModel):
     port: int = 8000
     api_key_env: str = "FUSIONREC_API_KEYS"   # comma-separated keys
     api_key_file: str | None = None            # one key per line
-    require_key_for_reads: bool = False
-    allow_no_keys: bool = False  # start without any key: write endpoints then refuse every request
+    # reads need a key with the read (or a higher) role unless the operator makes them public
+    public_reads: bool = False
+    require_key_for_reads: bool = False  # kept for old config files: reads need a key anyway unless public_reads
+    allow_no_keys: bool = False  # start without any key: keyed endpoints then refuse every request
+    rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
     max_body_bytes: int = 8 * 1024 * 1024
     max_k: int = 1000
     max_events_per_request: int = 10_000
     max_items_per_request: int = 256
+    # what a key holder can make the server hold or decode (each refusal is a 4xx naming the key)
+    max_online_users: int = Field(100_000, ge=1)      # users with online events held in memory (LRU)
+    max_attributes_per_item: int = Field(64, ge=1)
+    max_attribute_columns: int = Field(512, ge=1)     # distinct attribute keys over the whole catalogue
+    max_image_pixels: int = Field(40_000_000, ge=1)   # read from the image header, before decoding
+    max_image_aspect: float = Field(20.0, ge=1)       # longest side / shortest side
+    max_media_file_bytes: int = Field(20 * 1024 * 1024, ge=1)  # image/audio files read from the media root
     text_encoder: str | None = "default"   # None disables content encoding (no POST /items, no text queries)
     image_encoder: str | None = "default"
     ridge_alpha: float = 1.0
     retrain_every_seconds: float = 0.0      # 0: only on demand (POST /admin/retrain)
     retrain_overrides: list[str] = Field(default_factory=list)  # --set style overrides for the retrain run
+    # retrained versions: <versions_dir>/v2, v3, ... (default: <db folder>/<db name>-models), CURRENT names
+    # the published one; the newest keep_versions are kept
+    versions_dir: str | None = None
+    keep_versions: int = Field(3, ge=1)
+    use_retrained: bool = False          # serve the latest retrained version of --model instead of --model
+    retrain_after_forget: bool = True    # DELETE /users starts a retrain so no served model keeps the user
     index: IndexConfig = Field(default_factory=IndexConfig)
     online: OnlineConfig = Field(default_factory=OnlineConfig)
 

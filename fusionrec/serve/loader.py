@@ -4,31 +4,26 @@
 no pickle: :func:`fusionrec.models.io.load_model`), opens the SQLite store,
 re-applies stored posted items and replays events newer than the model.
 
-``default_retrain`` is what ``POST /admin/retrain`` (and ``--retrain-every``)
-runs: the model's own training data plus every stored event, minus forgotten
-users, trained with the same model name, hyper-parameters and trainer settings
-as the served run (:class:`fusionrec.train.Trainer`, early stopping on the
-validation split when there is one), saved next to the served model and loaded
-back into a new :class:`ServiceState` that the service swaps in.
+Retraining (``default_retrain``) and which model version a start serves live in
+:mod:`fusionrec.serve.retrain`.
 """
 from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from fusionrec.data.dataset import Dataset, FeatureModality
+from fusionrec.data.dataset import Dataset
 from fusionrec.errors import UserError
 from fusionrec.serve.config import ServeConfig
 from fusionrec.serve.content import ContentEncoder
+from fusionrec.serve.retrain import choose_version, default_retrain, training_dataset
 from fusionrec.serve.service import RecService
-from fusionrec.serve.state import ServiceState, _as_key
+from fusionrec.serve.state import ServiceState
 from fusionrec.serve.store import EventStore
+
+__all__ = ["build_content_encoder", "default_retrain", "load_service", "load_state", "training_dataset"]
 
 log = logging.getLogger("fusionrec.serve")
 SERVE_META = "serve_meta.json"
@@ -124,94 +119,14 @@ def load_service(model_dir: str | Path, cfg: ServeConfig, encoder: ContentEncode
         raise UserError(f"{model_dir} is not a saved fusionrec model (no model.yaml)", "--model",
                         "pass the model/ folder written by `fusionrec train`, e.g. runs/<run>/model")
     store = EventStore(cfg.db_path or model_dir / "serve.sqlite3")
-    current = store.get_meta("current_model_dir")
-    if current and current != str(model_dir) and (Path(current) / "model.yaml").is_file():
-        # a retrain swapped in a newer model before the last shutdown: keep serving that one
-        log.info("serving the retrained model %s (newer than %s)", current, model_dir)
-        model_dir = Path(current)
-    state = load_state(model_dir, cfg, store)
+    # --model is served as given unless use_retrained asks for its latest retrained version
+    served_dir, version_name, versions, base, newer = choose_version(model_dir, cfg, store)
+    state = load_state(served_dir, cfg, store)
+    state.version_name = version_name
     if encoder == "auto":
         from fusionrec.encoders.ensure import read_features_json
 
-        encoder = build_content_encoder(state.dataset, cfg, read_features_json(model_dir))
+        encoder = build_content_encoder(state.dataset, cfg, read_features_json(served_dir))
     media_root = cfg.media_root or (str(state.dataset.root) if state.dataset.root is not None else None)
-    return RecService(state, store, cfg, encoder, media_root, default_retrain if retrain else None)
-
-
-# ---------------------------------------------------------------------- retrain
-def training_dataset(service: RecService, upto_seq: int) -> Dataset:
-    """The served model's dataset + stored events (``seq <= upto_seq``) + posted items, minus forgotten users.
-
-    Original interactions keep their split labels; stored events join the
-    training split (they happened after the model's data, so they are never test).
-    """
-    state = service.state
-    base = state.dataset
-    forgotten = set(service.forgotten)
-    cat = state.catalogue
-    item_ids = list(base.item_ids) + [i for i in cat.item_ids[base.n_items:]]
-    item_row = {_as_key(i): j for j, i in enumerate(item_ids)}
-
-    keep_users = [u for u in base.user_ids if _as_key(u) not in forgotten]
-    users: list[Any] = list(keep_users)
-    user_row = {_as_key(u): j for j, u in enumerate(users)}
-    old_to_new = np.array([user_row.get(_as_key(u), -1) for u in base.user_ids], dtype=np.int64)
-    inter = base.interactions.copy()
-    inter["user"] = old_to_new[inter["user"].to_numpy()]
-    inter = inter[inter["user"] >= 0]
-
-    new_rows = []
-    for ev in service.store.events():
-        if ev.seq > upto_seq:
-            break
-        # a forgotten id that came back is a new person: its old rows are gone, only new events remain
-        if ev.user not in user_row:
-            user_row[ev.user] = len(users)
-            users.append(ev.user)
-        row = item_row.get(ev.item)
-        if row is None:
-            continue
-        new_rows.append((user_row[ev.user], row, np.nan, ev.ts, 1.0, "train" if base.has_split else None))
-    if new_rows:
-        extra = pd.DataFrame(new_rows, columns=["user", "item", "rating", "timestamp", "label", "split"])
-        inter = pd.concat([inter, extra], ignore_index=True)
-    modalities = {n: FeatureModality(n, base.modalities[n].kind, cat.features[n], cat.masks[n], base.modalities[n].source)
-                  for n in base.modalities}
-    return Dataset(base.name, users, item_ids, inter.reset_index(drop=True), cat.frame.copy(), modalities, base.root)
-
-
-def default_retrain(service: RecService) -> ServiceState:
-    """Retrain the served model on its data + stored events and load the result (see module docstring)."""
-    from fusionrec.config import RunConfig, deep_merge, parse_overrides
-    from fusionrec.models.io import save_model
-    from fusionrec.models.registry import build_model
-    from fusionrec.train.trainer import Trainer
-
-    state = service.state
-    upto = service.store.max_seq()
-    dataset = training_dataset(service, upto)
-    run_cfg = state.config
-    if service.cfg.retrain_overrides:
-        run_cfg = RunConfig.model_validate(deep_merge(run_cfg.model_dump(mode="json"),
-                                                      parse_overrides(service.cfg.retrain_overrides)))
-    data = dataset.train_data(run_cfg.data.modalities)
-    model = build_model(run_cfg.model.name, data, dict(run_cfg.model.params))
-    evaluator = None
-    if dataset.has_split and (dataset.interactions["split"] == "valid").any():
-        from fusionrec.evaluate import Evaluator
-
-        evaluator = Evaluator(dataset, ks=tuple(run_cfg.eval.ks), protocol=run_cfg.eval.protocol,
-                              batch_users=run_cfg.eval.batch_users)
-    train_cfg = run_cfg.train.model_copy(update={"progress": False, "checkpoint": False, "resume": False})
-    Trainer(model, data, train_cfg, evaluator=evaluator).fit()
-    root = Path(state.model_dir or service.store.path.parent)
-    out = root.parent / f"{root.name}-retrain-{time.strftime('%Y%m%d-%H%M%S')}-{upto}"
-    save_model(model, run_cfg, dataset, out)
-    from fusionrec.encoders.ensure import read_features_json, write_features_json
-
-    # the retrained model reads the same features, so new items keep the same encoders
-    write_features_json(read_features_json(root), out)
-    (out / SERVE_META).write_text(json.dumps({"trained_upto_seq": upto, "parent": str(root)}))
-    new_state = load_state(out, service.cfg, service.store, version=state.version + 1)
-    service.store.set_meta("current_model_dir", str(out))
-    return new_state
+    return RecService(state, store, cfg, encoder, media_root, default_retrain if retrain else None,
+                      versions=versions, base_fingerprint=base, retrained_available=newer)

@@ -16,11 +16,18 @@ scale of the two vectors rather than by ``lam``.
 
 Entries carry item ids as strings, not rows, so they survive a retrain that
 re-indexes items; entries older than the new model's training cut are dropped.
+
+Memory is bounded: at most ``max_users`` users are held, least recently used first out.
+An evicted user's events stay in the store and are read back (``loader``) the next time the
+user is asked for; a fixed-size Bloom filter of evicted ids keeps users that were never
+evicted (trained users without online events, unknown ids) from costing a store query.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,39 +43,92 @@ class OnlineEvent:
     ts: float
 
 
-class OnlineState:
-    """Per-user online events (bounded history) and the full set of items each user touched online."""
+class EvictedFilter:
+    """A Bloom filter of user ids (fixed size): False means surely never evicted."""
 
-    def __init__(self, cfg: OnlineConfig) -> None:
+    def __init__(self, bits: int = 1 << 23, hashes: int = 3) -> None:
+        self.bits = bits
+        self.hashes = hashes
+        self._array = bytearray(bits // 8)
+
+    def _positions(self, user: str) -> list[int]:
+        digest = hashlib.blake2b(user.encode("utf-8", "surrogatepass"), digest_size=8 * self.hashes).digest()
+        return [int.from_bytes(digest[8 * i:8 * i + 8], "little") % self.bits for i in range(self.hashes)]
+
+    def add(self, user: str) -> None:
+        for pos in self._positions(user):
+            self._array[pos >> 3] |= 1 << (pos & 7)
+
+    def __contains__(self, user: str) -> bool:
+        return all(self._array[pos >> 3] & (1 << (pos & 7)) for pos in self._positions(user))
+
+
+Loader = Callable[[str], list[OnlineEvent]]
+
+
+class OnlineState:
+    """Per-user online events (bounded history) and the items each user touched online, for at most
+    ``max_users`` users in memory (LRU; evicted users are reloaded with ``loader``)."""
+
+    def __init__(self, cfg: OnlineConfig, max_users: int = 100_000, loader: Loader | None = None) -> None:
         self.cfg = cfg
-        self._lock = threading.Lock()
-        self._history: dict[str, deque[OnlineEvent]] = {}
+        self.max_users = max_users
+        self.loader = loader
+        self._lock = threading.RLock()
+        self._history: OrderedDict[str, deque[OnlineEvent]] = OrderedDict()
         self._seen: dict[str, set[str]] = {}
+        self._evicted = EvictedFilter()
         self.n_ingested = 0
+
+    def _entry(self, user: str) -> deque[OnlineEvent] | None:
+        """The user's history (most recently used now), reloading an evicted user; call with the lock held."""
+        hist = self._history.get(user)
+        if hist is not None:
+            self._history.move_to_end(user)
+            return hist
+        if self.loader is None or user not in self._evicted:
+            return None
+        events = self.loader(user)
+        if not events:
+            return None
+        hist = self._insert(user)
+        for ev in events:
+            hist.append(ev)
+            self._seen[user].add(ev.item)
+        return hist
+
+    def _insert(self, user: str) -> deque[OnlineEvent]:
+        hist = self._history[user] = deque(maxlen=self.cfg.max_history)
+        self._seen[user] = set()
+        while len(self._history) > self.max_users:
+            old, _ = self._history.popitem(last=False)
+            self._seen.pop(old, None)
+            self._evicted.add(old)
+        return hist
 
     def add(self, user: str, event: OnlineEvent) -> None:
         with self._lock:
-            hist = self._history.get(user)
+            hist = self._entry(user)
             if hist is None:
-                hist = self._history[user] = deque(maxlen=self.cfg.max_history)
-                self._seen[user] = set()
+                hist = self._insert(user)
             hist.append(event)
             self._seen[user].add(event.item)
             self.n_ingested += 1
 
     def history(self, user: str) -> list[OnlineEvent]:
         with self._lock:
-            return list(self._history.get(user, ()))
+            return list(self._entry(user) or ())
 
     def seen(self, user: str) -> set[str]:
         with self._lock:
-            return set(self._seen.get(user, ()))
+            return set(self._seen.get(user, ())) if self._entry(user) is not None else set()
 
     def has(self, user: str) -> bool:
         with self._lock:
-            return user in self._history
+            return self._entry(user) is not None
 
     def users(self) -> int:
+        """Users held in memory now (at most ``max_users``)."""
         with self._lock:
             return len(self._history)
 

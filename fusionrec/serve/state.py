@@ -13,6 +13,7 @@ never a half-written one.
 """
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass, field
@@ -29,8 +30,11 @@ from fusionrec.models.base import RecModel
 from fusionrec.serve.config import ServeConfig
 from fusionrec.serve.content import ContentMap
 from fusionrec.serve.index import ItemIndex
+from fusionrec.serve.limits import AttributeTypeError, conform_attributes
 from fusionrec.serve.placement import ContentPlacer, content_placer
 from fusionrec.serve.store import StoredItem
+
+log = logging.getLogger("fusionrec.serve")
 
 # columns never used as filterable/profile attributes: ids, free text, media paths
 _TEXT_LIKE = re.compile(r"(^|_)(id|iid|title|name|overview|plot|text|description|path|url|tags)$", re.IGNORECASE)
@@ -118,6 +122,7 @@ class ServiceState:
     trained_upto_seq: int = 0
     model_dir: str | None = None
     placer: ContentPlacer | None = None  # the model's own content path (None: ridge map only)
+    version_name: str = "base"           # 'base' (--model) or the retrained version (v2, v3, ...)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _filter_cache: dict = field(default_factory=dict)
 
@@ -208,7 +213,11 @@ class ServiceState:
                     user_vectors, index, sim_index, seen.tocsr(), content_map, catalogue,
                     trained_upto_seq, model_dir, placer)
         for item in stored_items or []:
-            state.upsert_item(item)
+            try:
+                state.upsert_item(item)
+            except (TypeError, ValueError) as err:
+                # one stored item must not stop a start or a retrain: serve without it, say which
+                log.warning("stored item %r is left out: %s", item.item_id, err)
         return state
 
     # ------------------------------------------------------------------ items
@@ -236,7 +245,7 @@ class ServiceState:
                 if vec is not None and vec.shape[0] == f.shape[1]:
                     f[row], m[row] = vec, True
                 features[name], masks[name] = f, m
-            attrs = dict(item.attributes)
+            attrs = _typed_or_dropped(cat.frame, item)
             if item.text is not None:
                 attrs.setdefault("text", item.text)
             frame = cat.frame
@@ -248,7 +257,12 @@ class ServiceState:
                 for k, v in attrs.items():
                     if k not in frame.columns:
                         frame[k] = None
-                    frame.at[row, k] = v
+                    try:
+                        frame.at[row, k] = v
+                    except (TypeError, ValueError):
+                        # e.g. None into an integer column: widen the column rather than fail
+                        frame[k] = frame[k].astype(object)
+                        frame.at[row, k] = v
             cold = np.append(cat.cold, True) if created else cat.cold
             popularity = np.append(cat.popularity, 0.0) if created else cat.popularity
             if self.index is not None and cold[row]:
@@ -280,6 +294,18 @@ class ServiceState:
             self._filter_cache = {}
         self._filter_cache[key] = mask
         return mask
+
+
+def _typed_or_dropped(frame: pd.DataFrame, item: StoredItem) -> dict[str, Any]:
+    """The item's attributes typed like the catalogue's columns; a value that cannot be (a row stored
+    before the service checked types) is dropped with a warning instead of breaking the table."""
+    out = {}
+    for key, value in item.attributes.items():
+        try:
+            out.update(conform_attributes(frame, {key: value}))
+        except AttributeTypeError as err:
+            log.warning("item %r: attribute %r left out: %s", item.item_id, key, err)
+    return out
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

@@ -5,10 +5,17 @@ the WAL is fsynced at every commit) *before* the HTTP response is sent, so an
 event acknowledged with 2xx survives a crash or SIGKILL of the server.
 Clients may send their own ``event_id``; it is unique, so a retried batch after
 a timeout is not stored twice.
+
+Forgetting a user must leave nothing on disk: ``secure_delete`` makes SQLite overwrite
+deleted rows with zeros, the WAL is checkpointed and truncated after a forget and when the
+store is closed, and the ``forgotten_users`` table keeps a salted hash of the id (with the
+event sequence number at the time), never the id itself.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import sqlite3
 import threading
 import time
@@ -47,8 +54,9 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS forgotten_users (
-    user TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS forgotten (
+    user_hash TEXT PRIMARY KEY,
+    forgotten_seq INTEGER NOT NULL,
     forgotten_at REAL NOT NULL
 );
 """
@@ -86,11 +94,52 @@ class EventStore:
         # FULL: fsync the WAL at every commit, so an acknowledged event survives power loss too,
         # not only a process kill (NORMAL would be enough for SIGKILL but not for a host crash).
         self._conn.execute("PRAGMA synchronous=FULL")
+        # deleted rows (a forgotten user's events) are overwritten with zeros, not left in free pages
+        self._conn.execute("PRAGMA secure_delete=ON")
         self._conn.executescript(_SCHEMA)
+        self._migrate_forgotten()
+        self._salt = self._get_or_make_salt()
+        self._closed = False
+
+    def _get_or_make_salt(self) -> bytes:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'user_hash_salt'").fetchone()
+        if row:
+            return bytes.fromhex(row[0])
+        salt = secrets.token_bytes(16)
+        self._conn.execute("INSERT INTO meta(key, value) VALUES ('user_hash_salt', ?)", (salt.hex(),))
+        return salt
+
+    def _migrate_forgotten(self) -> None:
+        """Stores written before hashing kept forgotten ids in clear: hash them and drop the old table."""
+        old = self._conn.execute("SELECT name FROM sqlite_master WHERE name = 'forgotten_users'").fetchone()
+        if not old:
+            return
+        users = [r[0] for r in self._conn.execute("SELECT user FROM forgotten_users").fetchall()]
+        self._salt = self._get_or_make_salt()
+        now = time.time()
+        for user in users:
+            self._conn.execute("INSERT OR REPLACE INTO forgotten VALUES (?, ?, ?)", (self.user_hash(user), 1, now))
+        self._conn.execute("DROP TABLE forgotten_users")
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def user_hash(self, user: str) -> str:
+        """Salted hash of a user id (the salt is per database, so hashes cannot be looked up elsewhere)."""
+        return hashlib.sha256(self._salt + user.encode("utf-8")).hexdigest()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and truncate it (so deleted rows are gone from both)."""
+        with self._lock:
+            if not self._closed:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
+        """Checkpoint and close; closing the last connection also removes the WAL file."""
         with self._lock:
+            if self._closed:
+                return
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
+            self._closed = True
 
     # ------------------------------------------------------------------ events
     def add_events(self, rows: list[tuple[str | None, str, str, str, float, float]]) -> list[int]:
@@ -134,9 +183,9 @@ class EventStore:
         for r in rows:
             yield StoredEvent(int(r[0]), r[1], r[2], r[3], r[4], float(r[5]), float(r[6]))
 
-    def count_events(self) -> int:
+    def count_events(self, after_seq: int = 0) -> int:
         with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+            return int(self._conn.execute("SELECT COUNT(*) FROM events WHERE seq > ?", (after_seq,)).fetchone()[0])
 
     def max_seq(self) -> int:
         with self._lock:
@@ -178,25 +227,45 @@ class EventStore:
         return [StoredItem(r[0], r[1], r[2], json.loads(r[3] or "{}"), by_item.get(r[0], {})) for r in rows]
 
     # ------------------------------------------------------------------ privacy
-    def forget_user(self, user: str) -> int:
-        """Delete the user's events and remember the id so later retrains drop its training rows."""
+    def forget_user(self, user: str) -> tuple[int, int]:
+        """Delete the user's events and remember its hash; returns ``(deleted events, forgotten_seq)``.
+
+        ``forgotten_seq`` is one past the newest event now stored: a model trained on events
+        up to a sequence number below it may hold the user, one trained from it on does not.
+        """
+        user_hash = self.user_hash(user)
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
                 n = cur.execute("DELETE FROM events WHERE user = ?", (user,)).rowcount
-                cur.execute(
-                    "INSERT OR REPLACE INTO forgotten_users(user, forgotten_at) VALUES (?, ?)", (user, time.time())
-                )
+                top = cur.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+                seq = int(top[0] if top else 0) + 1
+                cur.execute("INSERT OR REPLACE INTO forgotten VALUES (?, ?, ?)", (user_hash, seq, time.time()))
+                generation = int(self._meta(cur, "forget_generation") or 0) + 1
+                cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('forget_generation', ?)", (str(generation),))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        return int(n)
+            # the WAL still holds the deleted pages until it is copied back and truncated
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(n), seq
 
-    def forgotten_users(self) -> set[str]:
+    def forget_generation(self) -> int:
+        """How many forgets happened: a model version trained at a lower generation may hold a forgotten user."""
         with self._lock:
-            return {r[0] for r in self._conn.execute("SELECT user FROM forgotten_users").fetchall()}
+            return int(self._meta(self._conn, "forget_generation") or 0)
+
+    @staticmethod
+    def _meta(conn: sqlite3.Connection | sqlite3.Cursor, key: str) -> str | None:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def forgotten_users(self) -> dict[str, int]:
+        """Salted user hash -> ``forgotten_seq`` (see :meth:`forget_user`)."""
+        with self._lock:
+            return {r[0]: int(r[1]) for r in self._conn.execute("SELECT user_hash, forgotten_seq FROM forgotten")}
 
     # ------------------------------------------------------------------ meta
     def set_meta(self, key: str, value: str) -> None:

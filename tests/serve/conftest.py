@@ -185,3 +185,22 @@ def keys_env(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    """A blank greyscale PNG: tiny on the wire whatever its pixel size (deflate squeezes it)."""
+    import io
+
+    buf = io.BytesIO()
+    Image.new("L", (width, height)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def keyed_client(service, role: str = "admin", **kwargs):
+    """An in-process client whose requests carry ``API_KEY`` with ``role`` (reads need a key by default)."""
+    from fastapi.testclient import TestClient
+
+    from fusionrec.serve.app import create_app
+    from fusionrec.serve.security import KeyChecker
+
+    return TestClient(create_app(service, KeyChecker({API_KEY: role})), headers={"X-API-Key": API_KEY}, **kwargs)
