@@ -102,6 +102,9 @@ class MMGraph(RecModel):
             "the final space; this share of warm items is scored by it per step, which trains it"))
         head_hidden: int = Field(256, ge=1, description="hidden width of the content head's per-modality MLPs")
         head_dropout: float = Field(0.2, ge=0, lt=1, description="dropout inside the content head")
+        cold_margin: float = Field(0.0, ge=0, description=(
+            "at inference, subtracted from the cosine score of items without training interactions: how "
+            "readily new items enter the lists (0 = as trained)"))
         feature_norm: FeatureNorm = Field("l2", description="feature normalisation before the projections")
         projection: Literal[PROJECTIONS] = Field(  # type: ignore[valid-type]
             "linear", description="each modality -> the ID space")
@@ -393,18 +396,29 @@ class MMGraph(RecModel):
         return self._serving_rows(self._final()[0])
 
     def _serving_rows(self, u: torch.Tensor) -> torch.Tensor:
-        if self.item_bias is None:
+        if self._score_bias() is None:
             return u   # without a bias the temperature does not change the ranking
         # with a bias the scale matters: [u / temperature, 1] . [i, b] = training score
         scale = 1.0 / self.temperature if self.normalize else 1.0
         return torch.cat([u * scale, torch.ones(len(u), 1)], dim=1)
 
+    def _score_bias(self) -> torch.Tensor | None:
+        """[n_items] serving bias in logit units: the item bias, minus ``cold_margin`` (cosine units)
+        for items without training interactions; None when there is neither."""
+        b = self.bias()
+        if self.hp.cold_margin > 0 and bool(self._cold.any()):
+            scale = 1.0 / self.temperature if self.normalize else 1.0
+            margin = -self.hp.cold_margin * scale * self._cold.float()
+            b = margin if b is None else b + margin
+        return b
+
     def item_embeddings(self) -> torch.Tensor:
         i = self._final()[1]
-        if self.item_bias is None:
+        b = self._score_bias()
+        if b is None:
             return i
         with torch.no_grad():
-            return torch.cat([i, self.bias()[:, None]], dim=1)
+            return torch.cat([i, b[:, None]], dim=1)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
         self._cache = None  # restored weights (e.g. the valid-best ones) invalidate cached vectors
