@@ -66,13 +66,13 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None,
 
 
 # ---------------------------------------------------------------------- metrics
-def _cell(block: dict, key: str, n: int) -> str:
+def _cell(block: dict, key: str, n: int, digits: int = 4) -> str:
     from fusionrec.evaluate.report import MeanStd, format_cell
 
     value = block.get(key)
     if not value:
         return "–"
-    return format_cell(MeanStd(value["mean"], value["std"], n))
+    return format_cell(MeanStd(value["mean"], value["std"], n), precision=digits)
 
 
 def metrics_section(report: Report, analyses: list[RunAnalysis]) -> Section:
@@ -88,9 +88,9 @@ def metrics_section(report: Report, analyses: list[RunAnalysis]) -> Section:
     rows.append("<tr><th>valid metric (chosen epoch)</th>" + "".join(
         f"<td>{html.escape(r.valid_metric)} {_cell(r.results.get('valid', {}), r.valid_metric, len(r.seeds))}</td>"
         for r in runs) + "</tr>")
-    for key, name in (("best_epoch", "chosen epoch"), ("seconds_per_epoch", "seconds / epoch")):
+    for key, name, digits in (("best_epoch", "chosen epoch", 1), ("seconds_per_epoch", "seconds / epoch", 2)):
         rows.append(f"<tr><th>{name}</th>" + "".join(
-            f"<td>{_cell(r.results.get('timing', {}), key, len(r.seeds))}</td>" for r in runs) + "</tr>")
+            f"<td>{_cell(r.results.get('timing', {}), key, len(r.seeds), digits)}</td>" for r in runs) + "</tr>")
     rows.append("<tr><th>seeds</th>" + "".join(f"<td>{', '.join(map(str, r.seeds))}</td>" for r in runs) + "</tr>")
     rows.append("<tr><th>dataset</th>" + "".join(f"<td>{html.escape(r.dataset_name)}</td>" for r in runs) + "</tr>")
     sec.parts.append(f'<table class="metrics"><thead><tr><th></th>{head}</tr></thead>'
@@ -142,8 +142,7 @@ def breakdowns_section(analyses: list[RunAnalysis]) -> Section:
     for i, first in enumerate(usable[0].breakdowns):
         sec.heading(first.title)
         per_run = {a.run.label: a.breakdowns[i] for a in usable}
-        for metric in (f"recall@{k}", f"ndcg@{k}"):
-            sec.image(plots.breakdown_bars(per_run, metric), f"{first.title}: {metric}")
+        sec.image(plots.breakdown_bars(per_run, (f"recall@{k}", f"ndcg@{k}")), first.title)
         sizes = "; ".join(f"{g}: {s}" for g, s in first.sizes.items())
         if sizes:
             sec.note(f"group sizes ({usable[0].run.label}): {sizes}")

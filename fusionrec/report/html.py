@@ -22,6 +22,8 @@ nav a { margin-right: 14px; }
 p.intro { color: #444; max-width: 900px; }
 p.note { color: #666; font-size: 0.9em; margin: 4px 0; }
 figure { margin: 8px 0; }
+.grid { display: flex; flex-wrap: wrap; gap: 8px; }
+.grid figure { margin: 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 table.metrics { border-collapse: collapse; margin: 10px 0; font-size: 0.9em; }
 table.metrics th, table.metrics td { border: 1px solid #ddd; padding: 4px 8px; text-align: right; }

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from fusionrec.report.analysis import Breakdown, mean_std
 from fusionrec.report.projection import ItemMap
@@ -55,7 +56,8 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[tuple[floa
     for i, (name, values) in enumerate(series.items()):
         means = np.array([v[0] for v in values], dtype=float)
         stds = np.array([v[1] for v in values], dtype=float)
-        ax.bar(x + (i - (n - 1) / 2) * bar, np.nan_to_num(means), bar * 0.95, yerr=np.nan_to_num(stds),
+        spread = np.nan_to_num(stds) if np.nan_to_num(stds).any() else None
+        ax.bar(x + (i - (n - 1) / 2) * bar, np.nan_to_num(means), bar * 0.95, yerr=spread,
                capsize=3, color=_colour(i), label=name)
     ax.set_xticks(x, list(groups), rotation=15 if max((len(g) for g in groups), default=0) > 12 else 0)
     ax.set_ylabel(ylabel)
@@ -96,22 +98,28 @@ def training_curves(history: Mapping[str, Sequence[Mapping]], valid_metric: str,
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
     ax_valid.set(xlabel="epoch", ylabel=f"valid {valid_metric}", title=f"valid {valid_metric} (★ chosen epoch)")
     for ax in (ax_loss, ax_valid):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     return to_data_uri(fig)
 
 
-def breakdown_bars(per_run: Mapping[str, Breakdown], metric: str) -> str | None:
-    """One breakdown (the same groups across runs) as grouped bars of ``metric``."""
+def breakdown_bars(per_run: Mapping[str, Breakdown], metrics: Sequence[str]) -> str | None:
+    """One breakdown (the same groups across runs): a panel per metric, grouped bars per run."""
     groups: list[str] = []
     for b in per_run.values():
         groups += [g for g in b.groups if g not in groups]
     if not groups:
         return None
-    series = {name: [mean_std(b.values.get(g, {}).get(metric, [])) for g in groups] for name, b in per_run.items()}
-    title = next(iter(per_run.values())).title
-    return grouped_bars(groups, series, f"test {metric}", title=title)
+    fig = _figure(4.6 * len(metrics), 3.2)
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for ax, metric in zip(axes, metrics):
+        series = {name: [mean_std(b.values.get(g, {}).get(metric, [])) for g in groups]
+                  for name, b in per_run.items()}
+        grouped_bars(groups, series, f"test {metric}", ax=ax)
+    fig.suptitle(next(iter(per_run.values())).title, fontsize=10)
+    return to_data_uri(fig)
 
 
 def share_bars(shares: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str | None:
@@ -172,7 +180,7 @@ def item_map(m: ItemMap, categories: Sequence[str] | None, cold: np.ndarray | No
     """A projected map: points coloured by category (grey without one), cold items as crosses."""
     from matplotlib import colormaps
 
-    fig = _figure(4.4, 4.0)
+    fig = _figure(5.2, 3.8)
     ax = fig.add_subplot()
     xy = m.xy
     is_cold = cold[m.rows] if cold is not None else np.zeros(len(m.rows), dtype=bool)
@@ -191,7 +199,8 @@ def item_map(m: ItemMap, categories: Sequence[str] | None, cold: np.ndarray | No
     ax.set_yticks([])
     ax.set_title(m.title, fontsize=10)
     if categories is not None and len(groups) <= 20:
-        ax.legend(fontsize=6, markerscale=1.5, title=colour_by, title_fontsize=7, loc="best", ncols=2)
+        ax.legend(fontsize=7, markerscale=1.5, title=colour_by, title_fontsize=8, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), frameon=False)
     return to_data_uri(fig)
 
 

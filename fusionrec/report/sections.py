@@ -79,8 +79,10 @@ def embeddings_section(analyses: list[RunAnalysis], options: ReportOptions) -> S
         fused = vectors.detach().float().cpu().numpy() if vectors is not None else None
         maps = item_maps(modalities, fused, f"{a.run.label}: item vectors (after fusion)", rows, method)
         sec.heading(a.run.label)
+        sec.parts.append('<div class="grid">')
         for m in maps:
             sec.image(plots.item_map(m, categories, cold, column), m.title)
+        sec.parts.append("</div>")
         if fused is None:
             sec.note(f"{a.run.label}: model {a.run.model_name!r} has no item vectors (it scores items "
                      "without an embedding table), so only its data's modalities are mapped")
