@@ -23,6 +23,7 @@ import torch
 from fusionrec.api.ids import IdIndex, as_id_list
 from fusionrec.api.setup import (
     build_run_config,
+    check_auto,
     check_model,
     check_params,
     uses_content,
@@ -50,10 +51,14 @@ class Recommender:
     """
 
     def __init__(self, model: str = "mmgraph", **params: Any) -> None:
-        check_model(model)
-        check_params(model, params)
+        # "auto": a portfolio trained within `budget` seconds, chosen on valid (fusionrec/train/auto.py)
+        self.auto = check_auto(params) if model == "auto" else None
+        if self.auto is None:
+            check_model(model)
+            check_params(model, params)
         self.model_name = model
-        self.params: dict[str, Any] = dict(params)
+        self.params: dict[str, Any] = dict(params) if self.auto is None else {}
+        self.auto_result: Any = None  # AutoResult of the last fit with model="auto": every candidate, the winner
         self._model: RecModel | None = None
         self._dataset: Dataset | None = None
         self._config: RunConfig | None = None
@@ -85,6 +90,8 @@ class Recommender:
             overrides["epochs"] = epochs
         if valid_metric is not None:
             overrides["valid_metric"] = valid_metric
+        if self.auto is not None:
+            return self._fit_auto(dataset, overrides)
         cfg = build_run_config(self.model_name, self.params, dataset, overrides)
         # as `fusionrec train` does: content models get their modalities (store first), ID models nothing
         dataset = features_for_run(ensure_split(dataset, cfg), cfg)
@@ -94,6 +101,21 @@ class Recommender:
         model = build_model(self.model_name, data, cfg.model.params)
         self.train_result = Trainer(model, data, cfg.train, make_evaluator(dataset, cfg), seed=seed).fit()
         self._attach(model, dataset, cfg, features)
+        return self
+
+    def _fit_auto(self, dataset: Dataset, overrides: dict[str, Any]) -> Recommender:
+        """``Recommender("auto")``: every candidate trained on the train split within the budget, the best
+        on valid kept (``auto_result.table()`` lists them); the test split is not read."""
+        from fusionrec.encoders.ensure import run_features
+        from fusionrec.train.auto import select_model
+
+        def make_cfg(model: str) -> RunConfig:
+            return build_run_config(model, {}, dataset, overrides)
+
+        chosen = select_model(dataset, make_cfg, **self.auto)
+        self.auto_result, self.train_result = chosen, chosen.train_result
+        self.model_name = chosen.cfg.model.name   # what is fitted now; a new fit() chooses again
+        self._attach(chosen.model, chosen.dataset, chosen.cfg, run_features(chosen.dataset, chosen.cfg))
         return self
 
     def _attach(self, model: RecModel, dataset: Dataset, cfg: RunConfig,

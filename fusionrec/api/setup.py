@@ -34,6 +34,15 @@ def check_model(model: str) -> None:
                     f"use one of {names}; `fusionrec models` describes them")
 
 
+def check_auto(params: dict[str, Any]) -> dict[str, Any]:
+    """``Recommender("auto", budget=600, candidates=[...])``: the options of :func:`fusionrec.train.auto.select_model`."""
+    unknown = sorted(set(params) - {"budget", "candidates"})
+    if unknown:
+        raise UserError(f"Recommender('auto') takes budget and candidates, not {unknown}",
+                        "fusionrec.Recommender('auto', ...)", "e.g. fusionrec.Recommender('auto', budget=600)")
+    return {"budget": float(params.get("budget", 600.0)), "candidates": params.get("candidates")}
+
+
 def check_params(model: str, params: dict[str, Any]) -> None:
     """Validate ``params`` against the model's typed ``Params`` (unknown keys, types, allowed values)."""
     validate_params(model, params, where=f"fusionrec.Recommender({model!r}, ...)")

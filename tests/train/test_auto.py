@@ -91,3 +91,15 @@ def test_run_auto_tests_the_winner_and_writes_the_run(tmp_path):
     assert saved["auto"]["winner"] == results["model"]
     assert [c["name"] for c in saved["auto"]["candidates"]] == ["pop", "content_knn"]
     assert "recall@10" in saved["test"] and (tmp_path / results["run_dir"].split("/")[-1] / "model").is_dir()
+
+
+def test_python_api_recommender_auto(tmp_path):
+    import fusionrec
+
+    ds, _, _ = _clustered(n_users=80, n_items=40, cold_items=4, per_user=10)
+    rec = fusionrec.Recommender("auto", budget=60, candidates=["pop", "content_knn"])
+    rec.fit(ds, progress=False, valid_metric="recall@10")
+    assert rec.auto_result.winner in ("pop", "content_knn") and rec.model_name == rec.auto_result.winner
+    assert len(rec.recommend(ds.user_ids[0], k=5)) == 5
+    with pytest.raises(UserError, match="budget"):
+        fusionrec.Recommender("auto", bugdet=60)
