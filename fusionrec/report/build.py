@@ -60,7 +60,8 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None,
     out_path = Path(out) if out is not None else Path(paths[0]) / "report.html"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     title = "fusionrec report: " + ", ".join(r.label for r in report.detailed())
-    out_path.write_text(render_page(title, [str(p) for p in paths], sections), encoding="utf-8")
+    # folder names only: the page may travel (CI artifact, e-mail), absolute paths would not mean much
+    out_path.write_text(render_page(title, [Path(p).name for p in paths], sections), encoding="utf-8")
     output.detail(f"report built in {time.perf_counter() - t0:.1f}s")
     return out_path
 
@@ -93,11 +94,12 @@ def metrics_section(report: Report, analyses: list[RunAnalysis]) -> Section:
             f"<td>{_cell(r.results.get('timing', {}), key, len(r.seeds), digits)}</td>" for r in runs) + "</tr>")
     rows.append("<tr><th>seeds</th>" + "".join(f"<td>{', '.join(map(str, r.seeds))}</td>" for r in runs) + "</tr>")
     rows.append("<tr><th>dataset</th>" + "".join(f"<td>{html.escape(r.dataset_name)}</td>" for r in runs) + "</tr>")
-    sec.parts.append(f'<table class="metrics"><thead><tr><th></th>{head}</tr></thead>'
+    sec.parts.append(f'<div class="grid"><table class="metrics"><thead><tr><th></th>{head}</tr></thead>'
                      f'<tbody>{"".join(rows)}</tbody></table>')
     bars = {_run_title(r, report): {m: (r.results["test"][m]["mean"], r.results["test"][m]["std"])
                                     for m in shown if m in r.results.get("test", {}) and "@" in m} for r in runs}
     sec.image(plots.metric_bars(bars, [m for m in shown if "@" in m]), "test metrics per run")
+    sec.parts.append("</div>")
     return sec
 
 

@@ -22,7 +22,7 @@ nav a { margin-right: 14px; }
 p.intro { color: #444; max-width: 900px; }
 p.note { color: #666; font-size: 0.9em; margin: 4px 0; }
 figure { margin: 8px 0; }
-.grid { display: flex; flex-wrap: wrap; gap: 8px; }
+.grid { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
 .grid figure { margin: 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 table.metrics { border-collapse: collapse; margin: 10px 0; font-size: 0.9em; }

@@ -72,7 +72,7 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[tuple[floa
 def metric_bars(runs: Mapping[str, Mapping[str, tuple[float, float]]], metrics: Sequence[str]) -> str:
     """Test metrics (mean ± std over seeds) per run, side by side."""
     series = {name: [vals.get(m, (np.nan, 0.0)) for m in metrics] for name, vals in runs.items()}
-    return grouped_bars(list(metrics), series, "test value (mean ± std over seeds)")
+    return grouped_bars(list(metrics), series, "test (mean ± std over seeds)", width=6.4, height=3.0)
 
 
 def training_curves(history: Mapping[str, Sequence[Mapping]], valid_metric: str,
