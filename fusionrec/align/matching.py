@@ -51,20 +51,26 @@ class CrossAttentionMatcher(nn.Module):
     def _directional(
         self, a: torch.Tensor, b: torch.Tensor, a_mask: torch.Tensor | None, b_mask: torch.Tensor | None
     ) -> torch.Tensor:
-        # a: [Ba, Ta, d], b: [Bb, Tb, d] -> scores [Ba, Bb]: each a-token attends over b's tokens
+        # a: [Ba, Ta, d], b: [Bb, Tb, d] -> scores [Ba, Bb]: each a-token attends over b's tokens and
+        # is compared (cosine) with what it attended to, ``att = sum_t w_t b_t``. ``att`` is never
+        # materialised ([Bb, Ba*Ta, d] was the whole cost of this loss): ``a . att = sum_t w_t (a . b_t)``
+        # and ``|att|^2 = w^T (B B^T) w`` with the [Tb, Tb] Gram matrix of each b-set, so every
+        # tensor is [Ba*Ta, Bb, Tb] -- d times smaller -- and the result is the same.
         ba, ta, d = a.shape
         bb, tb, _ = b.shape
         q = self.q(a).reshape(ba * ta, d)
         k = self.k(b).reshape(bb * tb, d)
-        # one matmul for all pairs: [Bb, Ba*Ta, Tb] (batched over the b rows for the next bmm)
-        logits = (q @ k.T).view(ba * ta, bb, tb).transpose(0, 1) / self.attn_scale
+        logits = (q @ k.T).view(ba * ta, bb, tb) / self.attn_scale
         if b_mask is not None:
-            logits = logits.masked_fill(~b_mask[:, None, :], float("-inf"))
+            logits = logits.masked_fill(~b_mask[None, :, :], float("-inf"))
         attn = torch.nan_to_num(torch.softmax(logits, dim=-1), nan=0.0)  # a b-set with no tokens at all
-        attended = torch.bmm(attn, b)                                     # [Bb, Ba*Ta, d]
-        a_flat = F.normalize(a.reshape(ba * ta, d), dim=-1)
-        cos = (F.normalize(attended, dim=-1) * a_flat[None]).sum(-1)      # [Bb, Ba*Ta]
-        cos = cos.view(bb, ba, ta).transpose(0, 1)                        # [Ba, Bb, Ta]
+        a_unit = F.normalize(a.reshape(ba * ta, d), dim=-1)
+        dots = (a_unit @ b.reshape(bb * tb, d).T).view(ba * ta, bb, tb)   # a_token . b_token
+        num = (attn * dots).sum(-1)                                       # [Ba*Ta, Bb]
+        gram = torch.bmm(b, b.transpose(1, 2))                            # [Bb, Tb, Tb]
+        sq = torch.einsum("xjt,jts,xjs->xj", attn, gram, attn)
+        # F.normalize's rule: divide by max(|att|, 1e-12)
+        cos = (num / sq.clamp_min(1e-24).sqrt()).view(ba, ta, bb).transpose(1, 2)   # [Ba, Bb, Ta]
         if a_mask is None:
             return cos.mean(dim=-1)
         w = a_mask[:, None, :].float()

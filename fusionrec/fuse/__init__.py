@@ -1,7 +1,8 @@
 """Fusion of modalities.
 
 * feature level (:mod:`.feature`): concat, learned weighted sum, attention over
-  modalities (per item, optionally user-conditioned), gating;
+  modalities (per item, optionally user-conditioned), gating; :mod:`.user_attention`
+  scores every user x item pair under user-conditioned attention at once;
 * model level (:class:`~fusionrec.fuse.feature.JointFusion`): one Transformer over all modality tokens;
 * decision level (:mod:`.decision`): per-modality scorers with learned weights,
   reciprocal-rank and Borda fusion.
@@ -23,6 +24,7 @@ from fusionrec.fuse.feature import (
     modality_dropout,
     stack_views,
 )
+from fusionrec.fuse.user_attention import UserConditionedAttention
 
 __all__ = [
     "FUSIONS",
@@ -32,6 +34,7 @@ __all__ = [
     "JointFusion",
     "ModalityFusion",
     "ScoreFusion",
+    "UserConditionedAttention",
     "WeightedSumFusion",
     "borda_fusion",
     "build_fusion",

@@ -139,14 +139,18 @@ class AttentionFusion(ModalityFusion):
         self.query = nn.Linear(user_dim, hidden, bias=False) if user_dim else None
         self.v = nn.Linear(hidden, 1, bias=False)
 
-    def weights(self, views, masks=None, user=None) -> torch.Tensor:
-        x, m = stack_views(self.names, views, masks)
+    def logits(self, x: torch.Tensor, user: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, M] attention logits of stacked views ``x`` [B, M, dim] (before masking)."""
         h = self.key(x) + self.modality_key                                  # [B, M, hidden]
         if self.query is not None:
             if user is None:
                 raise ValueError("user-conditioned attention fusion needs the user vector (user=...)")
             h = h + self.query(user)[:, None, :]
-        return masked_softmax(self.v(torch.tanh(h)).squeeze(-1), m)
+        return self.v(torch.tanh(h)).squeeze(-1)
+
+    def weights(self, views, masks=None, user=None) -> torch.Tensor:
+        x, m = stack_views(self.names, views, masks)
+        return masked_softmax(self.logits(x, user), m)
 
     def forward(self, views, masks=None, user=None) -> torch.Tensor:
         x, _ = stack_views(self.names, views, masks)

@@ -6,18 +6,29 @@ is projected (linear / MLP, :mod:`fusionrec.align.projection`) into the shared
 (:func:`fusionrec.fuse.build_fusion`: concat, weighted_sum, attention, gated,
 joint) -- or, with ``fusion: late``, kept as one scorer per modality whose scores
 are combined by learned per-item-renormalised weights (decision level; still an
-inner product of concatenated vectors, so ANN serving works). ``keep_i`` is 0
+inner product of concatenated vectors, so ANN serving works). ``fusion: rrf`` /
+``borda`` keep the same per-modality scorers (and the ID scorer), train each to rank on
+its own and fuse their *rankings* (reciprocal rank / Borda count; a scorer never votes
+for an item it has no content for). ``fusion: user_attention`` weighs an item's
+modalities per user (:class:`fusionrec.fuse.UserConditionedAttention`). These three
+are not one inner product, so they are served by full scoring, not by an ANN index.
+``keep_i`` is 0
 for items without training interactions (their ID embedding was never trained):
 **cold items are embedded from content alone**. During training the ID embedding
 is dropped at random (``id_dropout``) and modalities are hidden at random
 (``modality_dropout``) so the content path learns to stand on its own and to
 work from any subset of modalities. ``use_id: false`` gives a pure content tower.
 
-**User tower.** ``u = ID_u + W h_u`` where ``h_u`` encodes the user's training
+**User tower.** ``u = keep_u * ID_u + W h_u [+ A(attributes_u)]`` where ``h_u`` encodes the user's training
 items' item-tower vectors: ``mean`` (exact, over the whole history), ``attention``
 (the user ID queries the history) or ``transformer`` (one small encoder layer,
 mean-pooled), or ``none``. While training, the target item is removed from the
-history so the tower cannot just look the answer up.
+history so the tower cannot just look the answer up. With ``user_attributes: true``
+``A`` embeds the user table's attributes (:class:`~fusionrec.models.user_tower.UserAttributeEncoder`);
+``keep_u`` is 0 for users without training events (their ID was never trained) and is
+dropped at random in training (``user_id_dropout``), so a new user is ranked from the
+attributes and whatever first events it has (:meth:`TwoTower.user_vector_from_attributes`,
+:mod:`fusionrec.evaluate.user_cold`).
 
 **Losses.** ``softmax``: in-batch sampled softmax over cosine scores / temperature
 with logQ correction (Yi et al., RecSys 2019: subtract ``log p(item in batch)``,
@@ -38,20 +49,31 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from fusionrec.align import Aligner, ModalityProjector
 from fusionrec.align.aligner import ALIGN_METHODS
 from fusionrec.data.dataset import TrainData
-from fusionrec.fuse import ScoreFusion, build_fusion, modality_dropout
+from fusionrec.errors import UserError
+from fusionrec.fuse import (
+    ScoreFusion,
+    UserConditionedAttention,
+    borda_fusion,
+    build_fusion,
+    modality_dropout,
+    reciprocal_rank_fusion,
+)
 from fusionrec.fuse.feature import FUSIONS
 from fusionrec.models.base import RecModel
 from fusionrec.models.bpr import bpr_loss, embedding_norm_reg
 from fusionrec.models.modal_inputs import ModalInputs
 from fusionrec.models.params import FeatureNorm, Modalities, ModelParams
+from fusionrec.models.user_tower import UserAttributeEncoder, pad_histories
 
-TWO_TOWER_FUSIONS = tuple(f for f in FUSIONS if f != "user_attention") + ("late",)
+# decision level: one scorer per modality (late: learned score weights; rrf/borda: rank fusion)
+BLOCK_FUSIONS = ("late", "rrf", "borda")
+TWO_TOWER_FUSIONS = FUSIONS + BLOCK_FUSIONS
 HISTORY_ENCODERS = ("none", "mean", "attention", "transformer")
 LOSSES = ("softmax", "bpr")
 
@@ -72,7 +94,10 @@ class TwoTower(RecModel):
         projection: Literal["linear", "mlp"] = Field("mlp", description="each modality -> shared space")
         projection_dropout: float = Field(0.0, ge=0, lt=1, description="dropout inside the projections")
         fusion: Literal[TWO_TOWER_FUSIONS] = Field("attention", description=(  # type: ignore[valid-type]
-            "how projected modalities become one item vector; late = one scorer per modality (decision level)"))
+            "how projected modalities become one item vector; user_attention = weights per user and item; "
+            "late = one scorer per modality with learned weights, rrf / borda = their rankings fused by "
+            "reciprocal rank / Borda count (decision level)"))
+        rrf_k: float = Field(60.0, gt=0, description="k of reciprocal rank fusion: 1/(k + rank)")
         joint_layers: int = Field(1, ge=1, description="encoder layers of the joint fusion")
         joint_heads: int = Field(2, ge=1, description="attention heads of the joint fusion")
         align: Literal[ALIGN_METHODS] = Field("infonce", description=(  # type: ignore[valid-type]
@@ -89,7 +114,17 @@ class TwoTower(RecModel):
                                                        "the whole history)")
         use_id: bool = Field(True, description="item ID embedding (zeroed for items without training "
                                                "interactions)")
-        use_user_id: bool = Field(True, description="user ID embedding in the user tower")
+        use_user_id: bool = Field(True, description="user ID embedding in the user tower (zeroed for users "
+                                                     "without training events)")
+        user_attributes: bool = Field(False, description="user table attributes in the user tower (data."
+                                                         "user_columns.attributes): new users from attributes")
+        user_attribute_bins: int = Field(8, ge=2, description="quantile bins of a numeric user attribute")
+        user_attribute_min_count: int = Field(5, ge=1, description="users a categorical value needs for its "
+                                                                  "own embedding (rarer: <other>)")
+        user_id_dropout: float = Field(0.0, ge=0, le=1, description="share of users trained as new users: ID "
+                                                                    "dropped, only attributes and a few events")
+        new_user_events: int = Field(3, ge=0, description="a user trained as new sees 0..N random events of "
+                                                          "its history (what a new user has after N events)")
         use_content: bool = Field(True, description="item content in the item tower")
         id_dropout: float = Field(0.1, ge=0, le=1, description="share of item IDs dropped in training so content "
                                                                "alone must rank")
@@ -101,20 +136,13 @@ class TwoTower(RecModel):
         logq: bool = Field(True, description="subtract log p(item in batch) from in-batch logits")
         reg_weight: float = Field(0.0, ge=0, description="EmbLoss weight (bpr loss only)")
 
-        @field_validator("fusion", mode="before")
-        @classmethod
-        def _item_side_fusion(cls, value: Any) -> Any:
-            if value == "user_attention":
-                raise ValueError("a two-tower item vector cannot depend on the user: that would break "
-                                 "inner-product/ANN retrieval; use user-conditioned attention in a ranker")
-            return value
-
         @model_validator(mode="after")
         def _towers_not_empty(self) -> TwoTower.Params:
             if not (self.use_id or self.use_content):
                 raise ValueError("use_id and use_content are both false: the item tower is empty")
-            if not (self.use_user_id or self.history != "none"):
-                raise ValueError("use_user_id is false and history is none: the user tower is empty")
+            if not (self.use_user_id or self.history != "none" or self.user_attributes):
+                raise ValueError("use_user_id is false, history is none and user_attributes is false: "
+                                 "the user tower is empty")
             return self
 
     hp: Params
@@ -136,8 +164,16 @@ class TwoTower(RecModel):
         self.align_weight = hp.align_weight if align != "none" else 0.0
         self.align_batch = hp.align_batch
         self.history_len = hp.history_len
+        self.rank_fusion = hp.fusion in ("rrf", "borda") and hp.use_content
+        self.blocks = hp.fusion in BLOCK_FUSIONS and hp.use_content
+        self.user_attention = hp.fusion == "user_attention" and hp.use_content
         self._init_item_tower(data, align)
         self._init_user_tower(data)
+
+    @property
+    def inner_product(self) -> bool:
+        """True when a score is one inner product of a user and an item vector (ANN-servable)."""
+        return not (self.rank_fusion or self.user_attention)
 
     def _init_item_tower(self, data: TrainData, align: str) -> None:
         hp, d = self.hp, self.dim
@@ -154,9 +190,11 @@ class TwoTower(RecModel):
             names = self.inputs.names
             self.projector = ModalityProjector(self.inputs.dims, d, kind=hp.projection,
                                                dropout=hp.projection_dropout)
-            if self.fusion_name == "late":
+            if self.blocks:
                 self.score_fusion = ScoreFusion(names)
                 self.user_heads = nn.ModuleDict({n: nn.Linear(d, d, bias=False) for n in names})
+            elif self.user_attention:
+                self.fusion = UserConditionedAttention(names, d)
             else:
                 self.fusion = build_fusion(self.fusion_name, names, d, n_layers=hp.joint_layers,
                                            n_heads=hp.joint_heads)
@@ -172,6 +210,17 @@ class TwoTower(RecModel):
         self._train = train
         deg = np.asarray(train.sum(axis=1)).ravel()
         self.register_buffer("user_deg", torch.from_numpy(deg.astype(np.float32)), persistent=False)
+        self.user_attr: UserAttributeEncoder | None = None
+        if self.hp.user_attributes:
+            frame = data.user_frame
+            if frame is None or frame.shape[1] <= 1:
+                raise UserError("two_tower: user_attributes is true but the data has no user attributes",
+                                "model.params.user_attributes",
+                                "describe the user table: data.users_path and data.user_columns: {user: <id "
+                                "column>, attributes: age,gender,...} (or set user_attributes: false)")
+            self.user_attr = UserAttributeEncoder(frame, d, self.hp.user_attribute_bins,
+                                                  self.hp.user_attribute_min_count)
+            self.register_buffer("user_codes", self.user_attr.encode_frame(frame), persistent=False)
         if self.history != "none":
             self.history_proj = nn.Linear(d, d)
             coo = train.tocoo()
@@ -218,17 +267,18 @@ class TwoTower(RecModel):
             feats, masks = self.inputs.gather(items)
         views = self.projector(feats)
         masks = modality_dropout(masks, self.modality_dropout, training)
-        if self.fusion_name == "late":
+        if self.blocks:
             n = next(iter(views.values())).shape[0]
             w = self.score_fusion.item_weights(masks, n)                          # [N, M]
             parts = [views[name] * w[:, j : j + 1] for j, name in enumerate(self.inputs.names)]
             fused = torch.cat(parts, dim=1)
         else:
+            # user_attention: the item-side (user-independent) attention, for histories and new items
             fused = self.fusion(views, masks)
         return views, masks, fused
 
     def _item_vectors(self, training: bool) -> tuple[torch.Tensor, dict[str, Any]]:
-        """[n_items, D] item-tower outputs, plus pieces the alignment loss needs."""
+        """[n_items, D] item-tower outputs, plus pieces the alignment loss and pair scoring need."""
         extras: dict[str, Any] = {}
         keep = self.warm.float()
         if training and self.id_dropout > 0:
@@ -236,39 +286,47 @@ class TwoTower(RecModel):
         if self.use_id:
             id_vec = self.item_id.weight * keep[:, None]
             extras["id"] = self.item_id.weight
+            extras["id_vec"] = id_vec
         if self.use_content:
             views, masks, fused = self._content(None, training)
             extras.update(views=views, masks=masks, content=fused)
-        if self.fusion_name == "late" and self.use_content:
+        if self.blocks:
             id_part = id_vec if self.use_id else torch.zeros(self.n_items, self.dim)
             return torch.cat([id_part, fused], dim=1), extras
         if self.use_id and self.use_content:
             return id_vec + fused, extras
         return (id_vec if self.use_id else fused), extras
 
-    def _encode_history(self, users: torch.Tensor, item_vecs: torch.Tensor,
-                        exclude: torch.Tensor | None) -> torch.Tensor:
+    def _history_base(self, item_vecs: torch.Tensor) -> torch.Tensor:
+        # the history summary needs one d-vector per item: sum the ID and weighted modality blocks
+        if self.blocks:
+            return item_vecs.view(item_vecs.shape[0], -1, self.dim).sum(dim=1)
+        return item_vecs
+
+    def _encode_history(self, users: torch.Tensor | None, item_vecs: torch.Tensor,
+                        exclude: torch.Tensor | None = None, hist: torch.Tensor | None = None) -> torch.Tensor:
+        """History summaries of ``users`` (their training items) or of given padded item lists ``hist``."""
         d = self.dim
-        if self.fusion_name == "late" and self.use_content:
-            # the history summary needs one d-vector per item: sum the ID and weighted modality blocks
-            base = item_vecs.view(item_vecs.shape[0], -1, d).sum(dim=1)
-        else:
-            base = item_vecs
-        if self.history == "mean":
+        base = self._history_base(item_vecs)
+        if self.history == "mean" and hist is None:
             sums = torch.sparse.mm(self._hist_sparse, base)[users]                 # [B, d]
             deg = self.user_deg[users]
             if exclude is not None:
                 sums = sums - base[exclude]
                 deg = deg - 1
             return sums / deg.clamp_min(1.0)[:, None]
-        hist = self.hist[users]                                                    # [B, L]
+        if hist is None:
+            hist = self.hist[users]                                                # [B, L]
         valid = hist >= 0
         if exclude is not None:
             valid = valid & (hist != exclude[:, None])
         tokens = base[hist.clamp_min(0)] * valid[..., None]                       # [B, L, d]
+        if self.history == "mean":
+            return tokens.sum(1) / valid.sum(1, keepdim=True).clamp_min(1)
         if self.history == "attention":
-            q = (self.hist_query(self.user_id(users)) if self.use_user_id
-                 else self.hist_global_query.expand(len(users), -1))
+            known = users is not None and self.use_user_id
+            q = (self.hist_query(self.user_id(users)) if known
+                 else self.hist_global_query.expand(hist.shape[0], -1))
             logits = (tokens @ q[:, :, None]).squeeze(-1) / math.sqrt(d)
             logits = logits.masked_fill(~valid, float("-inf"))
             w = torch.nan_to_num(torch.softmax(logits, dim=1), nan=0.0)
@@ -277,19 +335,93 @@ class TwoTower(RecModel):
         out = torch.nan_to_num(out, nan=0.0) * valid[..., None]
         return out.sum(1) / valid.sum(1, keepdim=True).clamp_min(1)
 
-    def _user_vectors(self, users: torch.Tensor, item_vecs: torch.Tensor,
-                      exclude: torch.Tensor | None = None) -> torch.Tensor:
-        u = self.user_id(users) if self.use_user_id else None
-        if self.history != "none":
-            h = self.history_proj(self._encode_history(users, item_vecs, exclude))
-            u = h if u is None else u + h
-        if self.fusion_name == "late" and self.use_content:
+    def _finish_user(self, u: torch.Tensor | None, codes: torch.Tensor | None) -> torch.Tensor:
+        """Add the attribute vector and, for decision-level fusion, the per-modality user heads."""
+        if self.user_attr is not None and codes is not None:
+            a = self.user_attr(codes)
+            u = a if u is None else u + a
+        if u is None:
+            u = torch.zeros(codes.shape[0] if codes is not None else 1, self.dim)
+        if self.blocks:
             u = torch.cat([u] + [self.user_heads[n](u) for n in self.inputs.names], dim=1)
         return u
+
+    def _user_vectors(self, users: torch.Tensor, item_vecs: torch.Tensor,
+                      exclude: torch.Tensor | None = None) -> torch.Tensor:
+        # training: a share of the users play new users (no ID, a few events), so the attribute
+        # path and short histories learn to rank on their own, as they must for a real new user
+        new = (torch.rand(len(users)) < self.hp.user_id_dropout) if self.training else None
+        u = None
+        if self.use_user_id:
+            # a user without training events has an untrained ID: it carries nothing
+            keep = (self.user_deg[users] > 0).float()
+            if new is not None:
+                keep = keep * (~new).float()
+            u = self.user_id(users) * keep[:, None]
+        if self.history != "none":
+            h = self._encode_history(users, item_vecs, exclude)
+            if new is not None and new.any():
+                h = h.clone()
+                h[new] = self._encode_history(None, item_vecs, hist=self._first_events(users[new], exclude, new))
+            h = self.history_proj(h)
+            u = h if u is None else u + h
+        codes = self.user_codes[users] if self.user_attr is not None else None
+        return self._finish_user(u, codes)
+
+    def _first_events(self, users: torch.Tensor, exclude: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
+        """Padded histories of 0..new_user_events random training items (never the target) per user."""
+        hist = self.hist[users]
+        valid = hist >= 0
+        if exclude is not None:
+            valid = valid & (hist != exclude[new][:, None])
+        rank = torch.rand(hist.shape).masked_fill(~valid, 2.0).argsort(dim=1).argsort(dim=1)
+        n = torch.randint(0, self.hp.new_user_events + 1, (len(users), 1))
+        return torch.where(valid & (rank < n), hist, torch.full_like(hist, -1))
+
+    def _new_user_vectors(self, codes: torch.Tensor | None, hist: torch.Tensor,
+                          item_vecs: torch.Tensor) -> torch.Tensor:
+        """Users not in training: attribute codes [B, F] (or None) and padded first items [B, L]."""
+        u = None
+        if self.history != "none":
+            u = self.history_proj(self._encode_history(None, item_vecs, hist=hist))
+        return self._finish_user(u, codes)
 
     def _score_space(self, x: torch.Tensor) -> torch.Tensor:
         # the softmax loss works on cosine similarities; serve with the same geometry
         return F.normalize(x, dim=-1) if self.loss_name == "softmax" else x
+
+    def _score_matrices(self, u: torch.Tensor, items: torch.Tensor | None, item_vecs: torch.Tensor,
+                        extras: dict[str, Any]) -> list[torch.Tensor]:
+        """Scores of every user in ``u`` for ``items`` (None = all): one [B, N] matrix, or one per
+        scorer (ID, then each modality) for rank fusion."""
+        idx = slice(None) if items is None else items
+        if self.user_attention:
+            views = {k: v[idx] for k, v in extras["views"].items()}
+            masks = {k: m[idx] for k, m in extras["masks"].items()}
+            base = extras["id_vec"][idx] if self.use_id else None
+            return [self.fusion.pair_scores(u, views, masks, base, cosine=self.loss_name == "softmax")]
+        v = item_vecs[idx]
+        if not self.rank_fusion:
+            return [self._score_space(u) @ self._score_space(v).T]
+        d, mats = self.dim, []
+        for j in range(u.shape[1] // d):
+            if j == 0 and not self.use_id:
+                continue
+            blk = slice(j * d, (j + 1) * d)
+            mats.append(self._score_space(u[:, blk]) @ self._score_space(v[:, blk]).T)
+        return mats
+
+    def _voter_masks(self, extras: dict[str, Any]) -> list[np.ndarray]:
+        """Which items each rank-fusion scorer may vote for: the ID scorer warm items, a modality its items."""
+        masks = [self.warm.numpy()] if self.use_id else []
+        return masks + [extras["masks"][n].numpy() for n in self.inputs.names]
+
+    def _fuse_ranks(self, mats: list[torch.Tensor], extras: dict[str, Any]) -> torch.Tensor:
+        if self.hp.fusion == "rrf":
+            fused = reciprocal_rank_fusion(mats, k=self.hp.rrf_k, item_masks=self._voter_masks(extras))
+        else:
+            fused = borda_fusion(mats, item_masks=self._voter_masks(extras))
+        return torch.from_numpy(fused.astype(np.float32))
 
     # ------------------------------------------------------------------ contract
     def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -297,21 +429,28 @@ class TwoTower(RecModel):
         item_vecs, extras = self._item_vectors(training=True)
         u = self._user_vectors(users, item_vecs, exclude=pos)
         if self.loss_name == "softmax":
-            # temperature applied to the [B, d] side, not to the [B, B] logits (cheaper)
-            u_n, v_n = self._score_space(u) / self.temperature, self._score_space(item_vecs[pos])
-            logits = u_n @ v_n.T
-            if self.logq:
-                logits = logits - self.log_q[pos][None, :]
+            mats = self._score_matrices(u, pos, item_vecs, extras)
             same = pos[:, None] == pos[None, :]
             same.fill_diagonal_(False)
-            logits = logits.masked_fill(same, float("-inf"))
-            loss = F.cross_entropy(logits, torch.arange(len(users)))
+            target = torch.arange(len(users))
+            losses = []
+            for scores in mats:
+                logits = scores / self.temperature
+                if self.logq:
+                    logits = logits - self.log_q[pos][None, :]
+                losses.append(F.cross_entropy(logits.masked_fill(same, float("-inf")), target))
+            # rank fusion: every scorer is a voter that has to rank on its own
+            loss = torch.stack(losses).mean()
         else:
             neg = batch["neg_item"]
-            p, n = item_vecs[pos], item_vecs[neg]
-            loss = bpr_loss((u * p).sum(-1), (u * n).sum(-1))
+            both = torch.cat([pos, neg])
+            losses = []
+            for scores in self._score_matrices(u, both, item_vecs, extras):
+                rows = torch.arange(len(users))
+                losses.append(bpr_loss(scores[rows, rows], scores[rows, rows + len(users)]))
+            loss = torch.stack(losses).mean()
             if self.reg_weight:
-                loss = loss + self.reg_weight * embedding_norm_reg(u, p, n)
+                loss = loss + self.reg_weight * embedding_norm_reg(u, item_vecs[pos], item_vecs[neg])
         if self.align_weight and self.use_content:
             loss = loss + self.align_weight * self._alignment_loss(pos, extras)
         return loss
@@ -323,7 +462,7 @@ class TwoTower(RecModel):
         views = {k: v[items] for k, v in extras["views"].items()}
         masks = {k: m[items] for k, m in extras["masks"].items()}
         content = extras["content"][items]
-        if self.fusion_name == "late":
+        if self.blocks:
             # align the (unweighted) mean of present modalities with the ID embedding
             stack = torch.stack([views[n] * masks[n][:, None] for n in self.inputs.names], 1)
             cnt = torch.stack([masks[n] for n in self.inputs.names], 1).sum(1, keepdim=True).clamp_min(1)
@@ -331,19 +470,61 @@ class TwoTower(RecModel):
         id_emb = extras["id"][items] if "id" in extras else None
         return self.aligner(views, masks, content=content, id_emb=id_emb, id_mask=self.warm[items])
 
-    @torch.no_grad()
-    def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
-        item_vecs, _ = self._item_vectors(training=False)
-        u = self._user_vectors(users, item_vecs)
-        return self._score_space(u) @ self._score_space(item_vecs).T
+    def _predict(self, u: torch.Tensor, item_vecs: torch.Tensor, extras: dict[str, Any]) -> torch.Tensor:
+        mats = self._score_matrices(u, None, item_vecs, extras)
+        return self._fuse_ranks(mats, extras) if self.rank_fusion else mats[0]
 
     @torch.no_grad()
-    def item_embeddings(self) -> torch.Tensor:
+    def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
+        item_vecs, extras = self._item_vectors(training=False)
+        return self._predict(self._user_vectors(users, item_vecs), item_vecs, extras)
+
+    # ------------------------------------------------------------------ new users
+    def attribute_codes(self, attributes: list[dict[str, Any] | None]) -> torch.Tensor | None:
+        """Attribute dicts -> codes (None when the model has no attribute tower)."""
+        return self.user_attr.encode_records(attributes) if self.user_attr is not None else None
+
+    @torch.no_grad()
+    def new_user_scores(self, attributes: list[dict[str, Any] | None] | torch.Tensor | None,
+                        histories: list[list[int]]) -> torch.Tensor:
+        """[B, n_items] scores for users the model never trained on, from attributes and first items.
+
+        ``attributes``: one dict per user (or precomputed codes [B, F], or None); ``histories``:
+        internal item ids each user has interacted with so far (may be empty).
+        """
+        item_vecs, extras = self._item_vectors(training=False)
+        codes = attributes if attributes is None or isinstance(attributes, torch.Tensor) \
+            else self.attribute_codes(attributes)
+        if self.user_attr is None:
+            codes = None
+        u = self._new_user_vectors(codes, pad_histories(histories, self.history_len), item_vecs)
+        return self._predict(u, item_vecs, extras)
+
+    @torch.no_grad()
+    def user_vector_from_attributes(self, attributes: dict[str, Any] | None,
+                                    items: list[int] | tuple[int, ...] = ()) -> torch.Tensor:
+        """[D] query vector of a new user (attributes and any first items) in :meth:`item_embeddings`'
+        space: ``item_embeddings() @ vector`` ranks the catalogue for that user."""
+        if not self.inner_product:
+            raise UserError(f"two_tower with fusion {self.hp.fusion!r} does not score by an inner product",
+                            "model.params.fusion", "use new_user_scores(...) for full scores, or another fusion")
+        item_vecs, _ = self._item_vectors(training=False)
+        codes = self.attribute_codes([attributes]) if self.user_attr is not None else None
+        u = self._new_user_vectors(codes, pad_histories([list(items)], self.history_len), item_vecs)
+        return self._score_space(u)[0]
+
+    # ------------------------------------------------------------------ serving
+    @torch.no_grad()
+    def item_embeddings(self) -> torch.Tensor | None:
+        if not self.inner_product:
+            return None
         item_vecs, _ = self._item_vectors(training=False)
         return self._score_space(item_vecs)
 
     @torch.no_grad()
-    def user_embeddings(self) -> torch.Tensor:
+    def user_embeddings(self) -> torch.Tensor | None:
+        if not self.inner_product:
+            return None
         item_vecs, _ = self._item_vectors(training=False)
         return self._score_space(self._user_vectors(torch.arange(self.n_users), item_vecs))
 
@@ -353,6 +534,6 @@ class TwoTower(RecModel):
         if not self.use_content:
             return None
         _, _, fused = self._content(None, training=False)
-        if self.fusion_name == "late":
+        if self.blocks:
             fused = torch.cat([torch.zeros(self.n_items, self.dim), fused], dim=1)
         return self._score_space(fused)

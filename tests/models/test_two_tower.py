@@ -126,8 +126,8 @@ def test_logq_is_log_training_popularity(world):
 
 
 def test_bad_choices_are_user_errors(world):
-    with pytest.raises(UserError, match="inner-product"):
-        build_model("two_tower", world.train_data(), {"fusion": "user_attention"})
+    with pytest.raises(UserError, match="no user attributes"):
+        build_model("two_tower", world.train_data(), {"user_attributes": True})
     with pytest.raises(UserError, match="history"):
         build_model("two_tower", world.train_data(), {"history": "lstm"})
     with pytest.raises(UserError, match="audio"):

@@ -1,0 +1,142 @@
+"""User attributes as a tower input: new users are recommended from who they are.
+
+:class:`UserAttributeEncoder` turns the user table's attribute columns (``data.users_path``
+with ``data.user_columns.attributes``, loaded into ``Dataset.users``) into one vector per user:
+
+* a column whose present values are (almost) all numbers is cut into quantile bins
+  (``age`` -> age bands; a numeric ``zip_code`` -> regions of neighbouring codes);
+* any other column is categorical: a value held by at least ``min_count`` users gets its
+  own embedding, rarer ones share an ``<other>`` slot;
+* a missing cell (None, empty) is slot 0, a zero embedding that carries nothing, and a
+  value never seen when the vocabulary was built (a serving request) is ``<other>``.
+
+The field embeddings are concatenated and mapped by a small MLP into the model's space.
+The vocabulary is built from the whole user table: attributes are known at sign-up and
+are not labels, so a held-out user's own values are not a leak. It is rebuilt from the
+dataset stored with a saved model, so a loaded model encodes attributes the same way.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from fusionrec.errors import UserError
+
+MISSING, OTHER = 0, 1
+# a column is numeric when at least this share of its present values parse as numbers
+NUMERIC_SHARE = 0.95
+
+
+def _present(values: pd.Series) -> pd.Series:
+    text = values.astype(object).where(values.notna(), None)
+    return text.map(lambda v: v is not None and str(v).strip() != "")
+
+
+class _Field:
+    """How one attribute column becomes an integer code (0 missing, 1 other, 2.. values or bins)."""
+
+    def __init__(self, name: str, values: pd.Series, n_bins: int, min_count: int) -> None:
+        self.name = name
+        present = values[_present(values)]
+        numbers = pd.to_numeric(present, errors="coerce")
+        self.numeric = len(present) > 0 and numbers.notna().mean() >= NUMERIC_SHARE \
+            and numbers.nunique() > n_bins
+        if self.numeric:
+            qs = np.quantile(numbers.dropna().to_numpy(np.float64), np.linspace(0, 1, n_bins + 1)[1:-1])
+            self.edges = np.unique(qs)
+            self.vocab: dict[str, int] = {}
+            self.size = len(self.edges) + 3          # missing, other (unparseable), bins
+        else:
+            counts = present.astype(str).str.strip().value_counts()
+            kept = sorted(counts[counts >= min_count].index)
+            self.vocab = {v: i + 2 for i, v in enumerate(kept)}
+            self.edges = np.array([])
+            self.size = len(self.vocab) + 2
+
+    def encode(self, values: Sequence[Any]) -> np.ndarray:
+        out = np.full(len(values), MISSING, dtype=np.int64)
+        for i, v in enumerate(values):
+            if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == "":
+                continue
+            if self.numeric:
+                try:
+                    x = float(v)
+                except (TypeError, ValueError):
+                    out[i] = OTHER
+                    continue
+                out[i] = OTHER if not np.isfinite(x) else int(np.searchsorted(self.edges, x, side="right")) + 2
+            else:
+                out[i] = self.vocab.get(str(v).strip(), OTHER)
+        return out
+
+    def describe(self) -> str:
+        if self.numeric:
+            return f"{self.name}: number in {len(self.edges) + 1} quantile bins (edges {np.round(self.edges, 2).tolist()})"
+        return f"{self.name}: {len(self.vocab)} values + <other>"
+
+
+class UserAttributeEncoder(nn.Module):
+    """``[B, F]`` attribute codes -> ``[B, dim]`` user vectors (zero for a user with no attribute)."""
+
+    def __init__(self, frame: pd.DataFrame, dim: int, n_bins: int = 8, min_count: int = 5,
+                 field_dim: int | None = None, columns: Sequence[str] | None = None) -> None:
+        super().__init__()
+        cols = [c for c in (columns if columns is not None else frame.columns) if c != "user_id"]
+        if not cols:
+            raise UserError("the user table has no attribute columns", "data.user_columns.attributes",
+                            "declare them, e.g. user_columns: {user: user_id, attributes: age,gender,occupation}")
+        self.fields = [_Field(c, frame[c], n_bins, min_count) for c in cols]
+        self.columns = cols
+        fd = field_dim or max(8, dim // 2)
+        self.embeddings = nn.ModuleList(nn.Embedding(f.size, fd, padding_idx=MISSING) for f in self.fields)
+        for emb in self.embeddings:
+            nn.init.normal_(emb.weight, std=0.1)
+            with torch.no_grad():
+                emb.weight[MISSING].zero_()
+        self.mlp = nn.Sequential(nn.Linear(fd * len(cols), dim), nn.GELU(), nn.Linear(dim, dim))
+
+    def encode_frame(self, frame: pd.DataFrame) -> torch.Tensor:
+        """Codes of every row of a user frame: [n, F] (a column the frame lacks is missing)."""
+        codes = [f.encode(frame[f.name].tolist()) if f.name in frame.columns else np.zeros(len(frame), np.int64)
+                 for f in self.fields]
+        return torch.from_numpy(np.stack(codes, axis=1)) if codes else torch.zeros(len(frame), 0, dtype=torch.long)
+
+    def encode_records(self, records: Sequence[Mapping[str, Any] | None]) -> torch.Tensor:
+        """Codes of attribute dicts (``{"age": 25, "gender": "F"}``); unknown keys are a UserError."""
+        known = set(self.columns)
+        for rec in records:
+            extra = sorted(set(rec or {}) - known)
+            if extra:
+                raise UserError(f"unknown user attribute(s) {extra}", "attributes",
+                                f"use the attributes the model was trained with: {self.columns}")
+        frame = pd.DataFrame([{c: (rec or {}).get(c) for c in self.columns} for rec in records],
+                             columns=self.columns)
+        return self.encode_frame(frame)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        parts = [emb(codes[:, j]) for j, emb in enumerate(self.embeddings)]
+        out = self.mlp(torch.cat(parts, dim=1))
+        # a user with no attribute at all has nothing to say: exactly zero, not the MLP's bias
+        return out * (codes > MISSING).any(dim=1, keepdim=True).float()
+
+    def describe(self) -> list[str]:
+        return [f.describe() for f in self.fields]
+
+
+def pad_histories(histories: Sequence[Sequence[int]], length: int | None = None) -> torch.Tensor:
+    """Item lists -> ``[B, L]`` int64, padded with -1 (``length``: keep the last ``length`` items)."""
+    lists = [list(h)[-length:] if length else list(h) for h in histories]
+    width = max([len(h) for h in lists] + [1])
+    out = torch.full((len(lists), width), -1, dtype=torch.long)
+    for i, h in enumerate(lists):
+        if h:
+            out[i, : len(h)] = torch.as_tensor(h, dtype=torch.long)
+    return out
+
+
+__all__ = ["UserAttributeEncoder", "pad_histories"]
