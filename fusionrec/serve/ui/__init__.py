@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from fusionrec.serve.service import RecService
-from fusionrec.serve.ui.api import ui_router
+from fusionrec.serve.ui.api import add_ui_routes
 from fusionrec.serve.ui.docs import mount_offline_docs
 
 STATIC = Path(__file__).parent / "static"
@@ -26,10 +26,11 @@ __all__ = ["STATIC", "mount_offline_docs", "mount_ui"]
 def mount_ui(app: FastAPI, service: RecService, reads: list[Depends] | None = None) -> None:
     """Add ``/ui`` (the page), ``/ui/static`` (its files), ``/ui/api`` (its helper reads) and offline docs.
 
-    ``reads`` is the dependency list the API puts on its read endpoints (the read-key
-    check), so the page's helper reads are guarded exactly like the API's.
+    The helper reads declare the ``read`` role (``x-role``) as the API's reads do, so the
+    service's access middleware guards them alike; ``reads`` adds per-route dependencies
+    for an app without that middleware.
     """
-    app.include_router(ui_router(service, list(reads or [])))
+    add_ui_routes(app, service, reads)
     app.mount("/ui/static", StaticFiles(directory=str(STATIC)), name="ui-static")
 
     @app.get("/ui", include_in_schema=False)

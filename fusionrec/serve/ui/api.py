@@ -1,12 +1,13 @@
 """The three reads the web page needs and the API lacks: user lookup, a user's recent items, item images.
 
 Everything else the page shows comes from the public API (``/recommendations``,
-``/explain``, ``/items``, ``/events``). These routes sit under ``/ui/api`` with the
-same read-key dependency as the API's reads, and stay out of the OpenAPI schema
-(they serve the page, not integrations).
+``/explain``, ``/items``, ``/events``). These routes sit under ``/ui/api``, need the
+``read`` role like the API's reads, and stay out of the OpenAPI schema (they serve
+the page, not integrations).
 """
 from __future__ import annotations
 
+import functools
 import io
 import sqlite3
 import threading
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from fastapi import APIRouter, Query
+from fastapi import FastAPI, Query
 from fastapi.params import Depends
 from fastapi.responses import Response
 
@@ -23,6 +24,8 @@ from fusionrec.serve.security import PathEscapeError, resolve_media_path
 from fusionrec.serve.service import RecService, ServeError
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
+# the role the API's own reads declare (fusionrec.serve.access reads it from each route)
+READ_ROLE = {"openapi_extra": {"x-role": "read"}}
 
 
 class _RecentIndex:
@@ -108,12 +111,18 @@ def _catalogue_image(service: RecService, state: Any, row: int) -> bytes | None:
     return None
 
 
-def ui_router(service: RecService, reads: list[Depends]) -> APIRouter:
-    """Routes under ``/ui/api``; ``reads`` is the API's read-key dependency list."""
-    router = APIRouter(prefix="/ui/api", dependencies=reads, include_in_schema=False)
+def add_ui_routes(app: FastAPI, service: RecService, reads: list[Depends] | None = None) -> None:
+    """Routes under ``/ui/api``, each declaring the ``read`` role like the API's reads.
+
+    The service's access middleware enforces the ``x-role`` of the route a request
+    matches; it sees only routes on the app itself (an included ``APIRouter`` is one
+    opaque entry in this FastAPI), so they go straight onto ``app``. ``reads`` adds
+    per-route dependencies for an app that checks keys per route instead.
+    """
+    get = functools.partial(app.get, include_in_schema=False, dependencies=list(reads or []), **READ_ROLE)
     recent_index = _RecentIndex()
 
-    @router.get("/users")
+    @get("/ui/api/users")
     async def users(q: str = Query("", max_length=256), limit: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
         """Users whose id starts with ``q`` (most active first), for the page's user picker."""
         state = service.state
@@ -125,7 +134,7 @@ def ui_router(service: RecService, reads: list[Depends]) -> APIRouter:
             out.insert(0, {"user_id": q, "n_items": len(service.online.history(q))})
         return {"users": out, "n_users": len(ids)}
 
-    @router.get("/users/{user_id}/recent")
+    @get("/ui/api/users/{user_id}/recent")
     async def recent(user_id: str, limit: int = Query(12, ge=1, le=200)) -> dict[str, Any]:
         """The user's latest items: events posted to this server first, then training history, newest first."""
         state = service.state
@@ -151,7 +160,7 @@ def ui_router(service: RecService, reads: list[Depends]) -> APIRouter:
                     out.append({"item_id": item, "title": cat.title(r), "source": "trained"})
         return {"user_id": user_id, "items": out[:limit], "n_history": len(listed)}
 
-    @router.get("/items/{item_id}/image")
+    @get("/ui/api/items/{item_id}/image")
     def image(item_id: str) -> Response:
         """The item's image: a posted upload, else the catalogue's file; 204 when it has none."""
         state = service.state
@@ -164,4 +173,3 @@ def ui_router(service: RecService, reads: list[Depends]) -> APIRouter:
             return Response(status_code=204)
         return Response(data, media_type=_image_mime(data), headers={"Cache-Control": "private, max-age=300"})
 
-    return router

@@ -270,11 +270,12 @@ async function showItem(itemId, added) {
   await loadSimilar(itemId, added);
 }
 
-function gridCard(it, highlight) {
+function gridCard(it, highlight, note = null) {
   return el("li", { class: `card${highlight ? " highlight" : ""}`, "data-item": it.item_id },
     thumb(it.item_id, it.title), itemLink(it.item_id, it.title),
     el("span", { class: "score", title: "cosine similarity", text: Number(it.score).toFixed(3) }),
-    it.cold ? el("span", { class: "badge", text: "new item" }) : null);
+    it.cold ? el("span", { class: "badge", text: "new item" }) : null,
+    note ? el("span", { class: "muted small", text: note }) : null);
 }
 
 async function loadSimilar(itemId, added) {
@@ -291,8 +292,9 @@ async function loadSimilar(itemId, added) {
   const neighbours = sim.items.slice(0, 6);
   const lists = await Promise.all(neighbours.map((n) =>
     api(`items/${enc(n.item_id)}/similar?k=12`).catch(() => ({ items: [] }))));
-  const hosts = neighbours.filter((n, i) => lists[i].items.some((x) => x.item_id === itemId));
-  $("#appears-list").replaceChildren(...hosts.map((n) => gridCard(n, false)));
+  const ranks = lists.map((l) => l.items.findIndex((x) => x.item_id === itemId));
+  const hosts = neighbours.map((n, i) => [n, ranks[i]]).filter(([, r]) => r >= 0);
+  $("#appears-list").replaceChildren(...hosts.map(([n, r]) => gridCard(n, false, `lists it #${r + 1}`)));
   $("#appears").hidden = !hosts.length;
 }
 
@@ -395,8 +397,8 @@ async function start() {
     if (saved) input.value = saved;
     input.addEventListener("change", () => {
       sessionStorage.setItem(`fusionrec-${id}`, input.value);
-      if (id !== "event-type") {
-        state.images.clear();
+      if (id !== "event-type" && readKey() !== state.shownWithKey) {
+        state.images.clear();   // loaded with the old key (or refused without one)
         refresh();
       }
       if (id === "event-type") document.querySelectorAll("button.interact").forEach((b) => { b.textContent = `+ ${input.value}`; });
@@ -418,6 +420,7 @@ async function start() {
 
 // (re)load everything that depends on the keys: the model line, the user suggestions, the view
 async function refresh() {
+  state.shownWithKey = readKey();
   try {
     const h = await api("health");
     $("#model-info").textContent = `${h.model} · ${h.n_users} users · ${h.n_items} items · ${h.index} index · v${h.model_version}`;
