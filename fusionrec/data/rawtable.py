@@ -8,6 +8,7 @@ DataFrame the same way, so frames built in Python are validated like files.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from dataclasses import dataclass, field
@@ -155,15 +156,39 @@ def _start_lines(table: pa.Table, bad: list[tuple[int | None, str, str]], first_
     return ordinal + first_line
 
 
-def _read_delimited(path: Path, delimiter: str | None, names: list[str] | None) -> RawTable:
+def _scan_text(path: Path) -> tuple[str, str]:
+    """``(encoding, first line)``: UTF-8 when every byte of the file decodes as UTF-8, else latin-1.
+
+    The whole file is checked up front, in bounded chunks: pyarrow decodes the text of a
+    malformed row as UTF-8 before calling the bad-row handler, and invalid bytes there fail
+    inside pyarrow (a traceback printed from the callback, then the whole file rejected).
+    Every byte string is valid latin-1, so that reading never fails.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    head = b""
     encoding = "utf-8"
-    try:
-        with open(path, "r", encoding=encoding, newline="") as fh:
-            first = fh.readline()
-    except UnicodeDecodeError:
-        encoding = "latin-1"  # every byte string is valid latin-1: the read never fails
-        with open(path, "r", encoding=encoding, newline="") as fh:
-            first = fh.readline()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 23):
+            if b"\n" not in head and len(head) < (1 << 24):
+                head += chunk[: 1 << 24]
+            if encoding == "utf-8" and not (chunk.isascii() and decoder.getstate()[0] == b""):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    encoding = "latin-1"
+            if encoding == "latin-1" and b"\n" in head:
+                break
+    if encoding == "utf-8":
+        try:
+            decoder.decode(b"", final=True)  # a multi-byte character cut off at the end of the file
+        except UnicodeDecodeError:
+            encoding = "latin-1"
+    first = head.split(b"\n", 1)[0] + (b"\n" if b"\n" in head else b"")
+    return encoding, first.decode(encoding).removeprefix("\ufeff")
+
+
+def _read_delimited(path: Path, delimiter: str | None, names: list[str] | None) -> RawTable:
+    encoding, first = _scan_text(path)
     if not first.strip():
         raise UserError("file is empty (no header line)", f"{path} line 1",
                         "write a header row naming the columns, e.g. user_id,item_id,rating,timestamp")
@@ -203,13 +228,9 @@ def _read_delimited(path: Path, delimiter: str | None, names: list[str] | None) 
     try:
         table = parse(encoding)
     except pa.ArrowInvalid as err:
-        if "UTF8" in str(err) and encoding == "utf-8":
-            encoding = "latin-1"
-            table = parse(encoding)
-        else:
-            raise UserError(f"cannot parse the file as delimited text: {err}", str(path),
-                            "check quoting (an unterminated quote swallows the rest of the file) "
-                            "and the delimiter") from None
+        raise UserError(f"cannot parse the file as delimited text: {str(err)[:300]}", str(path),
+                        "check quoting (an unterminated quote swallows the rest of the file) "
+                        "and the delimiter") from None
 
     return _to_raw(path, table, bad, _start_lines(table, bad, first_line=skip + 1), delimiter, encoding)
 

@@ -34,12 +34,23 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from fusionrec.config import RunConfig
-from fusionrec.data.dataset import Dataset, FeatureModality
+from fusionrec.data.checked_files import (
+    inside,
+    read_json,
+    read_npy,
+    read_parquet,
+    read_yaml_mapping,
+)
+from fusionrec.data.dataset import MODALITY_KINDS, Dataset, FeatureModality
 from fusionrec.errors import UserError
 from fusionrec.models.base import RecModel
 from fusionrec.models.registry import model_class
 
 FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+# what to do about a damaged model folder
+RESAVE = ("the model folder is damaged: copy it again from where it was written, or train and save the model "
+          "again (fusionrec train)")
 
 
 @dataclass
@@ -88,29 +99,66 @@ def save_dataset(dataset: Dataset, directory: str | Path) -> Path:
 
 
 def load_dataset_artifact(directory: str | Path) -> Dataset:
-    """Read a dataset written by :func:`save_dataset`."""
+    """Read a dataset written by :func:`save_dataset`; a damaged file is a UserError naming it."""
     directory = Path(directory)
     meta_path = directory / "dataset.json"
     if not meta_path.is_file():
         raise UserError("no saved dataset found", str(meta_path),
                         "point at a directory written by fusionrec train (its model/ folder)")
-    meta = json.loads(meta_path.read_text())
-    interactions = pd.read_parquet(directory / "interactions.parquet")
-    items = pd.read_parquet(directory / "items.parquet")
+    meta = read_json(meta_path, RESAVE)
+    user_ids = _id_list(meta, "user_ids", meta_path)
+    item_ids = _id_list(meta, "item_ids", meta_path)
+    interactions = read_parquet(inside(directory, "interactions.parquet", "interaction table", RESAVE), RESAVE)
+    items = read_parquet(inside(directory, "items.parquet", "item table", RESAVE), RESAVE)
     if items.shape[1] == 0:
         # a column-less item table does not keep its row count through parquet
-        items = pd.DataFrame(index=pd.RangeIndex(len(meta["item_ids"])))
+        items = pd.DataFrame(index=pd.RangeIndex(len(item_ids)))
+    mods = meta.get("modalities", [])
+    if not isinstance(mods, list) or not all(isinstance(m, dict) for m in mods):
+        raise UserError("'modalities' must be a list of objects", str(meta_path), RESAVE)
     modalities = {}
-    for m in meta.get("modalities", []):
-        feats = np.load(directory / "modalities" / f"{m['file']}.features.npy", allow_pickle=False)
-        mask = np.load(directory / "modalities" / f"{m['file']}.mask.npy", allow_pickle=False)
-        modalities[m["name"]] = FeatureModality(m["name"], m["kind"], feats, mask, m.get("source", ""))
-    users_file = directory / "users.parquet"
-    users = pd.read_parquet(users_file) if users_file.is_file() else None
-    if users is not None:
-        users = users.astype(object).where(users.notna(), None)
-    return Dataset(meta["name"], meta["user_ids"], meta["item_ids"], interactions, items, modalities,
-                   meta.get("root"), users=users)
+    for m in mods:
+        mod = _load_modality(directory, m, meta_path, len(item_ids))
+        modalities[mod.name] = mod
+    try:
+        return Dataset(str(meta.get("name") or directory.parent.name), user_ids, item_ids, interactions, items,
+                       modalities, meta.get("root") if isinstance(meta.get("root"), str) else None)
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        # the files read but do not fit together (ids out of range, missing columns, wrong row counts)
+        raise UserError(f"the saved dataset is inconsistent: {str(err)[:300]}", str(directory), RESAVE) from None
+
+
+def _id_list(meta: dict[str, Any], key: str, where: Path) -> list[Any]:
+    ids = meta.get(key)
+    if not isinstance(ids, list) or not all(isinstance(i, (str, int, float)) and not isinstance(i, bool)
+                                            for i in ids):
+        raise UserError(f"{key!r} must be a list of ids (strings or numbers), got {type(ids).__name__}",
+                        str(where), RESAVE)
+    if len(set(ids)) != len(ids):
+        raise UserError(f"{key!r} lists the same id more than once", str(where), RESAVE)
+    return ids
+
+
+def _load_modality(directory: Path, m: dict[str, Any], meta_path: Path, n_items: int) -> FeatureModality:
+    """One saved modality; its ``file`` must be a plain name inside ``modalities/`` (never a path out)."""
+    name, stem = m.get("name"), m.get("file")
+    if not isinstance(name, str) or not isinstance(stem, str) or stem != _safe_stem(stem):
+        raise UserError(f"modality entry {m!r} needs a 'name' and a plain 'file' name (letters, digits, - _ .)",
+                        str(meta_path), RESAVE)
+    kind = m.get("kind")
+    if kind not in MODALITY_KINDS:
+        raise UserError(f"modality {name!r} has kind {kind!r}, not one of {MODALITY_KINDS}", str(meta_path), RESAVE)
+    folder = directory / "modalities"
+    feats_path = inside(folder, f"{stem}.features.npy", f"modality {name!r}", RESAVE)
+    mask_path = inside(folder, f"{stem}.mask.npy", f"modality {name!r}", RESAVE)
+    feats, mask = read_npy(feats_path, RESAVE), read_npy(mask_path, RESAVE)
+    if feats.ndim != 2 or feats.shape[0] != n_items or not np.issubdtype(feats.dtype, np.number):
+        raise UserError(f"modality {name!r} features have shape {feats.shape} ({feats.dtype}); expected "
+                        f"({n_items}, dim) numbers, one row per item", str(feats_path), RESAVE)
+    if mask.shape != (n_items,) or not (mask.dtype == bool or np.issubdtype(mask.dtype, np.number)):
+        raise UserError(f"modality {name!r} mask has shape {mask.shape} ({mask.dtype}); expected ({n_items},) "
+                        "booleans", str(mask_path), RESAVE)
+    return FeatureModality(name, kind, feats, mask, str(m.get("source", "")))
 
 
 def _safe_stem(name: str) -> str:
@@ -165,35 +213,120 @@ def save_model(model: RecModel, cfg: RunConfig, dataset: Dataset, directory: str
 
 
 def load_model(directory: str | Path) -> LoadedModel:
-    """Load a model saved by :func:`save_model`, ready to score (eval mode)."""
+    """Load a model saved by :func:`save_model`, ready to score (eval mode).
+
+    Every file of the folder is checked as it is read: a damaged, truncated or
+    hostile one (python YAML tags, paths or symlinks leading out of the folder)
+    stops the load with a :class:`UserError` that names it.
+    """
     directory = Path(directory)
     meta_path = directory / "model.yaml"
     if not meta_path.is_file():
         raise UserError("not a saved fusionrec model (model.yaml is missing)", str(directory),
                         "pass the model/ folder of a run, e.g. runs/<run>/model")
-    meta = yaml.safe_load(meta_path.read_text())
-    cfg = RunConfig.model_validate(yaml.safe_load((directory / "config.yaml").read_text()) or {})
+    meta, cfg = check_model_folder(directory)
+    name, params = meta["name"], meta.get("params") or {}
     dataset = load_dataset_artifact(directory / "dataset")
-    data = dataset.train_data(cfg.data.modalities)
     try:
-        cls = model_class(meta["name"])
+        cls = model_class(name)
     except UserError as err:
         raise UserError(
-            f"saved model {meta['name']!r} is not registered in this installation", str(meta_path),
+            f"saved model {name!r} is not registered in this installation", str(meta_path),
             "install/import the package that registers it (fusionrec.models.registry.register)",
         ) from err
-    params = cls.validate_params(meta.get("params") or {}, where=f"{meta_path}: params")
-    model = cls(data, params)
-    state = load_file(str(directory / "weights.safetensors"))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise UserError(
-            f"weights do not match model {meta['name']!r} (missing {list(missing)[:5]}, "
-            f"unexpected {list(unexpected)[:5]})",
-            str(directory / "weights.safetensors"), "re-save the model with the current fusionrec version",
-        )
+    params = cls.validate_params(params, where=f"{meta_path}: params")
+    try:
+        data = dataset.train_data(cfg.data.modalities)
+        model = cls(data, params)
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
+        # only reachable with files that read but do not fit the model (edited params, swapped datasets)
+        raise UserError(f"cannot rebuild model {name!r} from the saved files: {str(err)[:300]}",
+                        str(directory), RESAVE) from None
+    _load_weights(model, inside(directory, WEIGHTS, "the weights file", RESAVE))
     model.eval()
     return LoadedModel(model=model, dataset=dataset, config=cfg)
+
+
+def check_model_folder(directory: str | Path) -> tuple[dict[str, Any], RunConfig]:
+    """The cheap checks of a model folder, before anything large is read: ``(model.yaml, run config)``.
+
+    ``model.yaml`` and ``config.yaml`` parse as plain YAML of the right shape, the weights
+    file is a regular file inside the folder, and ``features.json`` / ``serve_meta.json``
+    (when present) are well formed. Raises :class:`UserError` naming the file otherwise.
+    """
+    directory = Path(directory)
+    meta_path = directory / "model.yaml"
+    meta = read_yaml_mapping(inside(directory, meta_path.name, "model.yaml", RESAVE), RESAVE)
+    name, params = meta.get("name"), meta.get("params") or {}
+    if not isinstance(name, str) or not name:
+        raise UserError("model.yaml names no model ('name: <model>' is missing)", str(meta_path), RESAVE)
+    if not isinstance(params, dict):
+        raise UserError(f"'params' must be a mapping, got {type(params).__name__}", str(meta_path), RESAVE)
+    cfg = _load_run_config(directory / "config.yaml")
+    weights = inside(directory, WEIGHTS, "the weights file", RESAVE)
+    if not weights.is_file():
+        raise UserError("the weights file is missing" + (" (not a regular file)" if weights.exists() else ""),
+                        str(weights), RESAVE)
+    check_sidecars(directory)
+    return meta, cfg
+
+
+def _load_run_config(path: Path) -> RunConfig:
+    from pydantic import ValidationError
+
+    raw = read_yaml_mapping(inside(path.parent, path.name, "the run config", RESAVE), RESAVE)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise UserError(f"invalid setting {key!r} in the saved run config: {first['msg']}", str(path),
+                        RESAVE) from None
+
+
+def _load_weights(model: RecModel, path: Path) -> None:
+    """Read the safetensors file and check every tensor's name and shape before loading it."""
+    from safetensors import SafetensorError
+
+    if not path.is_file():
+        raise UserError("the weights file is missing", str(path), RESAVE)
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise UserError(f"the weights file is damaged or not safetensors ({str(err)[:200]})", str(path),
+                        RESAVE) from None
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise UserError(
+            f"weights do not match model {model.name!r} (missing {missing[:5]}, unexpected {unexpected[:5]})",
+            str(path), "re-save the model with the current fusionrec version",
+        )
+    wrong = [f"{k}: saved {tuple(state[k].shape)}, model {tuple(v.shape)}" for k, v in own.items()
+             if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        raise UserError(f"weights have the wrong shapes for model {model.name!r} and its saved dataset: "
+                        + "; ".join(wrong[:3]), str(path), RESAVE)
+    model.load_state_dict(state, strict=True)
+
+
+def check_sidecars(directory: Path) -> None:
+    """``features.json`` and ``serve_meta.json`` (when present) are JSON objects of the expected shape."""
+    features = directory / "features.json"
+    if features.exists() or features.is_symlink():
+        content = read_json(inside(directory, features.name, "features.json", RESAVE), RESAVE)
+        mods = content.get("modalities", {})
+        if not isinstance(mods, dict) or not all(isinstance(v, dict) for v in mods.values()):
+            raise UserError("'modalities' must map each modality to an object", str(features), RESAVE)
+    meta = directory / "serve_meta.json"
+    if meta.exists() or meta.is_symlink():
+        content = read_json(inside(directory, meta.name, "serve_meta.json", RESAVE),
+                            "delete serve_meta.json (the service then replays every stored event)")
+        seq = content.get("trained_upto_seq", 0)
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise UserError(f"'trained_upto_seq' must be a whole number >= 0, got {seq!r}", str(meta),
+                            "delete serve_meta.json (the service then replays every stored event)")
 
 
 def _plain(value: Any) -> Any:

@@ -7,9 +7,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fusionrec.data.checked_files import read_npy
 from fusionrec.data.dataset import FeatureModality
 from fusionrec.data.validation.checker import Checker
 from fusionrec.data.validation.report import Issue
+from fusionrec.errors import UserError
 
 
 def load_features(check: Checker) -> list[tuple[Any, np.ndarray]]:
@@ -22,10 +24,10 @@ def load_features(check: Checker) -> list[tuple[Any, np.ndarray]]:
                                       fix="fix data.features.<name>.path or remove the modality"))
             continue
         try:
-            feats = np.load(spec.path, allow_pickle=False)
-        except (ValueError, OSError) as err:
-            check.issues.append(Issue("unreadable_file", "fatal", f"cannot read feature file: {err}",
-                                      file=str(spec.path), fix="save features with numpy.save as a 2-D array"))
+            feats = read_npy(spec.path, "save features with numpy.save as a 2-D array (items x dim)")
+        except UserError as err:
+            check.issues.append(Issue("unreadable_file", "fatal", f"cannot read feature file: {err.what}",
+                                      file=str(spec.path), fix=err.fix))
             continue
         if feats.ndim != 2 or not np.issubdtype(feats.dtype, np.number):
             check.issues.append(Issue("bad_feature_shape", "fatal",
@@ -46,10 +48,15 @@ def make_modality(check: Checker, spec: Any, feats: np.ndarray, item_ids: np.nda
     present = np.ones(feats.shape[0], dtype=bool)
     if spec.missing is not None:
         try:
-            missing = np.load(spec.missing, allow_pickle=False)
-        except (ValueError, OSError) as err:
-            check.issues.append(Issue("unreadable_file", "fatal", f"cannot read missing-mask file: {err}",
-                                      file=str(spec.missing), fix="save a boolean vector with numpy.save"))
+            missing = read_npy(spec.missing, "save a boolean vector with numpy.save (True = missing)")
+        except UserError as err:
+            check.issues.append(Issue("unreadable_file", "fatal", f"cannot read missing-mask file: {err.what}",
+                                      file=str(spec.missing), fix=err.fix))
+            return None
+        if not (missing.dtype == bool or np.issubdtype(missing.dtype, np.number)):
+            check.issues.append(Issue("bad_feature_shape", "fatal", f"missing-mask has dtype {missing.dtype}, "
+                                      "not boolean", file=str(spec.missing),
+                                      fix="save a boolean vector with numpy.save (True = missing)"))
             return None
         missing = np.asarray(missing).reshape(-1)
         if missing.shape[0] != feats.shape[0]:
@@ -60,7 +67,18 @@ def make_modality(check: Checker, spec: Any, feats: np.ndarray, item_ids: np.nda
             return None
         present &= ~missing.astype(bool)
     if spec.ids is not None:
-        row_ids = read_row_ids(spec.ids)
+        try:
+            row_ids = read_row_ids(spec.ids)
+        except UserError as err:
+            check.issues.append(Issue("unreadable_file", "fatal", f"cannot read the row id file: {err.what}",
+                                      file=str(spec.ids), fix=err.fix))
+            return None
+        if len(row_ids) != feats.shape[0]:
+            check.issues.append(Issue("feature_rows", "fatal",
+                                      f"the row id file lists {len(row_ids)} ids but the feature file has "
+                                      f"{feats.shape[0]} rows", file=str(spec.ids),
+                                      fix="list the item id of every feature row, in row order"))
+            return None
         index = pd.Index(item_ids.astype(str))
         pos = index.get_indexer(pd.Index(row_ids.astype(str)))
         aligned = np.zeros((n_items, feats.shape[1]), dtype=np.float32)
@@ -97,9 +115,14 @@ def make_modality(check: Checker, spec: Any, feats: np.ndarray, item_ids: np.nda
 
 
 def read_row_ids(path: Path) -> np.ndarray:
+    """The item id of every feature row: a ``.npy`` vector or a text file with one id per line."""
+    fix = "list the item id of every feature row: numpy.save(path, ids) or one id per line"
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False).reshape(-1)
-    return np.asarray([line.strip() for line in path.read_text().splitlines() if line.strip()], dtype=object)
+        return read_npy(path, fix).reshape(-1)
+    if not path.is_file():
+        raise UserError("file not found", str(path), fix)
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    return np.asarray([line.strip() for line in text.splitlines() if line.strip()], dtype=object)
 
 
 __all__ = ["load_features", "make_modality", "read_row_ids"]

@@ -174,9 +174,11 @@ def load_items(check: Checker, events: EventItems | None = None) -> SideTable:
                 event_only[role] = _objects(check_paths(check, stand_in, spec, role, np.ones(len(extra), bool)),
                                             event_only.index)
     attr_cols = _attribute_columns(check, raw, mapping, id_col)
-    for c in f.columns:  # every other column is kept as side data
-        if c not in used and c not in canon.columns:
-            canon[c] = _objects(f[c].to_numpy(dtype=object, na_value=None), canon.index)
+    taken = used | set(canon.columns)
+    rest = {c: f[c].to_numpy(dtype=object, na_value=None) for c in f.columns if c not in taken}
+    if rest:  # every other column is kept as side data
+        # one concat: inserting column by column costs O(columns) each, so wide tables were quadratic
+        canon = pd.concat([canon, pd.DataFrame(rest, index=canon.index, dtype=object)], axis=1)
     roles = {"text": text_cols, "attributes": attr_cols}
     return SideTable(raw, ids_arr[keep], canon[keep].reset_index(drop=True), roles, event_only)
 
@@ -294,5 +296,16 @@ def align_items(items: SideTable | None, keys: np.ndarray | None, item_ids: np.n
     return aligned
 
 
-__all__ = ["AUDIO_COLUMN", "IMAGE_COLUMN", "EventItems", "SideTable", "align_items", "join_text", "align_users", "load_items", "load_users",
-           "media_only_items", "read_id_map"]
+__all__ = [
+    "AUDIO_COLUMN",
+    "IMAGE_COLUMN",
+    "EventItems",
+    "SideTable",
+    "align_items",
+    "align_users",
+    "join_text",
+    "load_items",
+    "load_users",
+    "media_only_items",
+    "read_id_map",
+]
