@@ -192,3 +192,35 @@ def test_api_docs_render_from_local_assets(server, page, watch):
     page.wait_for_selector("h1:has-text('fusionrec recommendation service')")
     page.wait_for_selector("[role=menuitem]")
     assert watch.problems() == [], "the docs pages must load everything from this server"
+
+
+def test_page_files_and_helper_reads_without_a_browser(server, demo_model):
+    """Runs without chromium too: the page's files name no external URL, and its helper reads need the read role."""
+    read = {"X-API-Key": READ_KEY}
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for path in ("/ui", "/ui/static/app.js", "/ui/static/style.css"):
+            resp = client.get(path)
+            assert resp.status_code == 200, path
+            assert not re.search(r"https?://", resp.text), f"{path} names an external URL"
+        for path in ("/docs", "/redoc"):
+            html = client.get(path).text
+            assert "/docs-assets/" in html and not re.search(r"(src|href)=\"https?://", html), path
+        assert b"cdn.redoc.ly" not in client.get("/docs-assets/redoc.standalone.js").content
+
+        assert client.get("/ui/api/users").status_code == 401
+        users = client.get("/ui/api/users", headers=read).json()["users"]
+        counts = [u["n_items"] for u in users]
+        assert counts == sorted(counts, reverse=True) and counts[0] > 0
+        user = users[0]["user_id"]
+        recent = client.get(f"/ui/api/users/{user}/recent", params={"limit": 5}, headers=read).json()
+        # at least the training history (the browser test may have added an event for this user)
+        assert len(recent["items"]) == 5 and recent["n_history"] >= users[0]["n_items"]
+        assert client.get("/ui/api/users/nobody-like-this/recent", headers=read).status_code == 404
+
+        # the demo shop draws images/<id>.jpg for most items, not all
+        item = next(it["item_id"] for it in recent["items"]
+                    if (demo_model[1] / "images" / f"{it['item_id']}.jpg").is_file())
+        image = client.get(f"/ui/api/items/{item}/image", headers=read)
+        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+        assert image.content == (demo_model[1] / "images" / f"{item}.jpg").read_bytes()
+        assert client.get("/ui/api/items/no-such-item/image", headers=read).status_code == 404
