@@ -142,6 +142,9 @@ class EvalConfig(_Section):
     batch_users: int = Field(1024, description="users scored per batch")
     candidates: Literal["all", "test_items"] = Field("all", description=(
         "all: rank the whole catalogue; test_items: rank only the test items (cold-start protocol)"))
+    new_user_events: list[int] = Field(default_factory=list, description=(
+        "user cold start (data.split.method: user_cold_start): also report the test users' metrics when "
+        "their first N events are given, for each N, e.g. [0, 1, 3] (0 = attributes alone)"))
 
 
 class RunConfig(_Section):

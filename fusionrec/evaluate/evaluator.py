@@ -210,7 +210,10 @@ class Evaluator:
             "beyond_accuracy_splits": ("test",),
         }
         kwargs.update(overrides)
-        return cls(dataset, **kwargs)
+        evaluator = cls(dataset, **kwargs)
+        # user cold start: the test users' metrics after their first N events (evaluate.user_cold)
+        evaluator.new_user_events = tuple(getattr(cfg, "new_user_events", None) or ())
+        return evaluator
 
     def _set_item_features(self, item_features: np.ndarray | FeatureModality | str) -> None:
         mask = None
@@ -412,9 +415,16 @@ class Evaluator:
 
         Returns ``{"recall@20": ..., "ndcg@10": ..., "n_users": ...}`` (plus
         ``coverage@K``/``novelty@K``/``diversity@K`` with ``beyond_accuracy``).
-        The wall time of the pass is kept in :attr:`last_seconds`.
+        The wall time of the pass is kept in :attr:`last_seconds`. With ``new_user_events``
+        (``eval.new_user_events``) the test split also reports ``new_users@N/<metric>``: the
+        new-user protocol of :mod:`fusionrec.evaluate.user_cold` after each user's first N events.
         """
-        return self._evaluate(model, split, per_user=False)[0]
+        out = self._evaluate(model, split, per_user=False)[0]
+        if split == "test" and getattr(self, "new_user_events", ()):
+            from fusionrec.evaluate.user_cold import new_user_metrics
+
+            out.update(new_user_metrics(self.dataset, model, self.new_user_events, self.ks))
+        return out
 
     def evaluate_scores(self, score_fn: ScoreFn, split: str = "valid") -> dict[str, float]:
         """Like :meth:`evaluate` for any ``score_fn(users: np.ndarray) -> [B, n_items]`` scorer."""

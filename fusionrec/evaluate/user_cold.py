@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ def new_user_cases(dataset: Dataset, split: str = "test", n_first: Sequence[int]
     items_sorted = frame["item"].to_numpy()[order]
     starts = np.r_[0, np.flatnonzero(np.diff(users_sorted)) + 1, len(users_sorted)]
     users, first, truth = [], [], []
-    for a, b in zip(starts[:-1], starts[1:]):
+    for a, b in pairwise(starts):
         items = list(dict.fromkeys(items_sorted[a:b].tolist()))   # a repeated item counts once
         rest = np.asarray(items[pool:], dtype=np.int64)
         if len(rest) == 0:
@@ -107,4 +108,12 @@ def evaluate_new_users(scorer: Scorer, cases: NewUserCases, n_items: int, n_firs
     return out
 
 
-__all__ = ["NewUserCases", "evaluate_new_users", "model_scorer", "new_user_cases"]
+def new_user_metrics(dataset: Dataset, model: torch.nn.Module, n_first: Sequence[int] = (0, 1, 3),
+                     ks: Sequence[int] = (10, 20, 50), split: str = "test") -> dict[str, float]:
+    """Flat ``{"new_users@1/recall@20": ...}`` keys of :func:`evaluate_new_users` (results.json, tables)."""
+    cases = new_user_cases(dataset, split, n_first)
+    table = evaluate_new_users(model_scorer(model), cases, dataset.n_items, n_first, ks)
+    return {f"new_users@{n}/{k}": v for n, row in table.items() for k, v in row.items()}
+
+
+__all__ = ["NewUserCases", "evaluate_new_users", "model_scorer", "new_user_cases", "new_user_metrics"]
