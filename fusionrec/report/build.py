@@ -21,7 +21,7 @@ import numpy as np
 from fusionrec import output
 from fusionrec.report import plots
 from fusionrec.report.analysis import RunAnalysis, analyse, mean_std
-from fusionrec.report.runs import Report, RunFolder, collect
+from fusionrec.report.runs import Report, RunFolder, best_on_valid, collect
 from fusionrec.report.sections import (
     ReportOptions,
     Section,
@@ -30,7 +30,7 @@ from fusionrec.report.sections import (
 )
 
 TABLE_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@20", "hit@20", "mrr@20",
-                 "auc", "logloss")
+                 "auc", "logloss", "mae", "rmse")
 
 
 def build_report(paths: Sequence[str | Path], out: str | Path | None = None,
@@ -197,7 +197,7 @@ def ablation_section(report: Report) -> Section:
         values = {m: [_ms(v.results.get("test", {}).get(m)) for v in variants] for m in metrics}
         if metrics:
             sec.image(plots.ablation_bars(labels, values), f"ablation {name}")
-        best = max(variants, key=lambda v: -np.inf if np.isnan(v.valid_score()) else v.valid_score())
+        best = best_on_valid(variants)
         head = "".join(f"<th>test {m}</th>" for m in metrics)
         rows = []
         for v in variants:

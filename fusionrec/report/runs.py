@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from fusionrec.errors import UserError
+from fusionrec.evaluate.metrics import LOWER_IS_BETTER
 
 RESULTS = "results.json"
 HISTORY = "train_history.json"
@@ -68,6 +69,13 @@ class RunFolder:
         block = self.results.get("valid", {}).get(self.valid_metric)
         return float(block["mean"]) if block else float("nan")
 
+    def valid_rank_key(self) -> float:
+        """Larger is better on valid: the score, negated for log loss / MAE / RMSE; -inf when absent."""
+        score = self.valid_score()
+        if math.isnan(score):
+            return -math.inf
+        return -score if self.valid_metric in LOWER_IS_BETTER else score
+
 
 @dataclass
 class Report:
@@ -80,13 +88,13 @@ class Report:
         """The runs the per-run sections show: every plain run, and each ablation's valid-best variant."""
         out = list(self.runs)
         for _, variants in self.ablations:
-            best = max(variants, key=lambda r: _sortable(r.valid_score()))
-            out.append(best)
+            out.append(best_on_valid(variants))
         return out
 
 
-def _sortable(score: float) -> float:
-    return -math.inf if math.isnan(score) else score
+def best_on_valid(variants: list[RunFolder]) -> RunFolder:
+    """The variant with the best mean valid score (never a test number)."""
+    return max(variants, key=RunFolder.valid_rank_key)
 
 
 def read_run(path: str | Path, label: str | None = None) -> RunFolder:
@@ -187,4 +195,4 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["Report", "RunFolder", "collect", "is_ablation", "read_ablation", "read_run"]
+__all__ = ["Report", "RunFolder", "best_on_valid", "collect", "is_ablation", "read_ablation", "read_run"]
