@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -68,7 +68,7 @@ def create_app(service: RecService, keys: KeyChecker) -> FastAPI:
     # the /ui web page and /docs, /redoc from local assets
     from fusionrec.serve.ui import mount_ui
 
-    mount_ui(app, service, [Depends(policy.read_dependency())])
+    mount_ui(app, service)  # its routes declare x-role: read, enforced by AccessMiddleware like the API's
     return app
 
 
