@@ -47,7 +47,7 @@ def main() -> None:
     dataset = ensure_split(dataset, _resolve_from_dict(_merge(base, {"model": {"name": "pop"}})))
     for n, (model, params_json) in enumerate(args.variant):
         entry = next((e for e in settings["models"] if e["name"] == model), {})
-        layered = _merge(base, {k: v for k, v in entry.items() if k != "name"})
+        layered = _merge(base, {k: v for k, v in entry.items() if k not in ("name", "label")})
         layered = _merge(layered, {"model": {"name": model, "params": json.loads(params_json)},
                                    "train": {"progress": False}})
         cfg = _resolve_from_dict(layered)

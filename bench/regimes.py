@@ -114,12 +114,13 @@ def _cap_train(ds: Dataset, cap: int, rng: np.random.Generator) -> Dataset:
     return ds.subset_interactions(keep)
 
 
-def run(name: str, seed: int, budget: float, baseline_budget: float) -> dict[str, Any]:
+def run(name: str, seed: int, budget: float, baseline_budget: float,
+        candidates: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     ds = build_dataset(name)
     make = make_cfg_factory(REGIMES[name], seed)
-    chosen = select_model(ds, make, budget=budget, keep_models=True)
+    chosen = select_model(ds, make, budget=budget, keep_models=True, candidates=candidates)
     evaluator = make_evaluator(chosen.dataset, make("content_knn"))
     test = {c: evaluator.evaluate(m, "test")["recall@20"] for c, (m, _) in chosen.trained.items()}
     report, model, _, _ = _train_candidate(LIGHTGCN, chosen.dataset, make, evaluator, seed,
@@ -129,7 +130,7 @@ def run(name: str, seed: int, budget: float, baseline_budget: float) -> dict[str
                               else math.nan}}
     frame = chosen.dataset.split_frame("train")
     result = {
-        "regime": name, "seed": seed, "budget": budget, "baseline_budget": baseline_budget,
+        "regime": name, "seed": seed, "budget": budget, "candidates_given": candidates, "baseline_budget": baseline_budget,
         "data": {"users": chosen.dataset.n_users, "items": chosen.dataset.n_items, "train": len(frame),
                  "valid": len(chosen.dataset.split_frame("valid")), "test": len(chosen.dataset.split_frame("test")),
                  "train_per_user": round(len(frame) / max(frame["user"].nunique(), 1), 2)},
@@ -177,10 +178,11 @@ def main() -> None:
     r.add_argument("--seed", type=int, default=2024)
     r.add_argument("--budget", type=float, default=900.0, help="auto's training budget (seconds)")
     r.add_argument("--baseline-budget", type=float, default=300.0, help="LightGCN's training budget (seconds)")
+    r.add_argument("--candidates", nargs="+", default=None, help="auto's candidates (default: its portfolio)")
     sub.add_parser("table")
     args = parser.parse_args()
     if args.cmd == "run":
-        run(args.regime, args.seed, args.budget, args.baseline_budget)
+        run(args.regime, args.seed, args.budget, args.baseline_budget, args.candidates)
     else:
         print(table())
 

@@ -280,14 +280,15 @@ def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_roo
     all_results: dict[str, dict[str, Any]] = {}
     for entry in settings.get("models", []):
         name = entry["name"]
-        if models is not None and name not in models:
+        label = entry.get("label", name)   # a second entry of one model (other params) needs its own row
+        if models is not None and name not in models and label not in models:
             continue
-        layered = _merge(base, {k: v for k, v in entry.items() if k != "name"})
+        layered = _merge(base, {k: v for k, v in entry.items() if k not in ("name", "label")})
         layered = _merge(layered, {"model": {"name": name}, "output_dir": str(output_dir)})
         cfg = _resolve_from_dict(layered)
         start = time.perf_counter()
-        all_results[name] = run_experiment(cfg, dataset, verbose=verbose, test_extra=demo_slices)
-        all_results[name]["wall_seconds"] = time.perf_counter() - start
+        all_results[label] = run_experiment(cfg, dataset, verbose=verbose, test_extra=demo_slices)
+        all_results[label]["wall_seconds"] = time.perf_counter() - start
     return all_results
 
 
