@@ -69,7 +69,7 @@ from fusionrec.models.base import RecModel
 from fusionrec.models.bpr import bpr_loss, embedding_norm_reg
 from fusionrec.models.modal_inputs import ModalInputs
 from fusionrec.models.params import FeatureNorm, Modalities, ModelParams
-from fusionrec.models.user_tower import UserAttributeEncoder, pad_histories
+from fusionrec.models.user_tower import NewUserMixin, UserAttributeEncoder
 
 # decision level: one scorer per modality (late: learned score weights; rrf/borda: rank fusion)
 BLOCK_FUSIONS = ("late", "rrf", "borda")
@@ -78,7 +78,7 @@ HISTORY_ENCODERS = ("none", "mean", "attention", "transformer")
 LOSSES = ("softmax", "bpr")
 
 
-class TwoTower(RecModel):
+class TwoTower(NewUserMixin, RecModel):
     """Two-tower retrieval with aligned, fused content and a history-encoding user tower."""
 
     name = "two_tower"
@@ -368,24 +368,6 @@ class TwoTower(RecModel):
         codes = self.user_codes[users] if self.user_attr is not None else None
         return self._finish_user(u, codes)
 
-    def _first_events(self, users: torch.Tensor, exclude: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
-        """Padded histories of 0..new_user_events random training items (never the target) per user."""
-        hist = self.hist[users]
-        valid = hist >= 0
-        if exclude is not None:
-            valid = valid & (hist != exclude[new][:, None])
-        rank = torch.rand(hist.shape).masked_fill(~valid, 2.0).argsort(dim=1).argsort(dim=1)
-        n = torch.randint(0, self.hp.new_user_events + 1, (len(users), 1))
-        return torch.where(valid & (rank < n), hist, torch.full_like(hist, -1))
-
-    def _new_user_vectors(self, codes: torch.Tensor | None, hist: torch.Tensor,
-                          item_vecs: torch.Tensor) -> torch.Tensor:
-        """Users not in training: attribute codes [B, F] (or None) and padded first items [B, L]."""
-        u = None
-        if self.history != "none":
-            u = self.history_proj(self._encode_history(None, item_vecs, hist=hist))
-        return self._finish_user(u, codes)
-
     def _score_space(self, x: torch.Tensor) -> torch.Tensor:
         # the softmax loss works on cosine similarities; serve with the same geometry
         return F.normalize(x, dim=-1) if self.loss_name == "softmax" else x
@@ -478,40 +460,6 @@ class TwoTower(RecModel):
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
         item_vecs, extras = self._item_vectors(training=False)
         return self._predict(self._user_vectors(users, item_vecs), item_vecs, extras)
-
-    # ------------------------------------------------------------------ new users
-    def attribute_codes(self, attributes: list[dict[str, Any] | None]) -> torch.Tensor | None:
-        """Attribute dicts -> codes (None when the model has no attribute tower)."""
-        return self.user_attr.encode_records(attributes) if self.user_attr is not None else None
-
-    @torch.no_grad()
-    def new_user_scores(self, attributes: list[dict[str, Any] | None] | torch.Tensor | None,
-                        histories: list[list[int]]) -> torch.Tensor:
-        """[B, n_items] scores for users the model never trained on, from attributes and first items.
-
-        ``attributes``: one dict per user (or precomputed codes [B, F], or None); ``histories``:
-        internal item ids each user has interacted with so far (may be empty).
-        """
-        item_vecs, extras = self._item_vectors(training=False)
-        codes = attributes if attributes is None or isinstance(attributes, torch.Tensor) \
-            else self.attribute_codes(attributes)
-        if self.user_attr is None:
-            codes = None
-        u = self._new_user_vectors(codes, pad_histories(histories, self.history_len), item_vecs)
-        return self._predict(u, item_vecs, extras)
-
-    @torch.no_grad()
-    def user_vector_from_attributes(self, attributes: dict[str, Any] | None,
-                                    items: list[int] | tuple[int, ...] = ()) -> torch.Tensor:
-        """[D] query vector of a new user (attributes and any first items) in :meth:`item_embeddings`'
-        space: ``item_embeddings() @ vector`` ranks the catalogue for that user."""
-        if not self.inner_product:
-            raise UserError(f"two_tower with fusion {self.hp.fusion!r} does not score by an inner product",
-                            "model.params.fusion", "use new_user_scores(...) for full scores, or another fusion")
-        item_vecs, _ = self._item_vectors(training=False)
-        codes = self.attribute_codes([attributes]) if self.user_attr is not None else None
-        u = self._new_user_vectors(codes, pad_histories([list(items)], self.history_len), item_vecs)
-        return self._score_space(u)[0]
 
     # ------------------------------------------------------------------ serving
     @torch.no_grad()
