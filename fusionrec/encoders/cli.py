@@ -59,6 +59,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--report", help="write the run report (counts, throughput, every item issue) as JSON here")
     p.add_argument("--issues", help="write the per-item issues (item_id, modality, file, reason) as CSV here")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the encoders on Ray actors (Ray Data map_batches): a cluster address "
+                        "(ray://HOST:10001 or HOST:6379), or no value for a local Ray; needs fusionrec[dist]")
+    p.add_argument("--ray-workers", type=int, default=2, help="Ray actors (one CPU each) with --ray (default 2)")
     p.set_defaults(func=run)
 
 
@@ -142,6 +146,12 @@ def run(args: argparse.Namespace) -> int:
         parse_encoder_args(modalities or [], args.encoder, [], None)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.ray:
+        from fusionrec.encoders.ray_encode import require_ray
+
+        require_ray()  # a missing extra is reported before the data loads
+        if args.ray_workers < 1:
+            raise UserError(f"--ray-workers {args.ray_workers} must be at least 1", fix="e.g. --ray-workers 2")
     dataset = load_dataset(cfg.data)
     spec = parse_encoder_args(modalities, args.encoder, args.param, encoder_spec(cfg.data, dataset.items))
     encoders = build_spec_encoders(spec)
@@ -151,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     report = encode_dataset(
         dataset, encoders, store_dir=store, batch_size=args.batch_size, num_workers=args.workers,
         flush_every=args.flush_every, progress=not args.no_progress,
+        ray_workers=args.ray_workers if args.ray else 0,
+        ray_address=None if args.ray in (None, "local") else args.ray,
     )
     _print_report(report, args)
     return 0

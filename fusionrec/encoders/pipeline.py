@@ -218,8 +218,14 @@ def encode_items(
     num_workers: int | None = None,
     flush_every: int = 1024,
     progress: bool = True,
+    ray_workers: int = 0,
+    ray_address: str | None = None,
 ) -> tuple[FeatureModality, ModalityReport]:
-    """Encode one modality of an item table; see the module docstring for the steps."""
+    """Encode one modality of an item table; see the module docstring for the steps.
+
+    ``ray_workers`` > 0 runs the model work on that many Ray actors
+    (:mod:`fusionrec.encoders.ray_encode`; ``ray_address`` None = a local Ray).
+    """
     started = time.perf_counter()
     root = Path(root) if root is not None else None
     item_ids = list(item_ids) if item_ids is not None else list(range(len(items)))
@@ -251,7 +257,12 @@ def encode_items(
         if sort_key is not None:
             # Similar lengths in a batch -> less padding (what sentence-transformers does per call).
             work.sort(key=sort_key)
-        if work:
+        if work and ray_workers > 0:
+            from fusionrec.encoders.ray_encode import run_work_ray
+
+            report.n_encoded, report.encode_seconds = run_work_ray(
+                encoder, work, store, batch_size, flush_every, progress, ray_address, ray_workers)
+        elif work:
             report.n_encoded, report.encode_seconds = _run_work(
                 encoder, work, store, batch_size, num_workers, flush_every, progress)
         store.set_items(item_ids, keys)
@@ -309,11 +320,15 @@ def encode_dataset(
     flush_every: int = 1024,
     progress: bool = True,
     attach: bool = True,
+    ray_workers: int = 0,
+    ray_address: str | None = None,
 ) -> EncodeReport:
     """Encode every item of ``dataset`` with each encoder; attach the modalities to the dataset.
 
     ``encoders``: :class:`Encoder` objects or registry names (``"minilm"``,
     ``"efficientnet-lite0"``, ...). ``store_dir``: the feature cache (None = no cache).
+    ``ray_workers`` > 0: the model work runs on Ray actors (``ray_address``: a
+    cluster; None starts a local Ray with that many CPUs).
     Returns an :class:`EncodeReport` (counts, throughput, per-item issues).
     """
     from fusionrec.encoders.registry import build_encoder
@@ -328,6 +343,7 @@ def encode_dataset(
         modality, rep = encode_items(
             encoder, dataset.items, dataset.root, dataset.item_ids, store_dir,
             batch_size=batch_size, num_workers=num_workers, flush_every=flush_every, progress=progress,
+            ray_workers=ray_workers, ray_address=ray_address,
         )
         if attach:
             dataset.add_modality(modality)
