@@ -38,7 +38,7 @@ from fusionrec.config import RunConfig, load_yaml_resource, resolve_config
 from fusionrec.data.dataset import Dataset, positive_rows
 from fusionrec.errors import UserError
 from fusionrec.evaluate import Evaluator
-from fusionrec.evaluate.evaluator import validation_metric_keys
+from fusionrec.evaluate.evaluator import model_metric_keys, validation_metric_keys
 from fusionrec.evaluate.pointwise import supports_pointwise
 from fusionrec.evaluate.report import format_table, write_json
 from fusionrec.evaluate.run_report import (
@@ -170,7 +170,7 @@ def check_run_config(cfg: RunConfig) -> None:
         raise UserError(f"unknown model {cfg.model.name!r}", "model.name", f"choose one of {available_models()}")
     # a valid_metric the run cannot report fails now, not after loading, encoding and one epoch
     check_valid_metric(cfg.train.valid_metric, validation_metric_keys(
-        cfg.eval.ks, cfg.eval.metrics, supports_pointwise(model_class(cfg.model.name))), cfg.model.name)
+        cfg.eval.ks, cfg.eval.metrics, model_metric_keys(model_class(cfg.model.name))), cfg.model.name)
 
 
 def _run_seed(cfg: RunConfig, dataset: Dataset, evaluator: Evaluator, seed: int, run_dir: Path,

@@ -197,6 +197,7 @@ def make_demo_dataset(
     progress: bool = False,
     use_cache: bool = True,
     split_seed: int | None = 999,
+    events: bool | dict[str, Any] | None = None,
 ) -> Dataset:
     """Generate (or load from the cache under ``root``) the synthetic multimodal demo shop.
 
@@ -229,6 +230,10 @@ def make_demo_dataset(
         Seed of the predefined split (:func:`new_arrival_split`: new arrivals only in
         valid/test, the other events split per user 80/10/10); ``None`` returns the
         interactions without a split.
+    events:
+        Opt-in: replace the interactions by impressions, clicks and purchases drawn from
+        known propensities (:mod:`fusionrec.data.demo_events`; ``True`` or a mapping of its
+        settings). Off by default: the shop's own interactions.
 
     Returns
     -------
@@ -252,7 +257,7 @@ def make_demo_dataset(
     if use_cache:
         cached = _load_cached(root, params)
         if cached is not None:
-            return cached if split_seed is None else new_arrival_split(cached, seed=split_seed)
+            return _finish(cached, params.seed, split_seed, events)
 
     root.mkdir(parents=True, exist_ok=True)
     # Independent streams: changing e.g. the number of users never changes the catalogue.
@@ -264,7 +269,15 @@ def make_demo_dataset(
     render_images(items, root, params.image_size, params.jpeg_quality, image_ss, progress)
 
     _write_cache(root, params, items, interactions)
-    dataset = _to_dataset(items, interactions, root)
+    return _finish(_to_dataset(items, interactions, root), params.seed, split_seed, events)
+
+
+def _finish(dataset: Dataset, seed: int, split_seed: int | None, events: bool | dict[str, Any] | None) -> Dataset:
+    """The opt-in event log (not cached: it is drawn in seconds), then the predefined split."""
+    if events:
+        from fusionrec.data.demo_events import with_demo_events
+
+        dataset = with_demo_events(dataset, seed, events)
     return dataset if split_seed is None else new_arrival_split(dataset, seed=split_seed)
 
 

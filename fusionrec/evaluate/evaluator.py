@@ -66,6 +66,14 @@ from fusionrec.evaluate.pointwise import (
     evaluate_pairs,
     pointwise_rows,
     supports_pointwise,
+    task_metric_keys,
+)
+from fusionrec.evaluate.rating import (
+    RATING_METRICS,
+    RatingRows,
+    evaluate_ratings,
+    rating_rows,
+    supports_ratings,
 )
 
 PROTOCOLS = ("full", "mmrec")
@@ -185,6 +193,7 @@ class Evaluator:
         self._cache: dict[str, _SplitTruth] = {}
         self.pointwise_negatives = int(pointwise_negatives)
         self._pointwise: dict[str, PointwiseRows] = {}
+        self._ratings: dict[str, RatingRows] = {}
         self._serve_masks: dict[str, sp.csr_matrix] = {}
         self.last_seconds = 0.0  # wall time of the last evaluate() pass
 
@@ -468,6 +477,8 @@ class Evaluator:
             result.update(self._beyond(lists, info))
         if supports_pointwise(model_or_fn):
             result.update(self.evaluate_pointwise(model_or_fn, split))
+        if supports_ratings(model_or_fn):
+            result.update(evaluate_ratings(model_or_fn, self.rating_rows(split)))
         result["n_users"] = float(n)
         self.last_seconds = time.perf_counter() - start
         frame = None
@@ -485,6 +496,13 @@ class Evaluator:
             self._pointwise[split] = pointwise_rows(self.dataset, split, self.pointwise_negatives)
         return self._pointwise[split]
 
+    def rating_rows(self, split: str) -> RatingRows:
+        """The rated rows MAE / RMSE use on ``split`` (cached)."""
+        self._check_split(split)
+        if split not in self._ratings:
+            self._ratings[split] = rating_rows(self.dataset, split)
+        return self._ratings[split]
+
     def evaluate_pointwise(self, model: Any, split: str = "valid") -> dict[str, float]:
         """``{"auc", "logloss"}`` of a model with ``predict_pairs`` on ``split``'s labelled rows."""
         if not supports_pointwise(model):
@@ -498,7 +516,7 @@ class Evaluator:
     def metric_keys(self, model: Any = None, split: str = "valid") -> list[str]:
         """The keys :meth:`evaluate` returns for ``model`` (an instance or class) on ``split``,
         without scoring anything: what ``train.valid_metric`` may name."""
-        keys = validation_metric_keys(self.ks, self.metrics, supports_pointwise(model))
+        keys = validation_metric_keys(self.ks, self.metrics, model_metric_keys(model))
         if self.beyond_accuracy and split in self.beyond_accuracy_splits:
             keys += [f"{m}@{k}" for m in ("coverage", "novelty", "diversity") for k in self.ks]
         return keys
@@ -589,11 +607,22 @@ def _flat_keys(mat: sp.csr_matrix, n_items: int) -> np.ndarray:
     return rows * n_items + mat.indices.astype(np.int64)
 
 
-def validation_metric_keys(ks: Sequence[int], metrics: Sequence[str], pointwise: bool) -> list[str]:
+def validation_metric_keys(ks: Sequence[int], metrics: Sequence[str], pointwise: bool | Sequence[str]) -> list[str]:
     """Metric keys a validation pass reports: every ranking ``metric@K``, plus ``auc`` and
-    ``logloss`` for a model that predicts pair probabilities (``pointwise``)."""
+    ``logloss`` for a model that predicts pair probabilities (``pointwise`` True), or the
+    model's own extra keys when ``pointwise`` is a list (:func:`model_metric_keys`)."""
     keys = values_keys(canonical_metrics(metrics), check_ks(ks))
-    return keys + list(POINTWISE_METRICS) if pointwise else keys
+    if isinstance(pointwise, bool):
+        return keys + list(POINTWISE_METRICS) if pointwise else keys
+    return keys + list(pointwise)
+
+
+def model_metric_keys(model: Any) -> list[str]:
+    """The keys a model (an instance or a class) adds to the ranking metrics: ``auc``/``logloss``
+    when it predicts pair probabilities, per-task AUC / log loss for a multi-task ranker, and
+    ``rmse``/``mae`` when it predicts ratings."""
+    keys = list(POINTWISE_METRICS) + task_metric_keys(model) if supports_pointwise(model) else []
+    return keys + (list(RATING_METRICS) if supports_ratings(model) else [])
 
 
 def values_keys(metrics: Sequence[str], ks: Sequence[int]) -> list[str]:

@@ -39,7 +39,7 @@ from fusionrec.errors import UserError
 RANKING_METRICS = ("recall", "ndcg", "precision", "map", "mrr", "hit")
 BEYOND_ACCURACY_METRICS = ("coverage", "diversity", "novelty")
 # metrics where smaller is better (early stopping and "best" table cells flip for them)
-LOWER_IS_BETTER = frozenset({"logloss", "mae", "rmse"})
+LOWER_IS_BETTER = frozenset({"logloss", "mae", "rmse", "logloss_click", "logloss_conversion", "logloss_cvr"})
 # accepted spellings -> canonical name (users type "HitRate" or "NDCG")
 METRIC_ALIASES = {
     "recall": "recall", "ndcg": "ndcg", "precision": "precision", "prec": "precision",

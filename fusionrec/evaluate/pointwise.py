@@ -40,6 +40,11 @@ class PointwiseRows:
     source: str             # "explicit" (the split's own negatives) or "sampled"
     n_positive: int
     n_negative: int
+    # the rows' own label values (event stages: 0 shown, 1 clicked, 2 converted) and ratings, for
+    # multi-task rankers whose conversion target is a label stage or a rating threshold; sampled
+    # negatives carry 0 and NaN
+    events: np.ndarray | None = None
+    ratings: np.ndarray | None = None
 
     def describe(self) -> str:
         """One line for reports, e.g. ``"120 positives vs 480 explicit negatives"``."""
@@ -61,16 +66,21 @@ def pointwise_rows(dataset: Dataset, split: str, negatives_per_positive: int = 1
     users = frame["user"].to_numpy(np.int64)
     items = frame["item"].to_numpy(np.int64)
     positive = positive_rows(frame)
+    events = frame["label"].to_numpy(np.float64)
+    ratings = frame["rating"].to_numpy(np.float64)
     if (~positive).any():
         labels = positive.astype(np.float32)
-        return PointwiseRows(users, items, labels, "explicit", int(positive.sum()), int((~positive).sum()))
+        return PointwiseRows(users, items, labels, "explicit", int(positive.sum()), int((~positive).sum()),
+                             events, ratings)
     neg_users = np.repeat(users, int(negatives_per_positive))
     neg_items = _sample_unseen(dataset, neg_users, np.random.default_rng([seed, _split_code(split)]))
     keep = neg_items >= 0
     all_users = np.concatenate([users, neg_users[keep]])
     all_items = np.concatenate([items, neg_items[keep]])
     labels = np.concatenate([np.ones(len(users), np.float32), np.zeros(int(keep.sum()), np.float32)])
-    return PointwiseRows(all_users, all_items, labels, "sampled", len(users), int(keep.sum()))
+    n_neg = int(keep.sum())
+    return PointwiseRows(all_users, all_items, labels, "sampled", len(users), n_neg,
+                         np.concatenate([events, np.zeros(n_neg)]), np.concatenate([ratings, np.full(n_neg, np.nan)]))
 
 
 def evaluate_pairs(model: Any, rows: PointwiseRows) -> dict[str, float]:
@@ -87,7 +97,52 @@ def evaluate_pairs(model: Any, rows: PointwiseRows) -> dict[str, float]:
         if was_training:
             model.train(True)
     probs = torch.as_tensor(probs).detach().cpu().numpy().astype(np.float64)
-    return {"auc": auc(rows.labels, probs), "logloss": log_loss(rows.labels, probs)}
+    out = {"auc": auc(rows.labels, probs), "logloss": log_loss(rows.labels, probs)}
+    if callable(getattr(model, "predict_tasks", None)):
+        out.update(evaluate_tasks(model, rows))
+    return out
+
+
+def task_metric_keys(model: Any) -> list[str]:
+    """``auc_<task>``, ``logloss_<task>`` for every task a multi-task ranker reports (its
+    ``metric_tasks``), plus ``auc_tasks``, the mean AUC of its click and conversion tasks."""
+    tasks = tuple(getattr(model, "metric_tasks", ()) or ())
+    if not tasks:
+        return []
+    return [f"{m}_{t}" for t in tasks for m in ("auc", "logloss")] + ["auc_tasks"]
+
+
+def evaluate_tasks(model: Any, rows: PointwiseRows) -> dict[str, float]:
+    """Per-task AUC / log loss of a multi-task ranker on ``rows``.
+
+    ``model.predict_tasks(users, items)`` gives ``{task: probabilities}`` and
+    ``model.task_targets(clicks, events, ratings)`` gives ``{task: (labels, rows it is defined
+    on)}``: click and conversion over every row (the impression space), the conversion rate given
+    a click (``cvr``) over the clicked rows only. A task with one class on a split is NaN.
+    """
+    was_training = bool(getattr(model, "training", False))
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        with torch.no_grad():
+            probs = model.predict_tasks(torch.tensor(rows.users), torch.tensor(rows.items))
+    finally:
+        if was_training:
+            model.train(True)
+    events = rows.events if rows.events is not None else rows.labels.astype(np.float64)
+    ratings = rows.ratings if rows.ratings is not None else np.full(len(rows.labels), np.nan)
+    targets = model.task_targets(rows.labels.astype(bool), events, ratings)
+    out: dict[str, float] = {}
+    for task in getattr(model, "metric_tasks", ()):
+        y, defined = targets[task]
+        p = torch.as_tensor(probs[task]).detach().cpu().numpy().astype(np.float64)[defined]
+        y = np.asarray(y, dtype=np.float64)[defined]
+        both = y.size > 0 and 0 < y.sum() < y.size
+        out[f"auc_{task}"] = auc(y, p) if both else float("nan")
+        out[f"logloss_{task}"] = log_loss(y, p) if y.size else float("nan")
+    main = [out[f"auc_{t}"] for t in ("click", "conversion") if f"auc_{t}" in out]
+    out["auc_tasks"] = float(np.mean(main)) if main else float("nan")
+    return out
 
 
 def _split_code(split: str) -> int:
@@ -119,6 +174,8 @@ __all__ = [
     "POINTWISE_METRICS",
     "PointwiseRows",
     "evaluate_pairs",
+    "evaluate_tasks",
     "pointwise_rows",
     "supports_pointwise",
+    "task_metric_keys",
 ]

@@ -25,6 +25,10 @@ from fusionrec.evaluate.report import (
 
 # metrics shown in terminal summaries (everything is in results.json)
 SUMMARY_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+# shown after them when the model reports them: AUC / log loss, per-task AUC / log loss of a
+# multi-task ranker, MAE / RMSE of a rating model
+_EXTRA_METRICS = (*POINTWISE_METRICS, "auc_click", "logloss_click", "auc_conversion", "logloss_conversion",
+                  "auc_cvr", "rmse", "mae")
 _ROW_INFO_KEYS = ("n_users",)
 
 
@@ -43,7 +47,7 @@ def summary_row(results: Mapping[str, Any], metrics: Sequence[str] = SUMMARY_MET
     model reports them) over the run's seeds, and seconds per epoch."""
     n = len(results.get("seeds") or [None])
     test = results["test"]
-    shown = [m for m in metrics if m in test] + [m for m in POINTWISE_METRICS if m in test and m not in metrics]
+    shown = [m for m in metrics if m in test] + [m for m in _EXTRA_METRICS if m in test and m not in metrics]
     row: dict[str, Any] = {m: MeanStd(test[m]["mean"], test[m]["std"], n) for m in shown}
     row["s/epoch"] = results["timing"]["seconds_per_epoch"]["mean"]
     return row
@@ -72,7 +76,8 @@ def run_summary_text(results: Mapping[str, Any]) -> str:
 
 def evaluation_summary_text(name: str, split: str, metrics: Mapping[str, float], pointwise: str | None) -> str:
     """What ``fusionrec evaluate`` prints: ranking metrics (and AUC / log loss with the rows they used)."""
-    shown = {k: v for k, v in metrics.items() if "@" in k or k in POINTWISE_METRICS}
+    shown = {k: v for k, v in metrics.items()
+             if "@" in k or k in _EXTRA_METRICS or k.startswith(("auc_", "logloss_"))}
     text = format_table({f"{name} ({split})": shown}, fmt="text")
     users = metrics.get("n_users")
     if users is not None:

@@ -14,6 +14,14 @@ pure re-ranking and ``blend = 1`` reproduces the retriever's ranking exactly.
 Items outside the top-N keep the retriever's order *below* every candidate, so
 metrics at cutoffs beyond ``top_n`` stay meaningful.
 
+With a multi-task ranker (:mod:`fusionrec.models.multitask`), ``task_weights`` re-ranks by a
+blend of its tasks, ``sum_t w_t log p_t`` (``{click: 1, cvr: 1}`` is the expected conversion
+``log pCTR pCVR``). ``fusion`` chooses how the stages combine: ``score`` (the formula above),
+or decision-level rank fusion (:mod:`fusionrec.fuse.decision`): ``rrf`` (reciprocal rank
+fusion, ``sum_v w_v / (rrf_k + rank_v)``) or ``borda`` (weighted Borda points), where the
+voters are the retriever (weight ``blend``) and the ranker's tasks (weight ``(1 - blend) w_t``),
+or the ranker's own score when ``task_weights`` is unset.
+
 Building:
 
 * :meth:`Cascade.from_models` wraps two trained models (the benchmark trains each
@@ -33,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -87,6 +95,14 @@ class Cascade(RecModel):
         retriever_dir: str | None = Field(None, description="a saved model folder (runs/<run>/model) used as the "
                                                             "retriever instead of training one")
         ranker_dir: str | None = Field(None, description="a saved model folder used as the ranker")
+        task_weights: dict[str, float] | None = Field(None, description=(
+            "re-rank a multi-task ranker's candidates by sum of weight * log p(task) over click / conversion "
+            "/ cvr, e.g. {click: 1, cvr: 1} = log pCTCVR (null: the ranker's own score)"))
+        fusion: Literal["score", "rrf", "borda"] = Field("score", description=(
+            "how the retriever's and the ranker's candidate orders combine: score = blend of standardised "
+            "scores; rrf / borda = rank fusion, each task of task_weights voting with its weight and the "
+            "retriever with weight blend"))
+        rrf_k: float = Field(60.0, gt=0, description="the k of reciprocal rank fusion: 1 / (k + rank)")
 
         @field_validator("retriever", "ranker")
         @classmethod
@@ -122,6 +138,10 @@ class Cascade(RecModel):
                     f"cascade {role} was built for {model.n_users} users x {model.n_items} items, "
                     f"the data has {self.n_users} x {self.n_items}",
                     f"model.params.{role}_dir", "train both sub-models on the same dataset and split")
+        if self.hp.task_weights and not callable(getattr(self.ranker, "score_tasks", None)):
+            raise UserError(f"cascade task_weights need a multi-task ranker; {self.ranker.name!r} predicts one score",
+                            "model.params.task_weights",
+                            "set ranker: {name: multitask} or drop task_weights")
         train = data.train.tocsr()
         self._train_indptr = torch.from_numpy(train.indptr.astype(np.int64))
         self._train_indices = torch.from_numpy(train.indices.astype(np.int64))
@@ -215,14 +235,46 @@ class Cascade(RecModel):
         return torch.gather(full, 1, items)
 
     @torch.no_grad()
+    def ranker_voters(self, users: torch.Tensor, items: torch.Tensor) -> list[tuple[torch.Tensor, float]]:
+        """The ranker's scores [B, C] of ``items`` with their weights: one per task of ``task_weights``
+        (log-probabilities of a multi-task ranker), or the ranker's own score with weight 1."""
+        weights = {t: float(w) for t, w in (self.hp.task_weights or {}).items() if w}
+        if not weights:
+            return [(self.rerank_scores(users, items), 1.0)]
+        self.ranker.eval()
+        tasks = self.ranker.score_tasks(users, items)
+        missing = [t for t in weights if t not in tasks]
+        if missing:
+            raise UserError(f"cascade task_weights name {missing}; the ranker predicts {sorted(tasks)}",
+                            "model.params.task_weights", f"weight only {sorted(tasks)}")
+        return [(tasks[t], w) for t, w in weights.items()]
+
+    @torch.no_grad()
+    def fused_candidate_scores(self, users: torch.Tensor, cand: torch.Tensor, cand_ret: torch.Tensor
+                               ) -> torch.Tensor:
+        """Final scores [B, C] of the candidates by ``fusion`` (see the parameters)."""
+        voters = self.ranker_voters(users, cand)
+        if self.hp.fusion == "score":
+            rank = _standardise(sum(w * s for s, w in voters))
+            return (1.0 - self.blend) * rank + (self.blend * _standardise(cand_ret) if self.blend else 0.0)
+        from fusionrec.fuse.decision import borda_fusion, reciprocal_rank_fusion
+
+        mats = [cand_ret] + [s for s, _ in voters]
+        weights = [self.blend] + [(1.0 - self.blend) * w for _, w in voters]
+        if self.hp.fusion == "rrf":
+            fused = reciprocal_rank_fusion(mats, k=self.hp.rrf_k, weights=weights)
+        else:   # weighted Borda count: each voter's points, weighted
+            fused = sum(w * borda_fusion([m]) for m, w in zip(mats, weights) if w) / max(sum(weights), 1e-12)
+        return torch.as_tensor(np.asarray(fused), dtype=torch.float32)
+
+    @torch.no_grad()
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
         ret = self.retriever_scores(users)
         cand = self.candidates(users, ret)
         cand_ret = torch.gather(ret, 1, cand)
         final = _standardise(cand_ret) if self.blend >= 1.0 else None
         if final is None:
-            rank = _standardise(self.rerank_scores(users, cand))
-            final = (1.0 - self.blend) * rank + (self.blend * _standardise(cand_ret) if self.blend else 0.0)
+            final = self.fused_candidate_scores(users, cand, cand_ret)
             # a candidate the retriever ranked -inf (fewer rankable items than top_n) stays last
             final = torch.where(torch.isfinite(cand_ret), final, cand_ret)
         # everything else keeps the retriever's order, strictly below the lowest candidate

@@ -24,8 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only (importing them pulls torch)
     from fusionrec.data.dataset import TrainData
     from fusionrec.models.base import RecModel
 
-ModelKind = Literal["ID-only", "multimodal", "ranker"]
-KINDS: tuple[str, ...] = ("ID-only", "multimodal", "ranker")
+ModelKind = Literal["ID-only", "multimodal", "ranker", "rating"]
+KINDS: tuple[str, ...] = ("ID-only", "multimodal", "ranker", "rating")
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,20 @@ _MODELS: dict[str, ModelEntry] = {
                              "users x content-only item tower, full softmax: for item cold start"),
     "dcn": ModelEntry("fusionrec.models.ranker:DCNRanker", "ranker",
                       "DCN-v2 pointwise ranker over ID, history and modality fields (AUC / log loss)"),
+    "multitask": ModelEntry("fusionrec.models.multitask:MultiTaskRanker", "ranker",
+                            "click and conversion together (ESMM: CTR x CVR over impressions; shared-bottom / "
+                            "MMoE towers)"),
+    "biased_mf": ModelEntry("fusionrec.models.rating:BiasedMF", "rating",
+                            "rating prediction: global mean + user/item biases + factors, squared error (MAE/RMSE)"),
+    "content_rating": ModelEntry("fusionrec.models.rating_content:ContentRating", "rating",
+                                 "rating regression over IDs and item content: rates items never rated in training"),
     "cascade": ModelEntry("fusionrec.models.cascade:Cascade", "ranker",
                           "retrieve the top-N with one model, re-rank them with another (default ease -> dcn)"),
 }
 
 
 def register(name: str, target: str, kind: str = "ID-only", summary: str = "") -> None:
-    """Register ``name`` -> ``"package.module:ClassName"`` (kind: ID-only, multimodal or ranker)."""
+    """Register ``name`` -> ``"package.module:ClassName"`` (kind: ID-only, multimodal, ranker or rating)."""
     if kind not in KINDS:
         raise ValueError(f"model kind {kind!r} is not one of {KINDS}")
     _MODELS[name] = ModelEntry(target, kind, summary)
