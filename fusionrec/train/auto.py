@@ -58,6 +58,7 @@ PORTFOLIO: tuple[Candidate, ...] = (
     Candidate("mmgraph", {"cold_dropout": 0.3, "cold_negatives": False},
               {"batch_size": 2048, "lr": 0.001, "eval_every": 5, "patience": 5},
               label="mmgraph-adaptive", when="cold_items"),
+    Candidate("lightgcn", train={"batch_size": 2048, "lr": 0.001, "eval_every": 5, "patience": 5}),
     Candidate("two_tower", train={"batch_size": 1024, "lr": 0.005, "patience": 8}),
     Candidate("sasrec", train={"patience": 8}),
     Candidate("gru4rec", train={"patience": 8}),
