@@ -17,7 +17,8 @@ Regimes (every transformation is seeded and happens before any model sees the da
 `auto` trains its portfolio (fusionrec/train/auto.py) within ``--budget`` seconds and picks on valid;
 its run scores only the winner on test. This script additionally scores every trained candidate on
 test, only to report how far the valid choice is from the best candidate in hindsight (the 2% target),
-never to choose. LightGCN is not in the portfolio; it is trained here as a baseline with its own budget.
+never to choose. LightGCN is in the portfolio; when a run leaves it out (--candidates), it is trained here
+as a baseline with its own budget.
 """
 from __future__ import annotations
 
@@ -123,8 +124,12 @@ def run(name: str, seed: int, budget: float, baseline_budget: float,
     chosen = select_model(ds, make, budget=budget, keep_models=True, candidates=candidates)
     evaluator = make_evaluator(chosen.dataset, make("content_knn"))
     test = {c: evaluator.evaluate(m, "test")["recall@20"] for c, (m, _) in chosen.trained.items()}
-    report, model, _, _ = _train_candidate(LIGHTGCN, chosen.dataset, make, evaluator, seed,
-                                           time.perf_counter() + baseline_budget)
+    if "lightgcn" in chosen.trained:   # in the portfolio: the same run is the baseline
+        lg = next(c for c in chosen.candidates if c.name == "lightgcn")
+        report, model = lg, chosen.trained["lightgcn"][0]
+    else:
+        report, model, _, _ = _train_candidate(LIGHTGCN, chosen.dataset, make, evaluator, seed,
+                                               time.perf_counter() + baseline_budget)
     baselines = {"lightgcn": {"valid": report.valid, "seconds": report.seconds, "status": report.status,
                               "test": evaluator.evaluate(model, "test")["recall@20"] if model is not None
                               else math.nan}}
