@@ -52,9 +52,9 @@ class DataConfig(_Section):
 
     name: str = Field("demo", description="dataset name; a preset name (fusionrec/configs/datasets) loads "
                                           "that preset")
-    format: Literal["demo", "auto", "csv", "parquet", "jsonl", "mmrec", "recbole", "shared"] = Field(
+    format: Literal["demo", "auto", "csv", "parquet", "jsonl", "mmrec", "recbole", "shared", "synthetic"] = Field(
         "demo", description="reader: auto detects it from the files; demo generates the synthetic shop; "
-                            "shared reads preset `name`")
+                            "shared reads preset `name`; synthetic generates a catalogue of any size")
     root: str | None = Field(None, description="folder that relative paths resolve against (set from the "
                                                "description file's folder)")
     path: str | None = Field(None, description="interaction file or dataset folder")
@@ -85,6 +85,9 @@ class DataConfig(_Section):
     split: SplitConfig = Field(default_factory=SplitConfig, description="how interactions are divided")
     demo: dict[str, Any] = Field(default_factory=dict, description="demo generator arguments (n_users, "
                                                                    "n_items, seed)")
+    synthetic: dict[str, Any] = Field(default_factory=dict, description="synthetic catalogue arguments "
+                                      "(n_items, n_users, interactions_per_item, dim, seed; "
+                                      "fusionrec.data.synthetic.SyntheticParams)")
 
 
 class ModelConfig(_Section):

@@ -171,7 +171,7 @@ def source_from_config(cfg: DataConfig) -> DataSource:
                               None if path.is_dir() else fmt, users_path=users_path)
     else:
         raise UserError(f"format {fmt!r} cannot be read from files", "data.format",
-                        "use csv, parquet, jsonl, mmrec, recbole, auto, demo or shared")
+                        "use csv, parquet, jsonl, mmrec, recbole, auto, demo, synthetic or shared")
     if users_path is not None:  # mmrec/recbole sources find their own user file; the description wins
         source.users_path = users_path
     if cfg.user_columns:
@@ -203,6 +203,11 @@ def load_dataset_with_report(
 
         dataset = make_demo_dataset(**cfg.demo)
         report = ValidationReport(dataset.name, "demo")
+    elif cfg.format == "synthetic":
+        from fusionrec.data.synthetic import make_synthetic_dataset
+
+        dataset = make_synthetic_dataset(**cfg.synthetic)
+        report = ValidationReport(dataset.name, "synthetic")
     else:
         source = source_from_config(cfg)
         dataset, report = validate_source(source, quarantine_dir)
