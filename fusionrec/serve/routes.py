@@ -15,20 +15,18 @@ from fusionrec.serve.metrics import ServeMetrics
 from fusionrec.serve.schemas import (
     MAX_ID_CHARS,
     ErrorOut,
-    EventsIn,
     EventsOut,
     ExplanationOut,
     ForgetOut,
     HealthOut,
     ItemProfileOut,
-    ItemsIn,
     ItemsOut,
     RecommendationsOut,
-    RecommendIn,
     RetrainStartedOut,
     RetrainStatusOut,
     SimilarOut,
     UserProfileOut,
+    bounded_requests,
 )
 from fusionrec.serve.service import RecService
 
@@ -56,7 +54,10 @@ def add_routes(router: FastAPI, service: RecService, metrics: ServeMetrics) -> N
     They go on the app itself, not through an included APIRouter, so that the access
     middleware finds each route and its ``x-role`` by matching the request's scope.
     """
-    max_k = service.cfg.max_k
+    cfg = service.cfg
+    max_k = cfg.max_k
+    EventsIn, ItemsIn, RecommendIn = bounded_requests(
+        sorted(cfg.online.event_weights), max_k, cfg.max_events_per_request, cfg.max_items_per_request)
     K = Annotated[int, Query(ge=1, le=max_k, description=f"number of items, 1..{max_k}")]
     Filters = Annotated[str | None, Query(max_length=1000, description="e.g. genres:Comedy;year>=1990")]
     UserId = Annotated[str, Path(max_length=MAX_ID_CHARS, description="a user id")]
@@ -132,8 +133,10 @@ def add_routes(router: FastAPI, service: RecService, metrics: ServeMetrics) -> N
         """Liveness and a summary of what is served (public; no filesystem paths)."""
         return service.health()
 
-    @router.get("/metrics", response_class=PlainTextResponse, tags=["ops"], openapi_extra={"x-role": "read"},
-                responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
+    # errors stay JSON like everywhere else; only the 200 answer is Prometheus text
+    @router.get("/metrics", response_model=None, tags=["ops"], openapi_extra={"x-role": "read"},
+                responses={200: {"description": "Prometheus text format",
+                                 "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
                            **_errors(*KEYED)})
     def prometheus() -> PlainTextResponse:
         """Prometheus text format: request counts, latencies, index size, events ingested."""

@@ -73,6 +73,27 @@ class RecommendIn(_Body):
     filters: Annotated[Text, StringConstraints(max_length=1000)] | None = None
 
 
+def bounded_requests(event_types: list[str], max_k: int, max_events: int, max_items: int
+                     ) -> tuple[type[EventsIn], type[ItemsIn], type[RecommendIn]]:
+    """The request bodies with this server's limits in their schema: event types as an enum,
+    ``k`` up to ``max_k``, batch sizes up to the configured maxima."""
+    from typing import Literal
+
+    from pydantic import create_model
+
+    types = Literal.__getitem__(tuple(event_types))  # type: ignore[attr-defined]
+    event = create_model("EventIn", __base__=EventIn, __doc__=EventIn.__doc__,
+                         type=(types, Field("click" if "click" in event_types else event_types[0],
+                                            description="event type (online.event_weights in the serve config)")))
+    events = create_model("EventsIn", __base__=EventsIn, __doc__=EventsIn.__doc__,
+                          events=(list[event], Field(min_length=1, max_length=max_events)))
+    items = create_model("ItemsIn", __base__=ItemsIn, __doc__=ItemsIn.__doc__,
+                         items=(list[ItemIn], Field(min_length=1, max_length=max_items)))
+    recommend = create_model("RecommendIn", __base__=RecommendIn, __doc__=RecommendIn.__doc__,
+                             k=(int, Field(10, ge=1, le=max_k)))
+    return events, items, recommend
+
+
 # ---------------------------------------------------------------------- responses
 class _Out(BaseModel):
     model_config = ConfigDict(extra="allow")

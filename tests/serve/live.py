@@ -27,7 +27,8 @@ class LiveServer:
                  log: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "FUSIONREC_API_KEYS": api_key, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        # the key gets the admin role: tests drive every endpoint with it
+        env = {**os.environ, "FUSIONREC_API_KEYS": f"{api_key}:admin", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         cmd = [sys.executable, "-m", "fusionrec.cli", "serve", "--model", str(model_dir), "--db", str(db),
                "--port", str(self.port), "--log-level", "warning", *(extra or [])]

@@ -16,25 +16,28 @@ from fusionrec.serve.security import KeyChecker
 from .conftest import API_KEY, make_service, theme_image
 
 AUTH = {"X-API-Key": API_KEY}
+NO_KEY = {"X-API-Key": ""}
 
 
 @pytest.fixture
 def service(model_dir, tmp_path, encoder):
-    svc = make_service(model_dir, tmp_path, encoder=encoder, max_body_bytes=2_000_000)
+    svc = make_service(model_dir, tmp_path, encoder=encoder, max_body_bytes=2_000_000, retrain_after_forget=False)
     yield svc
     svc.store.close()
 
 
 @pytest.fixture
 def client(service):
-    return TestClient(create_app(service, KeyChecker([API_KEY])), raise_server_exceptions=False)
+    # an admin key on every request (reads need a key too); NO_KEY takes it off one request
+    return TestClient(create_app(service, KeyChecker({API_KEY: "admin"})), raise_server_exceptions=False,
+                      headers=AUTH)
 
 
 @pytest.fixture(scope="module")
 def shared_client(model_dir, tmp_path_factory, encoder):
     """One service for the many requests that must be rejected (they change nothing)."""
     svc = make_service(model_dir, tmp_path_factory.mktemp("rejects"), encoder=encoder, max_body_bytes=2_000_000)
-    yield TestClient(create_app(svc, KeyChecker([API_KEY])), raise_server_exceptions=False)
+    yield TestClient(create_app(svc, KeyChecker({API_KEY: "admin"})), raise_server_exceptions=False, headers=AUTH)
     svc.store.close()
 
 
@@ -145,7 +148,7 @@ def test_forget_user_removes_everything_and_is_excluded_from_retrain(client, wor
     other = themed_users(world, "football")[1]
     events = {"events": [{"user_id": u, "item_id": themed_items(world, "space")[0]} for u in (user, other)]}
     assert client.post("/events", headers=AUTH, json=events).status_code == 200
-    assert client.delete(f"/users/{user}").status_code == 401   # writes need the key
+    assert client.delete(f"/users/{user}", headers=NO_KEY).status_code == 401   # writes need the key
     r = client.delete(f"/users/{user}", headers=AUTH)
     assert r.status_code == 200 and r.json()["deleted_events"] == 1
     assert client.get(f"/recommendations/{user}").status_code == 404
@@ -161,7 +164,7 @@ def test_forget_user_removes_everything_and_is_excluded_from_retrain(client, wor
     other_rows = ds.interactions[ds.interactions["user"] == ids.index(other)]
     assert len(other_rows) == 5 + 1
     # the forgotten id survives a restart
-    assert user in service.store.forgotten_users()
+    assert service.store.user_hash(user) in service.store.forgotten_users()
 
 
 def test_health_and_metrics(client, world):
@@ -225,9 +228,9 @@ def test_oversized_body_is_413(shared_client):
 
 def test_write_endpoints_need_a_valid_key(client, world):
     ev = {"events": [{"user_id": "k", "item_id": themed_items(world, "space")[0]}]}
-    assert client.post("/events", json=ev).status_code == 401
+    assert client.post("/events", json=ev, headers=NO_KEY).status_code == 401
     assert client.post("/events", headers={"X-API-Key": API_KEY[:-1] + "X"}, json=ev).status_code == 401
-    assert client.post("/items", json={"items": [{"item_id": "z", "text": "t"}]}).status_code == 401
+    assert client.post("/items", json={"items": [{"item_id": "z", "text": "t"}]}, headers=NO_KEY).status_code == 401
     assert client.post("/events", headers=AUTH, json=ev).status_code == 200
 
 

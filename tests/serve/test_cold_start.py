@@ -23,7 +23,7 @@ def _png(theme: str, seed: int) -> str:
 
 def test_new_item_appears_in_similar_and_in_fitting_recommendations(model_dir, tmp_path, encoder, world):
     svc = make_service(model_dir, tmp_path, encoder=encoder)
-    client = TestClient(create_app(svc, KeyChecker([API_KEY])))
+    client = TestClient(create_app(svc, KeyChecker([API_KEY])), headers=AUTH)
     n_before = svc.state.catalogue.n_items
     version = svc.state.version
     r = client.post("/items", headers=AUTH, json={"items": [{
@@ -66,7 +66,7 @@ def test_new_item_appears_in_similar_and_in_fitting_recommendations(model_dir, t
 
 def test_updating_a_warm_item_keeps_its_trained_vector(model_dir, tmp_path, encoder, world):
     svc = make_service(model_dir, tmp_path, encoder=encoder)
-    client = TestClient(create_app(svc, KeyChecker([API_KEY])))
+    client = TestClient(create_app(svc, KeyChecker([API_KEY])), headers=AUTH)
     item = [i for i, t in world.item_theme.items() if t == "horror"][0]
     row = svc.state.catalogue.index_of[item]
     before = svc.state.item_vectors[row].copy()

@@ -164,7 +164,7 @@ def test_posted_item_gets_the_vector_of_the_models_content_path(served, tmp_path
     svc = load_service(model_dir, ServeConfig(db_path=str(tmp_path / "s.sqlite3")))
     assert svc.encoder is not None and set(svc.encoder.modalities) == {"text", "image"}
     assert svc.state.placement == "model content path"
-    client = TestClient(create_app(svc, KeyChecker([API_KEY])))
+    client = TestClient(create_app(svc, KeyChecker([API_KEY])), headers=AUTH)
     image = _png("blue", 99)
     r = client.post("/items", headers=AUTH, json={"items": [{
         "item_id": "new-blue", "text": "blue blue item number 77",

@@ -69,7 +69,7 @@ def test_sigkill_loses_no_acknowledged_event(model_dir, tmp_path, world):
         # the restarted server replayed them into online state: the burst users are servable
         health = httpx.get(restarted.url + "/health").json()
         assert health["events_ingested"] == len(stored) >= len(acked)
-        r = httpx.get(restarted.url + "/recommendations/burst-0-0", params={"k": 5})
+        r = httpx.get(restarted.url + "/recommendations/burst-0-0", params={"k": 5}, headers={"X-API-Key": API_KEY})
         assert r.status_code == 200 and r.json()["user_state"] == "online"
     finally:
         restarted.stop()

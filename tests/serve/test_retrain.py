@@ -16,8 +16,8 @@ AUTH = {"X-API-Key": API_KEY}
 
 
 def test_retrain_swaps_without_downtime_and_learns_the_new_events(model_dir, tmp_path, world):
-    svc = make_service(model_dir, tmp_path, retrain_overrides=["train.epochs=2"])
-    client = TestClient(create_app(svc, KeyChecker([API_KEY])))
+    svc = make_service(model_dir, tmp_path, retrain_overrides=["train.epochs=2"], retrain_after_forget=False)
+    client = TestClient(create_app(svc, KeyChecker({API_KEY: "admin"})), headers=AUTH)
     space = [i for i, t in world.item_theme.items() if t == "space"]
     user = [u for u, t in world.user_theme.items() if t == "horror"][0]
     r = client.post("/events", headers=AUTH, json={"events": [
@@ -61,12 +61,13 @@ def test_retrain_swaps_without_downtime_and_learns_the_new_events(model_dir, tmp
     assert svc.online.history("fresh-user") == [] and new.trained_upto_seq == svc.store.max_seq()
     assert client.get("/recommendations/fresh-user").status_code == 200
     assert client.get(f"/recommendations/{forgotten}").status_code == 404
-    assert new.model_dir != old_state.model_dir and svc.store.get_meta("current_model_dir") == new.model_dir
+    assert new.model_dir != old_state.model_dir and new.version_name == "v2"
+    assert (svc.versions.root / "CURRENT").read_text().strip() == "v2"
     # the old state object is untouched (in-flight requests could still finish on it)
     assert old_state.catalogue.n_items == new.catalogue.n_items and old_state.index is not new.index
 
     # the same through HTTP: POST /admin/retrain starts it in the background, GET reports it
-    assert client.post("/admin/retrain").status_code == 401
+    assert client.post("/admin/retrain", headers={"X-API-Key": ""}).status_code == 401
     r = client.post("/admin/retrain", headers=AUTH)
     assert r.status_code == 202 and r.json()["started"] is True
     deadline = time.time() + 120
@@ -81,7 +82,7 @@ def test_swap_applies_items_posted_during_the_build(model_dir, tmp_path, world, 
     from fusionrec.serve.loader import load_state
 
     side = load_state(svc.state.model_dir, svc.cfg, svc.store)    # built "off to the side"
-    client = TestClient(create_app(svc, KeyChecker([API_KEY])))
+    client = TestClient(create_app(svc, KeyChecker([API_KEY])), headers=AUTH)
     r = client.post("/items", headers=AUTH, json={"items": [
         {"item_id": "late-item", "text": "A zombie outbreak in a graveyard.", "attributes": {"genres": "Horror"}}]})
     assert r.status_code == 200, r.text

@@ -21,7 +21,7 @@ def test_keys_from_env_and_file(tmp_path, monkeypatch):
     monkeypatch.setenv("MY_KEYS", f"{KEY}, {'z' * 24} ,")
     f = tmp_path / "keys.txt"
     f.write_text("# ops team\n" + "y" * 32 + "\n\n")
-    assert load_api_keys("MY_KEYS", f) == [KEY, "z" * 24, "y" * 32]
+    assert load_api_keys("MY_KEYS", f) == {KEY: "write", "z" * 24: "write", "y" * 32: "write"}
     monkeypatch.setenv("MY_KEYS", "short")
     with pytest.raises(UserError, match="shorter than 16"):
         load_api_keys("MY_KEYS", None)
@@ -34,6 +34,9 @@ def test_key_checker():
     assert checker.check(KEY) and checker.check("q" * 30)
     assert not checker.check(None) and not checker.check("") and not checker.check(KEY + "x")
     assert not KeyChecker([]).check(KEY)  # no keys configured: nothing is accepted
+    roles = KeyChecker({KEY: "read", "q" * 30: "admin"})
+    assert roles.role_of(KEY) == "read" and roles.check(KEY, "read") and not roles.check(KEY, "write")
+    assert roles.check("q" * 30, "admin") and roles.role_of("nope" * 5) is None
 
 
 def test_media_root_containment(tmp_path):

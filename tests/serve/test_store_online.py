@@ -20,7 +20,9 @@ def test_store_events_are_idempotent_and_in_wal_mode(tmp_path):
     assert [e.seq for e in store.events(after_seq=seqs[1])] == [again[1]]
     with sqlite3.connect(tmp_path / "s.sqlite3") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.forget_user("u") == 2 and store.count_events() == 1 and store.forgotten_users() == {"u"}
+    # forgetting keeps a salted hash with the sequence number after the newest event, never the id
+    assert store.forget_user("u") == (2, 4) and store.count_events() == 1
+    assert store.forgotten_users() == {store.user_hash("u"): 4} and store.forget_generation() == 1
     store.close()
 
 
