@@ -52,7 +52,7 @@ def make_synthetic_dataset(**params: Any) -> Dataset:
     rng = np.random.default_rng(p.seed)
     n_users = p.n_users or max(2, p.n_items // 2)
     n_topics = p.n_topics or int(min(1000, max(2, round(np.sqrt(p.n_items)))))
-    n_events = int(round(p.interactions_per_item * p.n_items))
+    n_events = round(p.interactions_per_item * p.n_items)
 
     topic_of_item = rng.integers(0, n_topics, p.n_items)
     centres = rng.normal(size=(n_topics, p.dim)).astype(np.float32)
