@@ -25,6 +25,7 @@ from tests.serve.live import LiveServer
 
 READ_KEY = "ui-read-key-0123456789abcdef"
 WRITE_KEY = "ui-write-key-0123456789abcdef"
+ADMIN_KEY = "ui-admin-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,11 @@ def demo_model(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def server(demo_model, tmp_path_factory):
     model_dir, _ = demo_model
-    db = tmp_path_factory.mktemp("ui-serve") / "serve.sqlite3"
-    live = LiveServer(model_dir, db, f"{READ_KEY}:read,{WRITE_KEY}:write")
+    folder = tmp_path_factory.mktemp("ui-serve")
+    # the page's two keys, one role each, from a key file (LiveServer's own key is for the harness)
+    key_file = folder / "keys.txt"
+    key_file.write_text(f"{READ_KEY}:read\n{WRITE_KEY}:write\n")
+    live = LiveServer(model_dir, folder / "serve.sqlite3", ADMIN_KEY, extra=["--api-key-file", str(key_file)])
     try:
         live.wait_ready()
         yield live
@@ -136,7 +140,9 @@ def test_pick_a_user_interact_and_add_an_item(server, demo_model, page, watch, s
     # --- with the write key the event is recorded and the list re-ranks
     _set_key(page, "#write-key", WRITE_KEY)
     page.click(f"#recs li.rec[data-item='{target}'] button.interact")
-    page.wait_for_function("() => Number(document.querySelector('#recs').dataset.refresh) >= 2")
+    page.wait_for_function("() => Number(document.querySelector('#recs').dataset.refresh) >= 2"
+                           " || document.querySelector('#toast.bad:not([hidden])')", timeout=60_000)
+    assert not page.is_visible("#toast.bad"), page.inner_text("#toast")
     after = _rec_ids(page)
     assert target not in after, "the item just clicked is seen now and should leave the list"
     assert after != before

@@ -221,6 +221,7 @@ async function recordInteraction(itemId, button) {
     return;
   }
   const type = $("#event-type").value;
+  $("#toast").hidden = true;   // a new attempt: the last message no longer applies
   if (button) button.disabled = true;
   try {
     const eventId = `ui-${Date.now()}-${Math.random().toString(36).slice(2, 10)}`;
@@ -322,6 +323,7 @@ async function addItem(ev) {
   if (title) item.attributes.title = title;
   if (text) item.text = text;
   if (file) item.image_base64 = await readFile(file);
+  $("#toast").hidden = true;
   $("#add-submit").disabled = true;
   try {
     const res = await api("items", { method: "POST", write: true, body: { items: [item] } });
