@@ -119,8 +119,8 @@ class TrainConfig(_Section):
         "folder for TensorBoard logs (loss, valid metrics, learning rate, seconds per epoch, item embedding "
         "projector), one subfolder per run and seed; needs pip install 'fusionrec[track]'"))
     mlflow: str | None = Field(None, description=(
-        "MLflow tracking URI (a folder such as mlruns, or a tracking server) to log params and per-epoch "
-        "metrics to; needs pip install 'fusionrec[mlflow]'"))
+        "MLflow tracking URI (a database such as sqlite:///mlflow.db, or a tracking server) to log params and "
+        "per-epoch metrics to; needs pip install 'fusionrec[mlflow]'"))
 
     @field_validator("valid_metric")
     @classmethod

@@ -169,7 +169,8 @@ def _tsv_cell(value: Any) -> str:
 class MLflowCallback(Callback):
     """Track a run with MLflow (``pip install 'fusionrec[mlflow]'``): parameters once, then
     ``train_loss``, ``lr``, ``seconds_per_epoch`` and ``valid_<metric>`` per epoch, the chosen
-    epoch's metrics as ``best_<metric>``. ``tracking_uri`` is a folder (``mlruns``) or a server."""
+    epoch's metrics as ``best_<metric>``. ``tracking_uri`` is a database (``sqlite:///mlflow.db``) or a
+    server (MLflow 3 refuses a plain ``mlruns`` folder unless ``MLFLOW_ALLOW_FILE_STORE=true``)."""
 
     def __init__(self, tracking_uri: str, run_name: str, params: Mapping[str, Any] | None = None,
                  experiment: str = "fusionrec") -> None:

@@ -133,7 +133,7 @@ def test_mlflow_tracking(tmp_path):
     mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'fusionrec[mlflow]')")
     from fusionrec.train.callbacks import MLflowCallback
 
-    uri = (tmp_path / "mlruns").as_uri()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # MLflow 3 keeps its file store in maintenance mode
     cb = MLflowCallback(uri, "test-run", {"model": "bpr"})
     _fit("bpr", [cb])
     client = mlflow.tracking.MlflowClient(tracking_uri=uri)
