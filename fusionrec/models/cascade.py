@@ -173,11 +173,14 @@ class Cascade(RecModel):
 
     @classmethod
     def from_models(cls, data: TrainData, retriever: RecModel, ranker: RecModel, top_n: int = 100,
-                    blend: float = 0.0) -> Cascade:
-        """Wrap two trained models; their specs go into ``params`` so a saved cascade can be rebuilt."""
+                    blend: float = 0.0, **options: Any) -> Cascade:
+        """Wrap two trained models; their specs go into ``params`` so a saved cascade can be rebuilt.
+
+        ``options``: the other parameters (``fusion``, ``task_weights``, ``rrf_k``)."""
         # top_n and blend are validated; the stages are the given models, whose params their own
         # classes validated already (they need not be registered, e.g. a custom retriever)
-        checked = cls.validate_params({"top_n": top_n, "blend": blend, "retriever": None, "ranker": None})
+        checked = cls.validate_params({"top_n": top_n, "blend": blend, "retriever": None, "ranker": None,
+                                       **options})
         params = checked.model_copy(update={
             "retriever": SubModelSpec(name=retriever.name, params=dict(retriever.params)),
             "ranker": SubModelSpec(name=ranker.name, params=dict(ranker.params)),

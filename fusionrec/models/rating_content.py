@@ -9,8 +9,9 @@
 * ``b_i``, ``q_i`` -- the item's ID bias and factors, learned on top of content; they
   exist only for items with training ratings (``keep_i = 0`` otherwise) and are dropped
   at random in training (``id_dropout``), so content alone must carry an unseen item;
-* ``h_u`` -- the mean content vector of the user's training items (SVD++'s implicit
-  feedback, in content space), so the user side also reads the catalogue's content.
+* ``h_u`` -- the mean (normalised) content features of the user's training items, mapped
+  linearly by ``W_h`` (SVD++'s implicit feedback, in content space), so the user side also
+  reads the catalogue's content.
 
 Trained on squared error like :class:`~fusionrec.models.rating.BiasedMF`; an item held out
 of training is rated from ``mu + b_u + w . c_i + (p_u + W_h h_u) . c_i``, where a
@@ -78,31 +79,35 @@ class ContentRating(RatingModel):
         warm[rated_items] = True
         self.register_buffer("warm", warm, persistent=False)
         if hp.use_history:
-            self.history_map = nn.Linear(e, e, bias=False)
+            # the mean normalised content of each user's training items, computed once (the
+            # features are fixed), then mapped linearly: the batch pays for its own users only
+            train = data.train.tocsr().astype(np.float32)
+            deg = np.maximum(np.asarray(train.sum(1)).ravel(), 1.0)
+            raw = self.inputs.concatenated().numpy()
+            self.register_buffer("history", torch.from_numpy(np.asarray(train @ raw) / deg[:, None]).float(),
+                                 persistent=False)
+            self.history_map = nn.Linear(raw.shape[1], e, bias=False)
             nn.init.zeros_(self.history_map.weight)   # starts as plain MF; history earns its weight
-            coo = data.train.tocoo()
-            deg = np.maximum(np.asarray(data.train.sum(1)).ravel(), 1.0)
-            self._hist = torch.sparse_coo_tensor(
-                torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)),
-                torch.from_numpy((1.0 / deg[coo.row]).astype(np.float32)),
-                (self.n_users, self.n_items), check_invariants=False).coalesce()
 
-    def item_content(self) -> torch.Tensor:
-        """[n_items, e] content vectors: masked mean of the projected modalities (zero without any)."""
-        views = self.projector(self.inputs.all_features())
-        masks = self.inputs.all_masks()
+    def item_content(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """[len(items) or n_items, e] content vectors: masked mean of the projected modalities
+        (zero for an item without any)."""
+        feats, masks = (self.inputs.gather(items) if items is not None
+                        else (self.inputs.all_features(), self.inputs.all_masks()))
+        views = self.projector(feats)
         total = sum(views[n] * masks[n][:, None] for n in self.inputs.names)
         count = sum(masks[n].float() for n in self.inputs.names)
         return total / count.clamp_min(1.0)[:, None]
 
+    def _user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        p = self.user_factors(users)
+        return p + self.history_map(self.history[users]) if self.hp.use_history else p
+
     def predict_raw(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        content = self.item_content()
-        c = content[items]
+        c = self.item_content(items)
         p = self.user_factors(users)
         bu = self.user_bias(users).squeeze(-1)
-        user_vec = p
-        if self.hp.use_history:
-            user_vec = p + self.history_map(torch.sparse.mm(self._hist, content)[users])
+        user_vec = self._user_vectors(users)
         bias = self.mu + bu + self.content_bias(c).squeeze(-1)
         item_vec = c
         hp = self.hp
@@ -125,9 +130,7 @@ class ContentRating(RatingModel):
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
         users = torch.as_tensor(users, dtype=torch.long)
         content = self.item_content()
-        user_vec = self.user_factors(users)
-        if self.hp.use_history:
-            user_vec = user_vec + self.history_map(torch.sparse.mm(self._hist, content)[users])
+        user_vec = self._user_vectors(users)
         item_vec, item_bias = content, self.content_bias(content).squeeze(-1)
         if self.hp.use_id:
             keep = self.warm.float()

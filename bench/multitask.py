@@ -1,0 +1,156 @@
+"""Multi-task ranking (ESMM) vs single-task rankers and a CVR model trained on clicked rows only.
+
+Datasets:
+
+* ``demo`` -- the demo shop with its opt-in event log (``data.demo.events: true``,
+  :mod:`fusionrec.data.demo_events`): impressions, clicks and purchases drawn from known
+  propensities, so the oracle's AUC (the true ``p_click``, ``p_click * p_convert``) is an
+  upper bound next to the models'. Impressions are logged, so no negative is sampled.
+* ``ml100k`` -- click = rated, conversion = rating >= 4 (``conversion_rating: 4``), unclicked
+  impressions sampled from the catalogue (2 per click in training; 1 per click in valid/test,
+  drawn once with a fixed seed by the evaluator).
+
+Models (all ``multitask`` with the same fields and network width, trained through
+``fusionrec.pipeline.run_experiment``, selected on valid ``auc_tasks``):
+
+* ``esmm`` -- ``objective: multitask`` (CTR and CTCVR losses over the impressions);
+* ``click only`` / ``conversion only`` -- ``objective: click`` / ``conversion``: one label alone;
+* ``cvr on clicks`` -- ``objective: cvr_clicked``: conversion learned from clicked rows only;
+  its conversion score over impressions is its pCVR;
+* ``click x cvr-on-clicks`` -- the product of the click-only model's pCTR and the clicked-only
+  CVR model's pCVR, per seed (two separately trained models).
+
+Usage::
+
+    python bench/multitask.py --datasets demo ml100k --seeds 2024 2025 2026 --out docs/benchmarks/multitask.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusionrec.config import resolve_config
+from fusionrec.evaluate.metrics import auc, log_loss
+from fusionrec.pipeline import load_data, run_experiment
+
+OBJECTIVES = {"esmm": "multitask", "click only": "click", "conversion only": "conversion",
+              "cvr on clicks": "cvr_clicked"}
+DEMO = {"n_users": 1000, "n_items": 1000, "seed": 0, "split_seed": 999, "events": True}
+# one network size for every model (small: the benchmark machine is 2 shared cores)
+BASE = ["train.checkpoint=false", "train.progress=false", "eval.beyond_accuracy=false", "train.num_threads=1",
+        "train.patience=3", "train.epochs=30", "train.lr=0.003", "train.batch_size=1024", "eval.ks=[20]",
+        "eval.metrics=[recall,ndcg]", "model.params.embedding_size=16", "model.params.mlp_layers=[64,32]",
+        "model.params.tower_layers=[16]", "model.params.cross_rank=8"]
+
+
+def config(dataset: str, objective: str, seeds: list[int], extra: list[str]) -> Any:
+    overrides = [*BASE, *extra, f"train.seeds={json.dumps(seeds)}", f"model.params.objective={objective}"]
+    if dataset == "demo":
+        overrides.append(f"data.demo={json.dumps(DEMO)}")
+    else:
+        overrides += ["model.params.conversion_rating=4", "model.params.num_negatives=2"]
+    return resolve_config(dataset=dataset, model="multitask", overrides=overrides)
+
+
+def keep_predictions(store: dict[str, Any], label: str) -> Any:
+    """test_extra that keeps the model's task probabilities on the test rows (one entry per seed)."""
+    def extra(model: Any, evaluator: Any) -> dict[str, float]:
+        rows = evaluator.pointwise_rows("test")
+        import torch
+
+        probs = model.predict_tasks(torch.from_numpy(rows.users.copy()), torch.from_numpy(rows.items.copy()))
+        targets = model.task_targets(rows.labels.astype(bool), rows.events, rows.ratings)
+        store.setdefault(label, []).append({t: p.numpy() for t, p in probs.items()})
+        store["targets"] = {t: (y, m) for t, (y, m) in targets.items()}
+        return {}
+    return extra
+
+
+def run_dataset(name: str, seeds: list[int], extra: list[str]) -> dict[str, Any]:
+    dataset = load_data(config(name, "multitask", seeds, extra))
+    print(f"{name}: {dataset!r}", flush=True)
+    out: dict[str, Any] = {"models": {}}
+    preds: dict[str, Any] = {}
+    runs = Path(tempfile.mkdtemp(prefix=f"mt_{name}_"))
+    for label, objective in OBJECTIVES.items():
+        start = time.perf_counter()
+        res = run_experiment(config(name, objective, seeds, extra), dataset, run_dir=runs / objective,
+                             test_extra=keep_predictions(preds, label))
+        out["models"][label] = {"test": res["test"], "valid": res["valid"],
+                                "best_epochs": [r["best_epoch"] for r in res["per_seed"]],
+                                "seconds_per_epoch": res["timing"]["seconds_per_epoch"]["mean"],
+                                "pointwise": res.get("pointwise")}
+        t = res["test"]
+        print(f"  {label}: " + ", ".join(f"{k} {t[k]['mean']:.4f}" for k in ("auc_click", "auc_conversion", "auc_cvr")
+                                        if k in t) + f" ({time.perf_counter() - start:.0f}s)", flush=True)
+    # pCTR of the click-only model x pCVR of the clicked-only CVR model, seed by seed
+    y, everywhere = preds["targets"]["conversion"]
+    combo = [p["click"] * q["cvr"] for p, q in zip(preds["click only"], preds["cvr on clicks"])]
+    out["models"]["click x cvr-on-clicks"] = {"test": {
+        "auc_conversion": _mean_std([auc(y[everywhere], c[everywhere]) for c in combo]),
+        "logloss_conversion": _mean_std([log_loss(y[everywhere], c[everywhere]) for c in combo])}}
+    if name == "demo":
+        out["oracle"] = oracle(dataset)
+    return out
+
+
+def oracle(dataset: Any) -> dict[str, float]:
+    """AUC of the true propensities on the demo's test rows."""
+    from fusionrec.data.demo_events import demo_event_truth
+
+    truth = demo_event_truth(dataset, DEMO["seed"])
+    test = dataset.split_frame("test").merge(truth[["user", "item", "p_click", "p_convert"]], on=["user", "item"])
+    click, conv = test["label"].to_numpy() >= 1, test["label"].to_numpy() >= 2
+    p_click, p_conv = test["p_click"].to_numpy(), test["p_convert"].to_numpy()
+    return {"auc_click": auc(click, p_click), "auc_conversion": auc(conv, p_click * p_conv),
+            "auc_cvr": auc(conv[click], p_conv[click])}
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
+
+
+def markdown(name: str, result: dict[str, Any]) -> str:
+    keys = ("auc_click", "auc_conversion", "auc_cvr", "logloss_click", "logloss_conversion")
+    lines = [f"| {name} | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for label, r in result["models"].items():
+        cells = [f"{r['test'][k]['mean']:.4f} ± {r['test'][k]['std']:.4f}" if k in r["test"] else "-" for k in keys]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if "oracle" in result:
+        o = result["oracle"]
+        lines.append("| oracle (true propensities) | " + " | ".join(f"{o[k]:.4f}" if k in o else "-" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=["demo", "ml100k"], choices=["demo", "ml100k"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[2024, 2025, 2026])
+    ap.add_argument("--set", dest="extra", action="append", default=[], help="extra overrides for every run")
+    ap.add_argument("--out", default="docs/benchmarks/multitask.json")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    report: dict[str, Any] = {"seeds": args.seeds, "load_start": os.getloadavg(), "demo_settings": DEMO}
+    for name in args.datasets:
+        report[name] = run_dataset(name, args.seeds, args.extra)
+        print(markdown(name, report[name]), flush=True)
+    report["load_end"] = os.getloadavg()
+    out = Path(args.out)
+    if out.is_file():   # keep datasets run separately
+        report = {**json.loads(out.read_text()), **report}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
