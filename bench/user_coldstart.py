@@ -41,7 +41,7 @@ from fusionrec.train.trainer import Trainer, seed_everything
 USERS = ["data.users_path=shared://ml100k/users.csv",
          "data.user_columns={user: user_id, attributes: 'age,gender,occupation,zip_code'}"]
 BASE = {"user_attributes": True, "use_content": False, "history": "mean", "embedding_size": 64,
-        "user_id_dropout": 0.5, "logq": False, "align": "none"}
+        "user_id_dropout": 0.5, "logq": True, "align": "none"}
 GRID = {
     "attrs+history": {},
     "attrs+history, logq": {"logq": True},

@@ -75,7 +75,9 @@ from fusionrec.models.user_tower import NewUserMixin, UserAttributeEncoder
 BLOCK_FUSIONS = ("late", "rrf", "borda")
 TWO_TOWER_FUSIONS = FUSIONS + BLOCK_FUSIONS
 HISTORY_ENCODERS = ("none", "mean", "attention", "transformer")
-LOSSES = ("softmax", "bpr")
+LOSSES = ("softmax", "full_softmax", "bpr")
+# losses on cosine scores / temperature
+COSINE_LOSSES = ("softmax", "full_softmax")
 
 
 class TwoTower(NewUserMixin, RecModel):
@@ -131,7 +133,8 @@ class TwoTower(NewUserMixin, RecModel):
         modality_dropout: float = Field(0.1, ge=0, lt=1, description="share of modalities hidden in training "
                                                                      "(never all of an item's)")
         loss: Literal[LOSSES] = Field("softmax", description=(  # type: ignore[valid-type]
-            "softmax: in-batch, logQ-corrected, cosine scores; bpr: sampled negative"))
+            "softmax: in-batch, logQ-corrected, cosine scores; full_softmax: over the whole catalogue "
+            "(exact, for catalogues of a few thousand items); bpr: sampled negative"))
         temperature: float = Field(0.1, gt=0, description="softmax temperature on cosine scores")
         logq: bool = Field(True, description="subtract log p(item in batch) from in-batch logits")
         reg_weight: float = Field(0.0, ge=0, description="EmbLoss weight (bpr loss only)")
@@ -370,7 +373,7 @@ class TwoTower(NewUserMixin, RecModel):
 
     def _score_space(self, x: torch.Tensor) -> torch.Tensor:
         # the softmax loss works on cosine similarities; serve with the same geometry
-        return F.normalize(x, dim=-1) if self.loss_name == "softmax" else x
+        return F.normalize(x, dim=-1) if self.loss_name in COSINE_LOSSES else x
 
     def _score_matrices(self, u: torch.Tensor, items: torch.Tensor | None, item_vecs: torch.Tensor,
                         extras: dict[str, Any]) -> list[torch.Tensor]:
@@ -381,7 +384,7 @@ class TwoTower(NewUserMixin, RecModel):
             views = {k: v[idx] for k, v in extras["views"].items()}
             masks = {k: m[idx] for k, m in extras["masks"].items()}
             base = extras["id_vec"][idx] if self.use_id else None
-            return [self.fusion.pair_scores(u, views, masks, base, cosine=self.loss_name == "softmax")]
+            return [self.fusion.pair_scores(u, views, masks, base, cosine=self.loss_name in COSINE_LOSSES)]
         v = item_vecs[idx]
         if not self.rank_fusion:
             return [self._score_space(u) @ self._score_space(v).T]
@@ -423,6 +426,10 @@ class TwoTower(NewUserMixin, RecModel):
                 losses.append(F.cross_entropy(logits.masked_fill(same, float("-inf")), target))
             # rank fusion: every scorer is a voter that has to rank on its own
             loss = torch.stack(losses).mean()
+        elif self.loss_name == "full_softmax":
+            # every item is a negative: no sampling, so no logQ correction is needed
+            mats = self._score_matrices(u, None, item_vecs, extras)
+            loss = torch.stack([F.cross_entropy(scores / self.temperature, pos) for scores in mats]).mean()
         else:
             neg = batch["neg_item"]
             both = torch.cat([pos, neg])

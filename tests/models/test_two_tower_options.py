@@ -9,7 +9,7 @@ from fusionrec.align.aligner import ALIGN_METHODS
 from fusionrec.config import TrainConfig, resolve_config
 from fusionrec.fuse import borda_fusion, reciprocal_rank_fusion
 from fusionrec.models.registry import build_model
-from fusionrec.models.two_tower import TWO_TOWER_FUSIONS
+from fusionrec.models.two_tower import LOSSES, TWO_TOWER_FUSIONS
 from fusionrec.train.trainer import Trainer, seed_everything
 from tests.models.worlds import typed_world
 
@@ -46,6 +46,14 @@ def test_each_alignment_trains_one_epoch_from_config(world, align):
     model, result = _one_epoch(world, [f"model.params.align={align}", "model.params.align_weight=0.5"])
     assert model.hp.align == align and np.isfinite(result.history[0]["loss"])
     assert model.aligner.method == align
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("fusion", ["attention", "rrf", "user_attention"])
+def test_each_loss_trains_with_item_level_and_decision_level_fusion(world, loss, fusion):
+    model, result = _one_epoch(world, [f"model.params.loss={loss}", f"model.params.fusion={fusion}"])
+    assert np.isfinite(result.history[0]["loss"])
+    assert torch.isfinite(model.full_sort_predict(torch.arange(3))).all()
 
 
 def test_rank_fusion_fuses_the_scorers_rankings(world):
