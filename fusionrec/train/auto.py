@@ -169,7 +169,7 @@ def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budg
 
     ``make_cfg(model)`` gives the run configuration of one candidate as ``fusionrec train --model``
     would resolve it (dataset preset, run file and ``--set`` overrides included); the portfolio's
-    training settings are layered on top, except seeds, threads, progress and the valid metric.
+    training settings fill in only what is still at its default there.
     ``keep_models`` keeps every trained candidate in ``AutoResult.trained`` (benchmarks only).
     """
     from fusionrec.encoders.ensure import features_for_run
@@ -257,13 +257,15 @@ def _train_candidate(cand: Candidate, dataset: Dataset, make_cfg: Callable[[str]
 
 
 def candidate_config(cfg: RunConfig, cand: Candidate) -> RunConfig:
-    """``cfg`` (the user's run for this model) with the candidate's parameters and training settings;
-    seeds, threads, progress and the valid metric stay the user's. No checkpoints: candidates are cheap
-    to re-run and writing one per epoch would spend the budget."""
+    """``cfg`` (the user's run for this model) with the candidate's parameters, and its training settings
+    where ``cfg`` still has the default. No checkpoints: writing one per epoch would spend the budget."""
+    from fusionrec.config import TrainConfig
+
     dumped = cfg.model_dump(mode="json")
-    keep = {k: dumped["train"][k] for k in ("seeds", "num_threads", "progress", "valid_metric", "epochs")}
-    layered = deep_merge(dumped, {"model": {"params": cand.params}, "train": {**cand.train, **keep,
-                                                                             "checkpoint": False}})
+    defaults = TrainConfig().model_dump(mode="json")
+    # a setting the dataset preset, run file or --set gave (not the plain default) wins over the portfolio's
+    train = {k: v for k, v in cand.train.items() if dumped["train"].get(k) == defaults.get(k)}
+    layered = deep_merge(dumped, {"model": {"params": cand.params}, "train": {**train, "checkpoint": False}})
     return RunConfig.model_validate(layered)
 
 
