@@ -358,10 +358,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     results = run_experiment(cfg, verbose=True)
     print(run_summary_text(results))
     # part of the result, even with -q: evaluate and serve need the model folder inside it
+    if not output.is_quiet():  # what to look at next (-q keeps the table and the run directory only)
+        print(f"report: fusionrec report {shlex.quote(results['run_dir'])}")
+        if cfg.train.tensorboard:
+            print(f"training curves: tensorboard --logdir {shlex.quote(cfg.train.tensorboard)}")
     print(f"run directory: {results['run_dir']}")
-    print(f"report: fusionrec report {shlex.quote(results['run_dir'])}")
-    if cfg.train.tensorboard:
-        print(f"training curves: tensorboard --logdir {shlex.quote(cfg.train.tensorboard)}")
     return 0
 
 

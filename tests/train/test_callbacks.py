@@ -90,9 +90,10 @@ def test_tensorboard_event_files_hold_loss_and_valid_metric_per_epoch(run_file, 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tb = tmp_path / "tb"
-    assert cli.main(["train", "--config", str(run_file), "--model", "bpr", "--tensorboard", str(tb), "-q"]) == 0
+    assert cli.main(["train", "--config", str(run_file), "--model", "bpr", "--tensorboard", str(tb)]) == 0
     out = capsys.readouterr().out
     assert f"tensorboard --logdir {tb}" in out and "report: fusionrec report " in out
+    assert out.strip().splitlines()[-1].startswith("run directory: ")
     (seed_dir,) = list(tb.glob("*/seed5"))
     acc = EventAccumulator(str(seed_dir), size_guidance={"scalars": 0})
     acc.Reload()
