@@ -48,7 +48,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from fusionrec.data.dataset import Dataset, FeatureModality
+from fusionrec.data.dataset import Dataset, FeatureModality, positive_rows
 from fusionrec.errors import UserError
 from fusionrec.evaluate.metrics import (
     RANKING_METRICS,
@@ -394,6 +394,7 @@ class Evaluator:
     def _ranked_batches(self, model_or_fn: Any, split: str) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
         """Yield ``(start, end, top-kmax item ids [B, kmax] with -1 for empty slots, hits [B, kmax])``."""
         info = self.split_truth(split)
+        self.share_context(model_or_fn, split)
         score, restore, owned = self._scorer(model_or_fn)
         n_users = len(info.users)
         t_ptr, m_ptr = info.truth.indptr, info.mask.indptr
@@ -417,6 +418,22 @@ class Evaluator:
                     yield b0, b1, lists, hits
         finally:
             restore()
+
+    def context_events(self, split: str) -> pd.DataFrame:
+        """Positive events known when ``split`` is scored, beyond training (the rows it masks
+        as seen): validation events for ``test`` under the full protocol, valid and test for
+        ``all``, none otherwise."""
+        known = {"test": ("valid",) if self.protocol == "full" else (), "all": ("valid", "test")}.get(split, ())
+        frames = [f[positive_rows(f)] for f in (self.dataset.split_frame(s) for s in known)]
+        return pd.concat(frames) if frames else self.dataset.split_frame("train").iloc[:0]
+
+    def share_context(self, model_or_fn: Any, split: str) -> None:
+        """Tell a model that reads histories (``set_context_events``, the sequential models)
+        which events are known when ``split`` is scored, so leave-one-out tests predict the
+        last event from the history that ends just before it."""
+        hook = getattr(model_or_fn, "set_context_events", None)
+        if callable(hook):
+            hook(self.context_events(split))
 
     # ------------------------------------------------------------------ public API
     def evaluate(self, model: Any, split: str = "valid") -> dict[str, float]:
@@ -579,6 +596,7 @@ class Evaluator:
         non_candidates = None
         if split != "all" and self.candidates == "test_items":
             non_candidates = self.split_truth(split).non_candidates_t
+        self.share_context(model_or_fn, split)
         score, restore, owned = self._scorer(model_or_fn)
         out_ids = np.full((len(users), k), -1, dtype=np.int64)
         out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)

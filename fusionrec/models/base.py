@@ -36,7 +36,9 @@ from fusionrec.models.params import ModelParams, check_params
 #  pairwise:  {"user": [B], "pos_item": [B], "neg_item": [B]}       (BPR-style)
 #  pointwise: {"user": [B], "item": [B], "label": [B] float}       (CTR-style, sampled negatives)
 #  user:      {"user": [B]}                                        (whole-row models)
-BATCH_KINDS = ("pairwise", "pointwise", "user")
+#  sequence:  {"user": [B], "input": [B, L], "target": [B, L]}     (next-item models; see
+#             fusionrec.train.sequence_sampling)
+BATCH_KINDS = ("pairwise", "pointwise", "user", "sequence")
 
 
 class RecModel(nn.Module):

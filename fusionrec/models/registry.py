@@ -70,6 +70,16 @@ _MODELS: dict[str, ModelEntry] = {
                                  "rating regression over IDs and item content: rates items never rated in training"),
     "cascade": ModelEntry("fusionrec.models.cascade:Cascade", "ranker",
                           "retrieve the top-N with one model, re-rank them with another (default ease -> dcn)"),
+    "sasrec": ModelEntry("fusionrec.models.sequential.sasrec:SASRec", "ID-only",
+                         "next item from the time-ordered history: causal self-attention with positions"),
+    "gru4rec": ModelEntry("fusionrec.models.sequential.gru4rec:GRU4Rec", "ID-only",
+                          "next item from the time-ordered history: a GRU over the item sequence"),
+    "mm_sasrec": ModelEntry("fusionrec.models.sequential.sasrec:MMSASRec", "multimodal",
+                            "SASRec over fused content (+ ID) item vectors: unseen items recommendable"),
+    "mm_gru4rec": ModelEntry("fusionrec.models.sequential.gru4rec:MMGRU4Rec", "multimodal",
+                             "GRU4Rec over fused content (+ ID) item vectors: unseen items recommendable"),
+    "seq_content_knn": ModelEntry("fusionrec.models.sequential.content_knn:SeqContentKNN", "multimodal",
+                                  "content similarity to the user's latest items (next-item content baseline)"),
 }
 
 

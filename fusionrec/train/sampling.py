@@ -218,8 +218,13 @@ class UserSampler(Sampler):
         yield from self._batches({"user": rng.permutation(self.user_ids)})
 
 
-def make_sampler(kind: str, data: TrainData, batch_size: int, num_negatives: int = 4) -> Sampler:
-    """The sampler for a model's ``batch_kind`` (``pairwise``, ``pointwise`` or ``user``)."""
+def make_sampler(kind: str, data: TrainData, batch_size: int, num_negatives: int = 4, **options) -> Sampler:
+    """The sampler for a model's ``batch_kind`` (``pairwise``, ``pointwise``, ``user`` or ``sequence``);
+    ``options`` are the model's ``sampler_options()`` (a sequence model's ``max_len``)."""
+    if kind == "sequence":
+        from fusionrec.train.sequence_sampling import SequenceSampler
+
+        return SequenceSampler(data, batch_size, num_negatives, **options)
     if kind == "pairwise":
         return PairwiseSampler(data, batch_size)
     if kind == "pointwise":

@@ -151,7 +151,8 @@ class Trainer:
         num_negatives = getattr(model, "num_negatives", None)
         if num_negatives is None:  # a model without the RecModel property: its raw params
             num_negatives = getattr(model, "params", {}).get("num_negatives", 4)
-        sampler = make_sampler(type(model).batch_kind, self.data, cfg.batch_size, int(num_negatives))
+        options = model.sampler_options() if hasattr(model, "sampler_options") else {}  # e.g. max_len
+        sampler = make_sampler(type(model).batch_kind, self.data, cfg.batch_size, int(num_negatives), **options)
         if sampler.kind == "pointwise":
             output.detail(f"[{model.name}] each epoch: {len(sampler.users)} positives, {len(sampler.neg_users)} "
                           f"explicit negatives, {int(num_negatives)} sampled negatives per positive")

@@ -1,0 +1,74 @@
+"""Item vectors of the sequential models: ID embedding, fused multimodal content, or both.
+
+``item_repr``:
+
+* ``id`` -- a learned embedding per item (SASRec / GRU4Rec as published). An item
+  without training interactions keeps its random initial vector, so it cannot be
+  ranked meaningfully;
+* ``content`` -- the item's modalities, each projected into the model's space by
+  :class:`~fusionrec.align.ModalityProjector` and fused by
+  :func:`~fusionrec.fuse.build_fusion` (the blocks two_tower uses), read through
+  :class:`~fusionrec.models.modal_inputs.ModalInputs`; any item with content has a
+  vector, including one never seen in training;
+* ``both`` -- ID + content, the ID part zeroed for items without training
+  interactions (their embedding was never trained) and dropped at random in training
+  (``id_dropout``) so the content path learns to carry an item alone.
+
+The same table is the input embedding of the sequence encoder and the output
+embedding the next item is scored against (weight tying, as in SASRec), so a cold
+item can be both recommended and read from a history. Row 0 is the padding item.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from fusionrec.align import ModalityProjector
+from fusionrec.data.dataset import TrainData
+from fusionrec.fuse import build_fusion, modality_dropout
+from fusionrec.models.modal_inputs import ModalInputs
+
+ITEM_REPRS = ("id", "content", "both")
+
+
+class SequenceItemTable(nn.Module):
+    """``table(training) -> [n_items + 1, dim]``: the item vectors, row 0 = padding (zeros)."""
+
+    def __init__(self, data: TrainData, hp: Any, dim: int, model: str) -> None:
+        super().__init__()
+        self.repr = hp.item_repr
+        self.n_items = data.n_items
+        self.dim = dim
+        self.id_dropout = float(getattr(hp, "id_dropout", 0.0))
+        self.modality_dropout = float(getattr(hp, "modality_dropout", 0.0))
+        warm = torch.from_numpy(data.item_popularity > 0)
+        self.register_buffer("warm", warm, persistent=False)
+        if self.repr in ("id", "both"):
+            self.item_id = nn.Embedding(self.n_items + 1, dim, padding_idx=0)
+            nn.init.normal_(self.item_id.weight, std=float(hp.init_std))
+            with torch.no_grad():
+                self.item_id.weight[0].zero_()
+        if self.repr in ("content", "both"):
+            self.inputs = ModalInputs(data, hp.modalities, hp.feature_norm, model)
+            self.projector = ModalityProjector(self.inputs.dims, dim, kind=hp.projection,
+                                               dropout=hp.projection_dropout)
+            self.fusion = build_fusion(hp.fusion, self.inputs.names, dim)
+
+    def content(self, training: bool) -> torch.Tensor:
+        """[n_items, dim] fused content of every item (modality dropout while training)."""
+        views = self.projector(self.inputs.all_features())
+        masks = modality_dropout(self.inputs.all_masks(), self.modality_dropout, training)
+        return self.fusion(views, masks)
+
+    def table(self, training: bool) -> torch.Tensor:
+        if self.repr == "id":
+            return self.item_id.weight
+        content = self.content(training)
+        if self.repr == "both":
+            keep = self.warm.float()
+            if training and self.id_dropout > 0:
+                keep = keep * (torch.rand(self.n_items, device=keep.device) >= self.id_dropout).float()
+            content = content + self.item_id.weight[1:] * keep[:, None]
+        return torch.cat([content.new_zeros(1, self.dim), content], dim=0)
