@@ -37,6 +37,9 @@ class SplitConfig(_Section):
     rounding: Literal["mmrec", "round"] = Field(
         "mmrec", description="per-user counts: mmrec = MMRec's notebook (valid+test = int(0.2 n), halved); "
                              "round = round(0.8 n) / round(0.1 n) / rest")
+    new_items: float = Field(0.0, ge=0, lt=1, description=(
+        "leave_last_out: share of items held out as new arrivals (their training events removed, seeded by "
+        "seed), so some next items were never seen in training"))
 
 
 EncoderSpec = str | dict[str, Any]

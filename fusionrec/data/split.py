@@ -132,11 +132,17 @@ def _timestamps(dataset: Dataset, method: str) -> np.ndarray:
     return ts
 
 
-def leave_last_out_split(dataset: Dataset, n_valid: int = 1, n_test: int = 1) -> Dataset:
+def leave_last_out_split(dataset: Dataset, n_valid: int = 1, n_test: int = 1, new_items: float = 0.0,
+                         seed: int = 999) -> Dataset:
     """Per user by time: the last ``n_test`` events -> test, the ``n_valid`` before -> valid.
 
     Ties in time keep file order. A user needs more than ``n_valid + n_test``
     events to keep one in train; shorter histories fill test first, then valid.
+
+    ``new_items`` > 0 makes that share of the items (drawn with ``seed``) new arrivals:
+    their training events are removed, so a valid/test event on one of them is a next
+    item never seen in training (the item-cold slice of a sequential model), while
+    every user keeps the same held-out events.
     """
     ts = _timestamps(dataset, "leave_last_out")
     users = dataset.interactions["user"].to_numpy()
@@ -147,7 +153,16 @@ def leave_last_out_split(dataset: Dataset, n_valid: int = 1, n_test: int = 1) ->
     t = np.minimum(n_test, np.maximum(size - 1, 0))
     v = np.minimum(n_valid, np.maximum(size - 1 - t, 0))
     labels = np.where(from_end < t, 2, np.where(from_end < t + v, 1, 0))
-    return dataset.with_split(_LABELS[labels])
+    out = dataset.with_split(_LABELS[labels])
+    if new_items <= 0:
+        return out
+    if new_items >= 1:
+        raise UserError(f"new_items={new_items} must be a share in [0, 1)", "data.split.new_items",
+                        "use e.g. 0.2 to hold out a fifth of the items as new arrivals")
+    items = dataset.interactions["item"].to_numpy()
+    active = np.unique(items)
+    new = np.random.default_rng(seed).choice(active, int(round(len(active) * new_items)), replace=False)
+    return out.subset_interactions(~((labels == 0) & np.isin(items, new)))
 
 
 def temporal_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1)) -> Dataset:
@@ -240,7 +255,7 @@ def kcore_filter(dataset: Dataset, k: int, item_k: int | None = None, compact: b
 
 
 def apply_split(dataset: Dataset, method: str, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 999,
-                min_interactions: int = 10, rounding: str = "mmrec") -> Dataset:
+                min_interactions: int = 10, rounding: str = "mmrec", new_items: float = 0.0) -> Dataset:
     """Dispatch on a SplitConfig ``method``; ``predefined`` requires the file's own split."""
     if method == "predefined":
         if not dataset.has_split:
@@ -252,7 +267,7 @@ def apply_split(dataset: Dataset, method: str, ratios: Sequence[float] = (0.8, 0
     if method == "random":
         return random_split(dataset, ratios, seed, min_interactions, rounding=rounding)
     if method == "leave_last_out":
-        return leave_last_out_split(dataset)
+        return leave_last_out_split(dataset, new_items=new_items, seed=seed)
     if method == "temporal":
         return temporal_split(dataset, ratios)
     if method == "cold_start":
@@ -290,4 +305,4 @@ __all__ = [
 def apply_split_config(dataset: Dataset, split) -> Dataset:
     """Apply a :class:`fusionrec.config.SplitConfig` (method, ratios, seed, rule, rounding)."""
     return apply_split(dataset, split.method, tuple(split.ratios), split.seed, split.min_interactions,
-                       rounding=split.rounding)
+                       rounding=split.rounding, new_items=getattr(split, "new_items", 0.0))

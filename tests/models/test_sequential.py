@@ -171,3 +171,17 @@ def test_predict_from_history_rejects_unknown_items(world):
     model = build_model("gru4rec", world.train_data(), {})
     with pytest.raises(UserError, match="out of range"):
         model.predict_from_history([0, world.n_items])
+
+
+def test_new_items_split_removes_only_training_events_of_the_new_items():
+    ds = cycle_world(seed=1, cold_share=0.0)
+    plain = leave_last_out_split(ds)
+    split = leave_last_out_split(ds, new_items=0.2, seed=3)
+    for name in ("valid", "test"):   # every held-out event stays
+        assert len(split.split_frame(name)) == len(plain.split_frame(name))
+    train_items = set(split.split_frame("train")["item"])
+    removed = set(plain.split_frame("train")["item"]) - train_items
+    assert len(removed) == round(ds.n_items * 0.2)
+    assert set(split.split_frame("test")["item"]) & removed     # some next items are new arrivals
+    with pytest.raises(UserError, match="new_items"):
+        leave_last_out_split(ds, new_items=1.0)
