@@ -54,3 +54,20 @@ def test_new_items_compete_with_warm_ones_in_the_full_ranking():
         if name == "adaptive":
             assert ev.evaluate(model, "valid")["recall@10"] > 0.3       # warm items still ranked well
     assert hits["adaptive"] > 0.5 and hits["adaptive"] > hits["default"] + 0.2, hits
+
+
+def test_cold_margin_lowers_only_new_items_and_serving_vectors_agree():
+    ds, _, _ = _clustered(n_users=60, n_items=40, cold_items=4, per_user=10)
+    data = ds.train_data()
+    cold = torch.from_numpy(data.item_popularity <= 0)
+    model = build_model("mmgraph", data, ADAPTIVE)
+    model.eval()
+    users = torch.arange(10)
+    before = model.full_sort_predict(users).clone()
+    model.hp = model.hp.model_copy(update={"cold_margin": 0.2})
+    model.load_state_dict(model.state_dict())          # drops the cached vectors
+    after = model.full_sort_predict(users)
+    scale = 1.0 / model.hp.temperature                 # with a bias the scores are logits (cosine / T)
+    torch.testing.assert_close(after[:, ~cold], before[:, ~cold] * scale)
+    torch.testing.assert_close(after[:, cold], (before[:, cold] - 0.2) * scale)
+    torch.testing.assert_close(model.user_embeddings()[users] @ model.item_embeddings().T, after)
