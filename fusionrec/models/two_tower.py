@@ -138,6 +138,9 @@ class TwoTower(NewUserMixin, RecModel):
         temperature: float = Field(0.1, gt=0, description="softmax temperature on cosine scores")
         logq: bool = Field(True, description="subtract log p(item in batch) from in-batch logits")
         reg_weight: float = Field(0.0, ge=0, description="EmbLoss weight (bpr loss only)")
+        item_bias: bool = Field(False, description="a learned score bias per item (a popularity prior, what a "
+                                                   "user with little signal falls back on); items without "
+                                                   "training events get the mean bias")
 
         @model_validator(mode="after")
         def _towers_not_empty(self) -> TwoTower.Params:
@@ -188,6 +191,8 @@ class TwoTower(NewUserMixin, RecModel):
         if self.use_id:
             self.item_id = nn.Embedding(self.n_items, d)
             nn.init.normal_(self.item_id.weight, std=0.1)
+        if hp.item_bias:
+            self.bias = nn.Parameter(torch.zeros(self.n_items))
         if self.use_content:
             self.inputs = ModalInputs(data, hp.modalities, hp.feature_norm, self.name)
             names = self.inputs.names
@@ -375,11 +380,36 @@ class TwoTower(NewUserMixin, RecModel):
         # the softmax loss works on cosine similarities; serve with the same geometry
         return F.normalize(x, dim=-1) if self.loss_name in COSINE_LOSSES else x
 
+    def _item_bias(self, idx: slice | torch.Tensor = slice(None)) -> torch.Tensor | None:
+        """Per-item score bias on the scale of the scores (x temperature for cosine losses), or None."""
+        if not self.hp.item_bias:
+            return None
+        # an item never trained on gets the mean warm bias, not its untrained (pushed-down) value
+        warm_mean = self.bias[self.warm].mean() if bool(self.warm.any()) else self.bias.new_zeros(())
+        b = torch.where(self.warm, self.bias, warm_mean)[idx]
+        return b * self.temperature if self.loss_name in COSINE_LOSSES else b
+
+    def _export_users(self, u: torch.Tensor) -> torch.Tensor:
+        """User vectors whose inner product with :meth:`_export_items` is the score (bias as a last column)."""
+        u = self._score_space(u)
+        return torch.cat([u, torch.ones(u.shape[0], 1)], dim=1) if self.hp.item_bias else u
+
+    def _export_items(self, v: torch.Tensor) -> torch.Tensor:
+        v = self._score_space(v)
+        b = self._item_bias()
+        return torch.cat([v, b[:, None]], dim=1) if b is not None else v
+
     def _score_matrices(self, u: torch.Tensor, items: torch.Tensor | None, item_vecs: torch.Tensor,
                         extras: dict[str, Any]) -> list[torch.Tensor]:
         """Scores of every user in ``u`` for ``items`` (None = all): one [B, N] matrix, or one per
         scorer (ID, then each modality) for rank fusion."""
         idx = slice(None) if items is None else items
+        bias = self._item_bias(idx)
+        mats = self._raw_score_matrices(u, idx, item_vecs, extras)
+        return mats if bias is None else [m + bias[None, :] for m in mats]
+
+    def _raw_score_matrices(self, u: torch.Tensor, idx: slice | torch.Tensor, item_vecs: torch.Tensor,
+                            extras: dict[str, Any]) -> list[torch.Tensor]:
         if self.user_attention:
             views = {k: v[idx] for k, v in extras["views"].items()}
             masks = {k: m[idx] for k, m in extras["masks"].items()}
@@ -474,14 +504,31 @@ class TwoTower(NewUserMixin, RecModel):
         if not self.inner_product:
             return None
         item_vecs, _ = self._item_vectors(training=False)
-        return self._score_space(item_vecs)
+        return self._export_items(item_vecs)
 
     @torch.no_grad()
     def user_embeddings(self) -> torch.Tensor | None:
         if not self.inner_product:
             return None
         item_vecs, _ = self._item_vectors(training=False)
-        return self._score_space(self._user_vectors(torch.arange(self.n_users), item_vecs))
+        return self._export_users(self._user_vectors(torch.arange(self.n_users), item_vecs))
+
+    @torch.no_grad()
+    def place_content(self, feats: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, D] item vectors of new items from their (normalised) features, as a cold item gets them:
+        no ID part and, with ``item_bias``, the mean bias -- in :meth:`item_embeddings`' space."""
+        views = self.projector(feats)
+        if self.blocks:
+            w = self.score_fusion.item_weights(masks, next(iter(views.values())).shape[0])
+            fused = torch.cat([views[n] * w[:, j:j + 1] for j, n in enumerate(self.inputs.names)], dim=1)
+            vec = torch.cat([torch.zeros(fused.shape[0], self.dim), fused], dim=1)
+        else:
+            vec = self.fusion(views, masks)
+        out = self._score_space(vec)
+        if self.hp.item_bias:
+            mean = self._item_bias()[self.warm].mean() if bool(self.warm.any()) else out.new_zeros(())
+            out = torch.cat([out, mean.expand(out.shape[0], 1)], dim=1)
+        return out
 
     @torch.no_grad()
     def content_embeddings(self) -> torch.Tensor | None:
@@ -491,4 +538,4 @@ class TwoTower(NewUserMixin, RecModel):
         _, _, fused = self._content(None, training=False)
         if self.blocks:
             fused = torch.cat([torch.zeros(self.n_items, self.dim), fused], dim=1)
-        return self._score_space(fused)
+        return self._export_items(fused)

@@ -144,7 +144,7 @@ class NewUserMixin:
     from their attributes (codes of :class:`UserAttributeEncoder`) and whatever first events they have.
 
     The host model provides ``_item_vectors``, ``_encode_history``, ``_finish_user``,
-    ``_predict``, ``_score_space``, ``inner_product`` and the attributes ``user_attr``,
+    ``_predict``, ``_export_users``, ``inner_product`` and the attributes ``user_attr``,
     ``history``, ``history_proj``, ``history_len``, ``hist`` and ``hp``.
     """
 
@@ -197,7 +197,7 @@ class NewUserMixin:
         item_vecs, _ = self._item_vectors(training=False)
         codes = self.attribute_codes([attributes]) if self.user_attr is not None else None
         u = self._new_user_vectors(codes, pad_histories([list(items)], self.history_len), item_vecs)
-        return self._score_space(u)[0]
+        return self._export_users(u)[0]
 
 
 __all__ = ["NewUserMixin", "UserAttributeEncoder", "pad_histories"]

@@ -88,3 +88,18 @@ def test_user_attention_weighs_modalities_per_user(world):
                                                                   for n in ("text", "image")])).sum(0)
         explicit = torch.nn.functional.cosine_similarity(u[2], v, dim=0)
         assert torch.allclose(model.full_sort_predict(torch.tensor([2]))[0, i], explicit, atol=1e-5)
+
+
+def test_item_bias_is_served_as_an_extra_column(world):
+    model, _ = _one_epoch(world, ["model.params.item_bias=true"])
+    with torch.no_grad():
+        model.bias.add_(torch.randn(world.n_items))              # a visible bias
+    users = torch.arange(4)
+    scores = model.full_sort_predict(users)
+    assert torch.allclose(model.user_embeddings()[users] @ model.item_embeddings().T, scores, atol=1e-5)
+    cold = torch.from_numpy(world.cold)
+    # items never trained on carry the mean warm bias, exactly what a newly placed item gets
+    col = model.item_embeddings()[:, -1]
+    assert torch.allclose(col[cold], col[~cold].mean().expand(int(cold.sum())), atol=1e-6)
+    feats, masks = model.inputs.gather(torch.nonzero(cold)[:3, 0])
+    assert torch.allclose(model.place_content(feats, masks), model.item_embeddings()[cold][:3], atol=1e-5)
