@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +51,7 @@ from fusionrec.evaluate.run_report import (
 )
 from fusionrec.models.io import load_model, save_model
 from fusionrec.models.registry import available_models, build_model, model_class
+from fusionrec.train import distributed
 from fusionrec.train.callbacks import callbacks_for_run
 from fusionrec.train.trainer import (
     Trainer,
@@ -125,6 +128,9 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
     features = run_features(dataset, cfg)
     # ratings under data.positive_rating become negative feedback for training, masking and truth alike
     dataset = dataset.with_positive_rating(getattr(cfg.data, "positive_rating", None))
+    if not distributed.is_main():
+        # torchrun: ranks other than 0 train their share and write nothing of the run
+        return _follow_run(cfg, dataset, make_evaluator(dataset, cfg))
     run_dir = Path(run_dir) if run_dir is not None else _run_dir(cfg, dataset)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / "config.yaml")
@@ -152,6 +158,16 @@ def run_experiment(cfg: RunConfig, dataset: Dataset | None = None, *, run_dir: s
     (run_dir / "results.md").write_text(results_table_markdown(results))
     results["run_dir"] = str(run_dir)
     return results
+
+
+def _follow_run(cfg: RunConfig, dataset: Dataset, evaluator: Evaluator) -> dict[str, Any]:
+    """A rank other than 0: the same seeds and models, trained in step with rank 0, no test, no files."""
+    for seed in cfg.train.seeds:
+        seed_everything(seed)
+        data = dataset.train_data(cfg.data.modalities)
+        model = build_model(cfg.model.name, data, cfg.model.params)
+        Trainer(model, data, cfg.train, evaluator, out_dir=None, seed=seed).fit()
+    return {"run_dir": None, "rank": distributed.current().rank}
 
 
 def label_summary(dataset: Dataset) -> str:
@@ -327,6 +343,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output folder for run directories (default: output_dir of the config)")
     p.add_argument("--tensorboard", metavar="DIR", default=None,
                    help="write TensorBoard logs under DIR (same as --set train.tensorboard=DIR)")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="train with N processes (PyTorch DDP, gloo on CPU; runs torchrun for you). "
+                        "Same as: torchrun --nproc-per-node N -m fusionrec train ...")
     p.set_defaults(func=_cmd_train)
 
     e = subparsers.add_parser("evaluate", help="evaluate a saved model (runs/<run>/model)")
@@ -348,14 +367,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.nproc is not None and args.nproc < 1:
+        raise UserError(f"--nproc {args.nproc} must be at least 1", "fusionrec train", "e.g. --nproc 2")
     if args.model == "auto":
         return _cmd_train_auto(args)
     cfg = run_config_from_args(args, model=args.model, command="fusionrec train")
+    if args.nproc and args.nproc > 1 and distributed.current() is None and "WORLD_SIZE" not in os.environ:
+        import subprocess
+
+        # the checks above ran once here; torchrun starts the ranks, each of which joins the group
+        return subprocess.call(distributed.launch_command(args.nproc, distributed.strip_nproc(sys.argv[1:])))
+    dctx = distributed.init_from_env()
+    if dctx is not None and not dctx.is_main:
+        output.configure(quiet=True)
+        try:
+            run_experiment(cfg)
+        finally:
+            distributed.shutdown()
+        return 0
     if args.out:
         cfg = cfg.model_copy(update={"output_dir": args.out})
     if args.tensorboard:
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"tensorboard": args.tensorboard})})
-    results = run_experiment(cfg, verbose=True)
+    try:
+        results = run_experiment(cfg, verbose=True)
+    finally:
+        distributed.shutdown()
+    if dctx is not None:
+        output.info(f"trained with {dctx.world_size} processes (DDP, {dctx.backend})")
     print(run_summary_text(results))
     # part of the result, even with -q: evaluate and serve need the model folder inside it
     if not output.is_quiet():  # what to look at next (-q keeps the table and the run directory only)

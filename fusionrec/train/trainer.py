@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import pickle
 import random
 import time
 from collections.abc import Sequence
@@ -37,11 +38,13 @@ from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
 from fusionrec.evaluate.pointwise import LOWER_IS_BETTER, POINTWISE_METRICS
 from fusionrec.models.base import RecModel
+from fusionrec.train import distributed
 from fusionrec.train.callbacks import Callback, CallbackList
 from fusionrec.train.progress import EpochProgress
 from fusionrec.train.sampling import make_sampler
 
 CHECKPOINT_NAME = "checkpoint.pt"
+_DAMAGED_FIX = "train again without train.resume (the run starts over from epoch 0), or restore the file from a backup"
 log = logging.getLogger(__name__)
 
 
@@ -100,8 +103,9 @@ class Trainer:
         self.evaluator = evaluator
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.seed = int(seed if seed is not None else (cfg.seeds[0] if cfg.seeds else 0))
-        # on_evaluation / on_epoch_end / on_fit_end hooks (fusionrec.train.callbacks)
-        self.callbacks = CallbackList(callbacks)
+        # on_evaluation / on_epoch_end / on_fit_end hooks (fusionrec.train.callbacks);
+        # under torchrun rank 0 alone logs, calls back and writes checkpoints
+        self.callbacks = CallbackList(callbacks if distributed.is_main() else ())
         self.optimizer: torch.optim.Optimizer | None = None
 
     # ------------------------------------------------------------------ public
@@ -162,8 +166,16 @@ class Trainer:
             "history": [], "best_state": None, "best_valid": {}, "train_seconds": 0.0,
             "eval_seconds": 0.0, "n_evals": 0,
         }
-        if cfg.resume:
+        dctx = distributed.current()
+        if cfg.resume and (dctx is None or dctx.is_main):
             self._load_checkpoint(optimizer, state)
+        if dctx is not None:
+            # torchrun: rank 0 read any checkpoint; every rank starts from its weights and state
+            if cfg.resume:
+                self._receive_start(dctx, optimizer, state)
+            self._loss_fn = distributed.wrap(model, dctx)
+        else:
+            self._loss_fn = model.calculate_loss
 
         total_start = time.perf_counter()
         progress = EpochProgress(model.name, cfg, initial=state["epoch"])
@@ -220,6 +232,8 @@ class Trainer:
         evaluate_now = self.evaluator is not None and (epoch % max(cfg.eval_every, 1) == 0 or epoch == cfg.epochs)
         improved = False
         score = None
+        if evaluate_now and not distributed.is_main():
+            return self._follow_evaluation(epoch, record, state)
         if evaluate_now:
             t1 = time.perf_counter()
             valid = self._validate()
@@ -234,11 +248,13 @@ class Trainer:
                              best_state=_clone_state(self.model))
             else:
                 state["bad_evals"] += 1
+            if distributed.current() is not None:  # the other ranks keep or skip these weights likewise
+                distributed.current().broadcast((improved, score, valid, state["bad_evals"]))
             self.callbacks.on_evaluation(self, epoch, valid, improved)
         state["history"].append(record)
         progress.epoch(record, score, improved)
         self.callbacks.on_epoch_end(self, record)
-        if cfg.checkpoint and self.checkpoint_path is not None:
+        if cfg.checkpoint and self.checkpoint_path is not None and distributed.is_main():
             self._save_checkpoint(optimizer, state)
         return evaluate_now and state["bad_evals"] >= cfg.patience
 
@@ -248,20 +264,50 @@ class Trainer:
         model.pre_epoch()
         # (seed, epoch) -> sampling stream: resume-safe without storing RNG state.
         rng = np.random.default_rng([self.seed, epoch])
+        dctx = distributed.current()
+        loss_fn = getattr(self, "_loss_fn", model.calculate_loss)
         total, n = 0.0, 0
         for batch in sampler.epoch(rng):
+            if dctx is not None:  # every rank drew the same batch; each trains on its slice
+                batch = dctx.shard(batch)
             optimizer.zero_grad(set_to_none=True)
-            loss = model.calculate_loss(batch)
+            loss = loss_fn(batch)
             if loss.dim() != 0:
                 loss = loss.sum()
-            if not torch.isfinite(loss):
+            finite = bool(torch.isfinite(loss))
+            if dctx is not None:  # all ranks stop together, or none does
+                finite = dctx.mean(float(finite)) == 1.0
+            if not finite:
                 return float("nan")
             loss.backward()
             optimizer.step()
             rows = len(next(iter(batch.values())))
             total += float(loss.detach()) * rows
             n += rows
-        return total / max(n, 1)
+        mean = total / max(n, 1)
+        return dctx.mean(mean) if dctx is not None else mean
+
+    # ------------------------------------------------------------------ distributed (torchrun)
+    def _receive_start(self, dctx: distributed.DistContext, optimizer: torch.optim.Optimizer,
+                       state: dict[str, Any]) -> None:
+        """Rank 0's resumed weights, optimizer moments and progress, on every rank."""
+        sent = dctx.broadcast((self.model.state_dict(), optimizer.state_dict(), state) if dctx.is_main else None)
+        if not dctx.is_main:
+            model_state, optim_state, main_state = sent
+            self.model.load_state_dict(model_state)
+            optimizer.load_state_dict(optim_state)
+            state.update(main_state)
+
+    def _follow_evaluation(self, epoch: int, record: dict[str, Any], state: dict[str, Any]) -> bool:
+        """A rank other than 0 at an evaluation: take rank 0's verdict; True when training stops."""
+        improved, score, valid, bad_evals = distributed.current().broadcast(None)
+        state["n_evals"] += 1
+        state["bad_evals"] = bad_evals
+        record["valid"] = valid
+        if improved:
+            state.update(best_score=score, best_epoch=epoch, best_valid=valid, best_state=_clone_state(self.model))
+        state["history"].append(record)
+        return state["bad_evals"] >= self.cfg.patience
 
     def _validate(self) -> dict[str, float]:
         self.model.eval()
@@ -320,13 +366,28 @@ class Trainer:
 
     def _load_checkpoint(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
         path = self.checkpoint_path
+        partial = path.with_suffix(".tmp") if path is not None else None
+        if path is not None and not path.is_file() and partial.is_file():
+            # killed while the first checkpoint was written: no epoch was saved, so resuming means epoch 0
+            partial.unlink()
+            output.info(f"[{self.model.name}] {partial} was left by an interrupted save (no complete "
+                        "checkpoint yet); removed it, training this seed from epoch 0")
+            return
         if path is None or not path.is_file():
             raise UserError(
                 "train.resume is set but there is no checkpoint to resume from",
                 str(path) if path is not None else "Trainer(out_dir=None)",
-                "run once with train.checkpoint=true (and the same output dir), or drop train.resume",
+                "train once without train.resume (a checkpoint is written after every epoch while "
+                "train.checkpoint is true, the default); train.resume then continues that run",
             )
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+            raise UserError(f"the checkpoint is damaged and cannot be resumed ({str(err)[:120]})", str(path),
+                            _DAMAGED_FIX) from None
+        if not isinstance(payload, dict) or not {"model", "optimizer", "epoch"} <= set(payload):
+            raise UserError("the checkpoint is damaged and cannot be resumed (not a training checkpoint)",
+                            str(path), _DAMAGED_FIX)
         if payload.get("model_name") != self.model.name:
             raise UserError(
                 f"checkpoint is for model {payload.get('model_name')!r}, not {self.model.name!r}",

@@ -1,0 +1,188 @@
+"""Data-parallel training with PyTorch DDP: several processes, one model, the same result.
+
+Started by ``torchrun --nproc-per-node N -m fusionrec train ...`` (or ``fusionrec train
+--nproc N``, which runs torchrun for you). Each process (rank) builds the same data and
+model from the same seeds; then, per training step:
+
+* every rank draws the *same* seeded batch and keeps its own contiguous slice of it
+  (:meth:`DistContext.shard`), so the ranks together see each batch exactly once;
+* the model runs under :class:`torch.nn.parallel.DistributedDataParallel`, which
+  averages the gradients over the ranks during ``backward``: with equal slices that
+  is the gradient of the whole batch, so N processes follow the single-process run up
+  to floating-point order (the test checks the metrics agree);
+* models whose loss compares a row with the other rows of its batch (in-batch
+  negatives) gather the other ranks' rows with :func:`gather_rows`, so the negatives
+  of a distributed step are those of the whole batch;
+* validation, checkpoints, callbacks, the test split and every file are rank 0's; the
+  decision to keep a checkpoint or stop early is broadcast so the ranks stay in step;
+  on resume rank 0 reads the checkpoint and sends it to the others.
+
+The backend is gloo on CPU and nccl when CUDA is available. Without the torchrun
+environment (``WORLD_SIZE`` unset or 1) nothing here is active.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in a distributed run."""
+
+    rank: int
+    world_size: int
+    backend: str
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """This rank's contiguous slice of every tensor that has the batch's row count.
+
+        A batch with fewer rows than ranks is used whole by every rank (the averaged
+        gradient is then that batch's gradient), so no rank ever has an empty step.
+        """
+        rows = len(next(iter(batch.values())))
+        if rows < self.world_size:
+            return batch
+        bounds = np.linspace(0, rows, self.world_size + 1).round().astype(int)
+        lo, hi = int(bounds[self.rank]), int(bounds[self.rank + 1])
+        return {k: (v[lo:hi] if torch.is_tensor(v) and v.dim() > 0 and len(v) == rows else v)
+                for k, v in batch.items()}
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank (picklable objects: decisions, state dicts)."""
+        import torch.distributed as dist
+
+        box = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def mean(self, value: float) -> float:
+        """The mean of ``value`` over the ranks."""
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)], dtype=torch.float64)
+        dist.all_reduce(t)
+        return float(t.item()) / self.world_size
+
+    def barrier(self) -> None:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+_CONTEXT: DistContext | None = None
+
+
+def init_from_env() -> DistContext | None:
+    """Join the process group torchrun describes (``RANK``/``WORLD_SIZE``/``MASTER_ADDR``); None when alone."""
+    global _CONTEXT
+    if _CONTEXT is not None:
+        return _CONTEXT
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return None
+    import torch.distributed as dist
+
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    _CONTEXT = DistContext(dist.get_rank(), dist.get_world_size(), backend)
+    # the ranks share the machine's cores instead of each taking all of them
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(max(1, cores // _CONTEXT.world_size))
+    return _CONTEXT
+
+
+def current() -> DistContext | None:
+    """The context of this process once :func:`init_from_env` joined a group, else None."""
+    return _CONTEXT
+
+
+def is_main() -> bool:
+    """True on rank 0 and in any single-process run."""
+    return _CONTEXT is None or _CONTEXT.is_main
+
+
+def shutdown() -> None:
+    """Leave the process group (end of a distributed command)."""
+    global _CONTEXT
+    if _CONTEXT is not None:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        _CONTEXT = None
+
+
+def gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """``x`` of every rank stacked along dim 0 (gradients flow back to each rank's rows).
+
+    Identity in a single process. Models use it for in-batch negatives, so a
+    distributed step scores each row against the whole batch, as one process would.
+    Every rank's ``x`` must have the same shape beyond dim 0.
+    """
+    ctx = _CONTEXT
+    if ctx is None:
+        return x
+    import torch.distributed as dist
+    import torch.distributed.nn.functional as dist_fn
+
+    sizes = [torch.zeros(1, dtype=torch.long) for _ in range(ctx.world_size)]
+    dist.all_gather(sizes, torch.tensor([x.shape[0]], dtype=torch.long))
+    longest = int(max(s.item() for s in sizes))
+    padded = x if x.shape[0] == longest else torch.cat([x, x.new_zeros(longest - x.shape[0], *x.shape[1:])])
+    parts = dist_fn.all_gather(padded)
+    return torch.cat([p[: int(n.item())] for p, n in zip(parts, sizes)])
+
+
+class LossModule(nn.Module):
+    """``forward(batch) = model.calculate_loss(batch)``: what DDP wraps (it syncs gradients in forward/backward)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model.calculate_loss(batch)
+
+
+def wrap(model: nn.Module, ctx: DistContext) -> nn.Module:
+    """The model's loss under DistributedDataParallel (parameters broadcast from rank 0)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    # static graph: the set of parameters a loss uses is the same every step (some models leave a
+    # head or a branch out), so DDP learns it once instead of searching the graph at every step
+    return DistributedDataParallel(LossModule(model), static_graph=True)
+
+
+def launch_command(nproc: int, argv: list[str]) -> list[str]:
+    """The torchrun command line that reruns ``fusionrec <argv>`` with ``nproc`` processes on this machine."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={int(nproc)}",
+            "-m", "fusionrec", *argv]
+
+
+def strip_nproc(argv: list[str]) -> list[str]:
+    """``argv`` without ``--nproc N`` / ``--nproc=N`` (the relaunched ranks must not relaunch)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--nproc":
+            skip = True
+            continue
+        if arg.startswith("--nproc="):
+            continue
+        out.append(arg)
+    return out
