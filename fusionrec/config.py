@@ -151,6 +151,10 @@ class EvalConfig(_Section):
     new_user_events: list[int] = Field(default_factory=list, description=(
         "user cold start (data.split.method: user_cold_start): also report the test users' metrics when "
         "their first N events are given, for each N, e.g. [0, 1, 3] (0 = attributes alone)"))
+    max_users: int = Field(0, ge=0, description=(
+        "rank all items for a seeded random sample of at most this many users per split (0 = every user); "
+        "for catalogues with millions of users. The sample size is reported as n_users, the split's users "
+        "as n_users_total"))
 
 
 class RunConfig(_Section):

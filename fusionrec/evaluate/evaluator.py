@@ -79,6 +79,8 @@ from fusionrec.evaluate.rating import (
 PROTOCOLS = ("full", "mmrec")
 CANDIDATES = ("all", "test_items")
 EVAL_SPLITS = ("valid", "test")
+# seeds the user sample of eval.max_users (fixed: every run and model sees the same users)
+EVAL_SAMPLE_SEED = 20240517
 
 ScoreFn = Callable[[np.ndarray], np.ndarray | torch.Tensor]
 
@@ -150,6 +152,7 @@ class Evaluator:
         device: str | torch.device = "cpu",
         beyond_accuracy_splits: Sequence[str] = EVAL_SPLITS,
         pointwise_negatives: int = 1,
+        max_users: int = 0,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise UserError(f"unknown evaluation protocol {protocol!r}", where="eval.protocol",
@@ -171,6 +174,11 @@ class Evaluator:
         self.protocol = protocol
         self.metrics = canonical_metrics(metrics)
         self.batch_users = int(batch_users)
+        if isinstance(max_users, bool) or not isinstance(max_users, (int, np.integer)) or max_users < 0:
+            raise UserError(f"max_users={max_users!r} is not a non-negative integer", where="eval.max_users",
+                            fix="use 0 (every user) or a sample size such as 100000")
+        # a seeded sample of users per split (0 = all): the same users at every validation
+        self.max_users = int(max_users)
         self.candidates = candidates
         self.beyond_accuracy = bool(beyond_accuracy)
         bad = [x for x in beyond_accuracy_splits if x not in EVAL_SPLITS]
@@ -191,6 +199,7 @@ class Evaluator:
         }
         self.item_popularity = np.asarray(self._positives["train"].sum(axis=0)).ravel().astype(np.float64)
         self._cache: dict[str, _SplitTruth] = {}
+        self._n_users_total: dict[str, int] = {}
         self.pointwise_negatives = int(pointwise_negatives)
         self._pointwise: dict[str, PointwiseRows] = {}
         self._ratings: dict[str, RatingRows] = {}
@@ -216,7 +225,7 @@ class Evaluator:
         kwargs = {
             "ks": tuple(cfg.ks), "protocol": cfg.protocol, "metrics": tuple(cfg.metrics),
             "batch_users": cfg.batch_users, "candidates": cfg.candidates, "beyond_accuracy": cfg.beyond_accuracy,
-            "beyond_accuracy_splits": ("test",),
+            "beyond_accuracy_splits": ("test",), "max_users": getattr(cfg, "max_users", 0),
         }
         kwargs.update(overrides)
         evaluator = cls(dataset, **kwargs)
@@ -276,6 +285,10 @@ class Evaluator:
             truth_full.eliminate_zeros()
         n_pos_all = np.diff(truth_full.indptr)
         users = np.flatnonzero(n_pos_all > 0).astype(np.int64)
+        self._n_users_total[split] = len(users)
+        if 0 < self.max_users < len(users):
+            rng = np.random.default_rng([EVAL_SAMPLE_SEED, EVAL_SPLITS.index(split)])
+            users = np.sort(rng.choice(users, size=self.max_users, replace=False))
         truth = truth_full[users]
         mask = mask_full[users]
         candidates = non_candidates_t = None
@@ -497,6 +510,8 @@ class Evaluator:
         if supports_ratings(model_or_fn):
             result.update(evaluate_ratings(model_or_fn, self.rating_rows(split)))
         result["n_users"] = float(n)
+        if self.max_users:
+            result["n_users_total"] = float(self._n_users_total[split])
         self.last_seconds = time.perf_counter() - start
         frame = None
         if per_user:

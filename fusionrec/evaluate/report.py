@@ -27,7 +27,7 @@ from fusionrec.evaluate.metrics import LOWER_IS_BETTER
 Cell = float | int | tuple | list | None
 
 # keys that describe a run rather than measure it; kept out of metric columns by default
-NON_METRIC_KEYS = ("n_users", "n", "seed", "best_epoch", "seconds", "total_seconds", "seconds_per_epoch")
+NON_METRIC_KEYS = ("n_users", "n_users_total", "n", "seed", "best_epoch", "seconds", "total_seconds", "seconds_per_epoch")
 
 
 class MeanStd(tuple):

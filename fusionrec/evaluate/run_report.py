@@ -29,7 +29,7 @@ SUMMARY_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 # multi-task ranker, MAE / RMSE of a rating model
 _EXTRA_METRICS = (*POINTWISE_METRICS, "auc_click", "logloss_click", "auc_conversion", "logloss_conversion",
                   "auc_cvr", "rmse", "mae")
-_ROW_INFO_KEYS = ("n_users",)
+_ROW_INFO_KEYS = ("n_users", "n_users_total")
 
 
 def mean_std_block(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
@@ -81,7 +81,9 @@ def evaluation_summary_text(name: str, split: str, metrics: Mapping[str, float],
     text = format_table({f"{name} ({split})": shown}, fmt="text")
     users = metrics.get("n_users")
     if users is not None:
-        text += f"\n{int(users)} users evaluated on {split}"
+        total = metrics.get("n_users_total")
+        sample = f" (a seeded sample of {int(total)}: eval.max_users)" if total is not None else ""
+        text += f"\n{int(users)} users evaluated on {split}{sample}"
     if pointwise:
         text += f"\nAUC / log loss on {split}: {pointwise}"
     return text

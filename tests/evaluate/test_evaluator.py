@@ -319,3 +319,27 @@ def test_from_config_limits_beyond_accuracy_to_test(ds: Dataset) -> None:
     valid, test = ev.evaluate_scores(score_fn, "valid"), ev.evaluate_scores(score_fn, "test")
     assert "coverage@3" not in valid and "coverage@3" in test and "novelty@3" in test
     assert set(valid) == {"recall@1", "recall@3", "ndcg@1", "ndcg@3", "n_users"}
+
+
+def test_max_users_ranks_all_items_for_a_seeded_sample_of_users():
+    from fusionrec.data.synthetic import make_synthetic_dataset
+    from fusionrec.data.split import random_split
+    from fusionrec.models.popularity import Popularity
+
+    ds = random_split(make_synthetic_dataset(n_items=600, seed=5), (0.8, 0.1, 0.1), seed=1)
+    model = Popularity(ds.train_data())
+    model.fit(ds.train_data())
+    full = Evaluator(ds, ks=(20,))
+    sampled = Evaluator(ds, ks=(20,), max_users=50)
+    res_full, res = full.evaluate(model, "test"), sampled.evaluate(model, "test")
+    assert res["n_users"] == 50 and res["n_users_total"] == res_full["n_users"] > 50
+    assert "n_users_total" not in res_full
+    # the same users every time, and a subset of the full set
+    again = Evaluator(ds, ks=(20,), max_users=50)
+    assert np.array_equal(again.eval_users("test"), sampled.eval_users("test"))
+    assert set(sampled.eval_users("test")) <= set(full.eval_users("test"))
+    per_user = full.evaluate_per_user(model, "test").set_index("user")
+    expect = per_user.loc[sampled.eval_users("test"), "recall@20"].mean()
+    assert abs(res["recall@20"] - expect) < 1e-9
+    with pytest.raises(UserError, match="max_users"):
+        Evaluator(ds, max_users=-1)
