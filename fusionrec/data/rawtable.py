@@ -65,11 +65,20 @@ class RawTable:
             return []
         sub = self.frame.iloc[rows].astype(object)
         sub = sub.where(sub.notna(), "")
-        parts = [sub[c].astype(str).to_numpy() for c in sub.columns]
+        parts = [_as_text(sub[c]) for c in sub.columns]
         out = parts[0].astype(object)
         for p in parts[1:]:
             out = out + self.delimiter + p.astype(object)
         return list(out)
+
+
+def _as_text(values: pd.Series) -> np.ndarray:
+    """Cells as text; bytes that are not UTF-8 (or other odd objects) are shown, never raised on."""
+    try:
+        return values.astype(str).to_numpy()
+    except (UnicodeDecodeError, TypeError, ValueError):
+        return values.map(lambda v: v.decode("utf-8", errors="replace") if isinstance(v, bytes) else repr(v)
+                          if not isinstance(v, str) else v).to_numpy()
 
 
 def missing_file(path: Path, what: str) -> UserError:
@@ -264,11 +273,34 @@ def _read_parquet(path: Path) -> RawTable:
 
     try:
         table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise UserError(f"cannot read Parquet file: {err}", str(path),
+    except (pa.ArrowException, OSError) as err:
+        raise UserError(f"cannot read Parquet file: {str(err)[:300]}", str(path),
                         "check that the file is a complete Parquet file (not truncated, not CSV renamed)") from None
-    frame = table.to_pandas()
+    names = table.column_names
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise UserError(f"duplicate column names {dup}", str(path), "give every column a distinct name")
+    # the pandas metadata stored in a file may disagree with its columns (an edited file): the columns count
+    table = pa.table({name: _plain_column(col) for name, col in zip(names, table.columns)})
+    try:
+        frame = table.to_pandas()
+    except (pa.ArrowException, ValueError, TypeError, OverflowError) as err:
+        raise UserError(f"cannot convert the Parquet columns: {str(err)[:300]}", str(path),
+                        "store ids, ratings and timestamps as plain numbers or strings") from None
     return RawTable(path, frame, np.arange(1, len(frame) + 1, dtype=np.int64), "row", delimiter=",")
+
+
+def _plain_column(col: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """Text for what validation cannot read natively: raw bytes (decoded), nested values (as JSON)."""
+    typ = col.type
+    if pa.types.is_dictionary(typ):
+        return _plain_column(col.cast(typ.value_type))
+    if pa.types.is_binary(typ) or pa.types.is_large_binary(typ) or pa.types.is_fixed_size_binary(typ):
+        return pa.array([None if v is None else v.decode("utf-8", errors="replace") for v in col.to_pylist()],
+                        pa.string())
+    if pa.types.is_nested(typ):
+        return pa.array([None if v is None else json.dumps(v, default=str) for v in col.to_pylist()], pa.string())
+    return col
 
 
 def _read_jsonl(path: Path) -> RawTable:

@@ -141,7 +141,7 @@ def test_item_table_with_many_columns_is_linear(tmp_path: Path) -> None:
     for n in (500, 2000):
         folder = make(n)
         start = time.process_time()  # CPU time: the shared test machine's load does not count
-        ds, report = validate_path(folder)
+        ds, _ = validate_path(folder)
         timings[n] = time.process_time() - start
         assert ds is not None and ds.items.shape[1] >= n
     # 4x the columns: linear work takes ~4x, the old per-column insert took ~15x

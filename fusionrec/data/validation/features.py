@@ -102,7 +102,8 @@ def make_modality(check: Checker, spec: Any, feats: np.ndarray, item_ids: np.nda
             fix="regenerate the features for the current item list, or give data.features."
                 f"{spec.name}.ids a file listing the item id of every row"))
         return None
-    as32 = np.asarray(feats, dtype=np.float32)  # float64 -> float32 may overflow to inf: check after the cast
+    with np.errstate(over="ignore"):  # float64 -> float32 may overflow to inf: reported just below
+        as32 = np.asarray(feats, dtype=np.float32)
     finite = np.isfinite(as32).all(axis=1)
     bad_rows = np.flatnonzero(~finite & present)
     if len(bad_rows):
