@@ -111,6 +111,21 @@ def load_state(model_dir: str | Path, cfg: ServeConfig, store: EventStore, versi
                               model_dir=str(model_dir))
 
 
+def open_store(path: str | Path) -> EventStore:
+    """The event store, or a UserError when the file is not an SQLite database (damaged, or another file)."""
+    import sqlite3
+
+    try:
+        return EventStore(path)
+    except sqlite3.OperationalError as err:  # a folder that does not exist, no permission
+        raise UserError(f"the service's event database cannot be opened: {err}", str(path),
+                        "check that its folder exists and is writable (--db PATH chooses another file)") from None
+    except sqlite3.DatabaseError as err:  # not a database (damaged, or some other file)
+        raise UserError(f"the service's event database cannot be read: {err}", str(path),
+                        "restore it from a backup, or move it away to start with an empty store "
+                        "(stored events and posted items are then lost)") from None
+
+
 def load_service(model_dir: str | Path, cfg: ServeConfig, encoder: ContentEncoder | None | str = "auto",
                  retrain: bool = True) -> RecService:
     """A ready :class:`RecService` for the saved model in ``model_dir``."""
@@ -118,7 +133,10 @@ def load_service(model_dir: str | Path, cfg: ServeConfig, encoder: ContentEncode
     if not (model_dir / "model.yaml").is_file():
         raise UserError(f"{model_dir} is not a saved fusionrec model (no model.yaml)", "--model",
                         "pass the model/ folder written by `fusionrec train`, e.g. runs/<run>/model")
-    store = EventStore(cfg.db_path or model_dir / "serve.sqlite3")
+    from fusionrec.models.io import check_model_folder
+
+    check_model_folder(model_dir)  # a damaged folder is one located message, before anything reads it
+    store = open_store(cfg.db_path or model_dir / "serve.sqlite3")
     # --model is served as given unless use_retrained asks for its latest retrained version
     served_dir, version_name, versions, base, newer = choose_version(model_dir, cfg, store)
     state = load_state(served_dir, cfg, store)
