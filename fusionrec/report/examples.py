@@ -61,12 +61,12 @@ def user_examples(loaded: Any, evaluator: Any, user_ids: list[str], thumb: int =
     if not rows:
         return []
     titles = item_titles(dataset.items, list(dataset.item_ids))
-    paths = image_paths(dataset.items, dataset.root)
     cache: dict[int, str | None] = {}
 
     def card(item: int, hit: bool = False, score: float | None = None) -> ItemCard:
         if item not in cache:
-            cache[item] = thumbnail_data_uri(paths[item], thumb) if paths else None
+            path = image_paths(dataset.items, dataset.root, [item])
+            cache[item] = thumbnail_data_uri(path[0], thumb) if path else None
         return ItemCard(str(dataset.item_ids[item]), titles[item], cache[item], hit, score)
 
     top, scores = evaluator.topk(loaded.model, np.asarray(rows), TOP_N, split="test", return_scores=True)

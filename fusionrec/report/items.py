@@ -60,8 +60,10 @@ def item_categories(items: pd.DataFrame | None, column: str | None) -> list[str]
     return [str(v) if _present(v) else "?" for v in items[column].tolist()]
 
 
-def image_paths(items: pd.DataFrame | None, root: str | Path | None) -> list[Path | None]:
-    """Absolute image path of each item (None when it has none); empty when the table has no image column."""
+def image_paths(items: pd.DataFrame | None, root: str | Path | None,
+                rows: list[int] | np.ndarray | None = None) -> list[Path | None]:
+    """Absolute image path of each item (of ``rows`` only, in that order, when given; None when it has
+    none); empty when the table has no image column."""
     from fusionrec.encoders.base import resolve_path
     from fusionrec.encoders.image import find_image_column
 
@@ -72,8 +74,11 @@ def image_paths(items: pd.DataFrame | None, root: str | Path | None) -> list[Pat
     except (UserError, KeyError, ValueError):
         return []  # no image column: the data has no pictures
     base = Path(root) if root is not None else None
+    values = items[col].tolist()
+    if rows is not None:
+        values = [values[int(r)] for r in rows]  # a large catalogue: look up only what is shown
     out: list[Path | None] = []
-    for value in items[col].tolist():
+    for value in values:
         path = resolve_path(value, base)
         out.append(path if path is not None and path.is_file() else None)
     return out

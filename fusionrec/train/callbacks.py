@@ -82,7 +82,7 @@ def _scalar_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     """The metrics worth a curve: finite numbers, without the evaluated-user count."""
     out = {}
     for key, value in metrics.items():
-        if key == "n_users" or value is None:
+        if key in ("n_users", "n_users_total") or value is None:
             continue
         value = float(value)
         if np.isfinite(value):
@@ -97,12 +97,13 @@ class TensorBoardCallback(Callback):
     Scalars per epoch: ``train/loss``, ``train/lr``, ``time/seconds_per_epoch`` and
     ``valid/<metric>`` (``valid/recall@20``...); at the end the item vectors of the chosen model
     (``model.item_embeddings()``) go to the embedding projector, labelled with ``item_labels``
-    (title, category columns) and ``thumbnails`` (``[N, 3, H, W]`` in [0, 1]) when given.
-    Needs the ``tensorboard`` package (``pip install 'fusionrec[track]'``).
+    (column name -> one text per item: title, category) and with thumbnails of ``image_paths``
+    (one path or None per item) as the sprite. Needs the ``tensorboard`` package
+    (``pip install 'fusionrec[track]'``).
     """
 
     def __init__(self, log_dir: str | Path, item_labels: Mapping[str, list[str]] | None = None,
-                 thumbnails: np.ndarray | None = None, max_items: int = PROJECTOR_MAX_ITEMS) -> None:
+                 image_paths: list[Path | None] | None = None, max_items: int = PROJECTOR_MAX_ITEMS) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as err:  # torch's writer needs the tensorboard package
@@ -112,7 +113,7 @@ class TensorBoardCallback(Callback):
         self.log_dir = Path(log_dir)
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
         self.item_labels = dict(item_labels or {})
-        self.thumbnails = thumbnails
+        self.image_paths = image_paths
         self.max_items = int(max_items)
 
     def on_evaluation(self, trainer: Trainer, epoch: int, metrics: Mapping[str, float], improved: bool) -> None:
@@ -152,10 +153,13 @@ class TensorBoardCallback(Callback):
             if len(header) == 1:
                 metadata = [m[0] for m in metadata]
         label_img = None
-        if self.thumbnails is not None and len(self.thumbnails) == len(mat):
+        if self.image_paths and len(self.image_paths) == len(mat):
             import torch
 
-            label_img = torch.from_numpy(self.thumbnails[rows])
+            from fusionrec.report.items import thumbnail_tensor
+
+            # thumbnails of the projected items only: a large catalogue is sampled above
+            label_img = torch.from_numpy(thumbnail_tensor([self.image_paths[r] for r in rows], PROJECTOR_THUMB))
         self.writer.add_embedding(mat[rows], metadata=metadata, label_img=label_img, global_step=step,
                                   tag="items", metadata_header=header if len(header) > 1 else None)
 
@@ -224,14 +228,13 @@ def mlflow_key(metric: str) -> str:
 
 
 # ---------------------------------------------------------------------- from a run config
-def projector_labels(dataset: Dataset) -> tuple[dict[str, list[str]], np.ndarray | None]:
-    """Labels (title and, when the data has one, a category) and thumbnails of every item."""
+def projector_labels(dataset: Dataset) -> tuple[dict[str, list[str]], list[Path | None] | None]:
+    """Labels (title and, when the data has one, a category) and image paths of every item."""
     from fusionrec.report.items import (
         category_column,
         image_paths,
         item_categories,
         item_titles,
-        thumbnail_tensor,
     )
 
     labels = {"title": item_titles(dataset.items, list(dataset.item_ids))}
@@ -239,10 +242,7 @@ def projector_labels(dataset: Dataset) -> tuple[dict[str, list[str]], np.ndarray
     if column is not None:
         labels[column] = item_categories(dataset.items, column)
     paths = image_paths(dataset.items, dataset.root)
-    thumbs = None
-    if paths and any(p is not None for p in paths):
-        thumbs = thumbnail_tensor(paths, PROJECTOR_THUMB)
-    return labels, thumbs
+    return labels, (paths if any(p is not None for p in paths) else None)
 
 
 def callbacks_for_run(cfg: Any, dataset: Dataset, run_dir: str | Path, seed: int) -> list[Callback]:
@@ -256,8 +256,8 @@ def callbacks_for_run(cfg: Any, dataset: Dataset, run_dir: str | Path, seed: int
     tb_dir = getattr(cfg.train, "tensorboard", None)
     if tb_dir:
         t0 = time.perf_counter()
-        labels, thumbs = projector_labels(dataset)
-        callbacks.append(TensorBoardCallback(Path(tb_dir) / run_name / f"seed{seed}", labels, thumbs))
+        labels, paths = projector_labels(dataset)
+        callbacks.append(TensorBoardCallback(Path(tb_dir) / run_name / f"seed{seed}", labels, paths))
         from fusionrec import output
 
         output.detail(f"tensorboard: {Path(tb_dir) / run_name / f'seed{seed}'} "

@@ -142,3 +142,28 @@ def test_mlflow_tracking(tmp_path):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2, 3]
     assert len(client.get_metric_history(run.info.run_id, "valid_recall_at_20")) == 3
     assert run.data.params["model"] == "bpr"
+
+
+def test_projector_samples_a_large_catalogue(tmp_path):
+    import torch
+    from PIL import Image
+
+    class Model:
+        def item_embeddings(self):
+            return torch.randn(50, 4)
+
+    class FakeTrainer:
+        model = Model()
+
+    Image.new("RGB", (40, 20), (200, 10, 10)).save(tmp_path / "a.png")
+    paths = [tmp_path / "a.png" if i % 2 else None for i in range(50)]
+    labels = {"title": [f"item {i}\twith a tab" for i in range(50)], "category": ["x", "y"] * 25}
+    cb = TensorBoardCallback(tmp_path / "tb", labels, paths, max_items=10)
+    cb._add_projector(FakeTrainer(), step=3)
+    cb.writer.close()
+    (meta,) = list((tmp_path / "tb").glob("*/items/metadata.tsv"))
+    header, *rows = meta.read_text().splitlines()
+    assert header == "title\tcategory" and len(rows) == 10
+    assert all(len(r.split("\t")) == 2 for r in rows)  # the tab inside a title does not shift columns
+    (sprite,) = list((tmp_path / "tb").glob("*/items/sprite.png"))
+    assert Image.open(sprite).size == (4 * 32, 4 * 32)  # 10 thumbnails on a 4 x 4 grid of 32 px tiles
