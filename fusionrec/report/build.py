@@ -195,9 +195,9 @@ def ablation_section(report: Report) -> Section:
         labels = [v.label for v in variants]
         metrics = [m for m in ("recall@20", "ndcg@20") if any(m in v.results.get("test", {}) for v in variants)]
         values = {m: [_ms(v.results.get("test", {}).get(m)) for v in variants] for m in metrics}
-        if metrics:
-            sec.image(plots.ablation_bars(labels, values), f"ablation {name}")
         best = best_on_valid(variants)
+        if metrics:
+            sec.image(plots.ablation_bars(labels, values, variants.index(best)), f"ablation {name}")
         head = "".join(f"<th>test {m}</th>" for m in metrics)
         rows = []
         for v in variants:

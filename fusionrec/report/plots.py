@@ -159,17 +159,18 @@ def beyond_bars(per_run: Mapping[str, Mapping[str, Sequence[float]]]) -> str | N
     return to_data_uri(fig)
 
 
-def ablation_bars(labels: Sequence[str], values: Mapping[str, Sequence[tuple[float, float]]]) -> str:
-    """Horizontal bars per variant with ± std error bars, one panel per metric."""
+def ablation_bars(labels: Sequence[str], values: Mapping[str, Sequence[tuple[float, float]]],
+                  chosen: int | None = None) -> str:
+    """Horizontal bars per variant with ± std error bars, one panel per metric; the variant
+    ``chosen`` on the validation split (never on these test numbers) is drawn in another colour."""
     fig = _figure(4.0 * len(values) + 2.5, 0.45 * len(labels) + 1.2)
     axes = np.atleast_1d(fig.subplots(1, len(values), sharey=True))
     y = np.arange(len(labels))
     for ax, (metric, stats) in zip(axes, values.items()):
         means = [np.nan_to_num(m) for m, _ in stats]
-        best = int(np.argmax(means)) if means else -1
-        colours = [_colour(3) if i == best else _colour(0) for i in range(len(labels))]
+        colours = [_colour(3) if i == chosen else _colour(0) for i in range(len(labels))]
         ax.barh(y, means, xerr=[s for _, s in stats], capsize=3, color=colours)
-        ax.set_title(f"test {metric}", fontsize=10)
+        ax.set_title(f"test {metric}" + (" (red: best on valid)" if chosen is not None else ""), fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, list(labels), fontsize=8)
     axes[0].invert_yaxis()
