@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 "$PY" -m pip install --quiet "torch==2.13.0"
-"$PY" -m pip install --quiet -e ".[test,track,dist]"   # track: tensorboard (tests read its events back); dist: Ray
+"$PY" -m pip install --quiet -e ".[test,track,dist,finetune]"   # track: tensorboard (tests read its events back); dist: Ray
 "$PY" -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"

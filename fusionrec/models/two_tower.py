@@ -55,6 +55,7 @@ from torch import nn
 from fusionrec.align import Aligner, ModalityProjector
 from fusionrec.align.aligner import ALIGN_METHODS
 from fusionrec.data.dataset import TrainData
+from fusionrec.encoders.finetune.params import TextTuneParams
 from fusionrec.errors import UserError
 from fusionrec.fuse import (
     ScoreFusion,
@@ -141,6 +142,8 @@ class TwoTower(NewUserMixin, RecModel):
         item_bias: bool = Field(False, description="a learned score bias per item (a popularity prior, what a "
                                                    "user with little signal falls back on); items without "
                                                    "training events get the mean bias")
+        text_tuning: TextTuneParams = Field(default_factory=TextTuneParams, description=(
+            "fine-tune the text encoder with this model's loss (full / lora / side_adapter; docs/guide/finetune.md)"))
 
         @model_validator(mode="after")
         def _towers_not_empty(self) -> TwoTower.Params:
@@ -208,6 +211,10 @@ class TwoTower(NewUserMixin, RecModel):
                                            n_heads=hp.joint_heads)
             self.aligner = Aligner(align, names, d, temperature=hp.align_temperature,
                                    with_id=hp.align_id and self.use_id, n_tokens=hp.align_tokens)
+            # a fine-tuned text encoder (text_tuning.mode != frozen) replaces the stored text features
+            from fusionrec.encoders.finetune.tower import build_text_tower
+
+            self.text_tower = build_text_tower(data, hp.text_tuning, hp.feature_norm, self.name)
 
     def _init_user_tower(self, data: TrainData) -> None:
         d = self.dim
@@ -273,6 +280,8 @@ class TwoTower(NewUserMixin, RecModel):
             feats, masks = self.inputs.all_features(), self.inputs.all_masks()
         else:
             feats, masks = self.inputs.gather(items)
+        if getattr(self, "text_tower", None) is not None:  # a fine-tuned text encoder replaces stored features
+            feats = self.text_tower.replace(feats, items, self.hp.text_tuning.modality, training)
         views = self.projector(feats)
         masks = modality_dropout(masks, self.modality_dropout, training)
         if self.blocks:
@@ -441,6 +450,8 @@ class TwoTower(NewUserMixin, RecModel):
     # ------------------------------------------------------------------ contract
     def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         users, pos = batch["user"], batch["pos_item"]
+        if getattr(self, "text_tower", None) is not None:
+            self.text_tower.focus(pos)  # the batch's items get re-encoded with gradient
         item_vecs, extras = self._item_vectors(training=True)
         u = self._user_vectors(users, item_vecs, exclude=pos)
         if self.loss_name == "softmax":

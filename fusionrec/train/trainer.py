@@ -439,12 +439,23 @@ def make_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float =
     """
     fusable = all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64) and p.layout == torch.strided
                   for p in params)
+    groups = _lr_groups(params, lr)
     if fusable:
         try:
-            return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+            return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, fused=True)
         except (RuntimeError, TypeError, ValueError):  # older torch without CPU fused Adam
             pass
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+
+
+def _lr_groups(params: list[torch.nn.Parameter], lr: float) -> list[Any]:
+    """One param group per ``p.lr_scale`` (set by e.g. a fine-tuned text tower: a smaller learning rate for
+    pretrained weights); the plain list when no parameter has one, so checkpoints keep their layout."""
+    scales = [float(getattr(p, "lr_scale", 1.0)) for p in params]
+    if all(s == 1.0 for s in scales):
+        return list(params)
+    return [{"params": [p for p, s in zip(params, scales) if s == scale], "lr": lr * scale}
+            for scale in dict.fromkeys(scales)]
 
 
 def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
