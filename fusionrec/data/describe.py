@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pyarrow import ArrowException
 
 from fusionrec.data.media import discover_pattern
 from fusionrec.data.readers import guess_format
@@ -142,30 +143,46 @@ def read_sample(path: Path, rows: int) -> pd.DataFrame:
     fmt = guess_format(path)
     try:
         if fmt == "parquet":
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
+            from fusionrec.data.rawtable import parquet_frame
+
             batch = next(pq.ParquetFile(path).iter_batches(batch_size=rows), None)
-            frame = batch.to_pandas() if batch is not None else pd.DataFrame()
+            frame = parquet_frame(pa.Table.from_batches([batch]), path) if batch is not None else pd.DataFrame()
             return frame.astype("string").astype(object).where(frame.notna(), None)
         if fmt == "jsonl":
             records = []
             with open(path, encoding="utf-8", errors="replace") as fh:
                 for line in fh:
-                    if line.strip():
-                        records.append(json.loads(line))
+                    record = _json_object(line)
+                    if record is not None:  # broken lines are the validator's to report, with their numbers
+                        records.append(record)
                     if len(records) >= rows:
                         break
-            return pd.DataFrame.from_records(records).astype("string").astype(object)
+            frame = pd.DataFrame.from_records(records)
+            frame.columns = [str(c) for c in frame.columns]
+            return frame.astype("string").astype(object)
         with open(path, encoding="utf-8", errors="replace") as fh:
             first = fh.readline()
         sep = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz", ".inter", ".item", ".user")) else \
             max((",", ";", "\t", "|"), key=first.count)
         return pd.read_csv(path, sep=sep, dtype=str, nrows=rows, keep_default_na=False, na_values=[""],
                            encoding_errors="replace", on_bad_lines="skip")
-    except (ValueError, OSError, StopIteration) as err:
-        raise UserError(f"cannot read a sample of {path.name}: {err}", str(path),
+    except (ValueError, OSError, StopIteration, TypeError, ArrowException) as err:
+        raise UserError(f"cannot read a sample of {path.name}: {str(err)[:200]}", str(path),
                         "check the file is a complete CSV/TSV/Parquet/JSONL table, or move it out of the folder"
                         ) from None
+
+
+def _json_object(line: str) -> dict | None:
+    if not line.strip():
+        return None
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 # ---------------------------------------------------------------------- tables layout

@@ -280,14 +280,19 @@ def _read_parquet(path: Path) -> RawTable:
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise UserError(f"duplicate column names {dup}", str(path), "give every column a distinct name")
+    frame = parquet_frame(table, path)
+    return RawTable(path, frame, np.arange(1, len(frame) + 1, dtype=np.int64), "row", delimiter=",")
+
+
+def parquet_frame(table: pa.Table, path: Path) -> pd.DataFrame:
+    """An Arrow table read from Parquet as a DataFrame validation can check (a UserError otherwise)."""
     # the pandas metadata stored in a file may disagree with its columns (an edited file): the columns count
-    table = pa.table({name: _plain_column(col) for name, col in zip(names, table.columns)})
+    table = pa.table({name: _plain_column(col) for name, col in zip(table.column_names, table.columns)})
     try:
-        frame = table.to_pandas()
+        return table.to_pandas()
     except (pa.ArrowException, ValueError, TypeError, OverflowError) as err:
         raise UserError(f"cannot convert the Parquet columns: {str(err)[:300]}", str(path),
                         "store ids, ratings and timestamps as plain numbers or strings") from None
-    return RawTable(path, frame, np.arange(1, len(frame) + 1, dtype=np.int64), "row", delimiter=",")
 
 
 def _plain_column(col: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
@@ -362,5 +367,5 @@ def raw_from_frame(frame: pd.DataFrame, name: str) -> RawTable:
     return RawTable(Path(name), frame, np.arange(1, len(frame) + 1, dtype=np.int64), "row")
 
 
-__all__ = ["RECBOLE_TYPES", "TABLE_FORMATS", "RawTable", "guess_format", "parse_recbole_header",
+__all__ = ["RECBOLE_TYPES", "TABLE_FORMATS", "RawTable", "guess_format", "parquet_frame", "parse_recbole_header",
            "raw_from_frame", "read_raw"]

@@ -42,6 +42,7 @@ from fusionrec.data.checked_files import (
     read_yaml_mapping,
 )
 from fusionrec.data.dataset import MODALITY_KINDS, Dataset, FeatureModality
+from fusionrec.data.validation.features import is_real
 from fusionrec.errors import UserError
 from fusionrec.models.base import RecModel
 from fusionrec.models.registry import model_class
@@ -152,10 +153,15 @@ def _load_modality(directory: Path, m: dict[str, Any], meta_path: Path, n_items:
     feats_path = inside(folder, f"{stem}.features.npy", f"modality {name!r}", RESAVE)
     mask_path = inside(folder, f"{stem}.mask.npy", f"modality {name!r}", RESAVE)
     feats, mask = read_npy(feats_path, RESAVE), read_npy(mask_path, RESAVE)
-    if feats.ndim != 2 or feats.shape[0] != n_items or not np.issubdtype(feats.dtype, np.number):
+    if feats.ndim != 2 or feats.shape[0] != n_items or not is_real(feats.dtype):
         raise UserError(f"modality {name!r} features have shape {feats.shape} ({feats.dtype}); expected "
-                        f"({n_items}, dim) numbers, one row per item", str(feats_path), RESAVE)
-    if mask.shape != (n_items,) or not (mask.dtype == bool or np.issubdtype(mask.dtype, np.number)):
+                        f"({n_items}, dim) real numbers, one row per item", str(feats_path), RESAVE)
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(feats.astype(np.float32)).all()
+    if not finite:  # saved features are validated and finite: anything else is damage
+        raise UserError(f"modality {name!r} features hold NaN or infinite values (or values too large for "
+                        "float32)", str(feats_path), RESAVE)
+    if mask.shape != (n_items,) or not (mask.dtype == bool or is_real(mask.dtype)):
         raise UserError(f"modality {name!r} mask has shape {mask.shape} ({mask.dtype}); expected ({n_items},) "
                         "booleans", str(mask_path), RESAVE)
     return FeatureModality(name, kind, feats, mask, str(m.get("source", "")))

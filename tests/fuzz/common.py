@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 # fuzz test functions in tests/fuzz/test_*.py: each gets an equal share of the cases
-N_FUZZ_TESTS = 8
+N_FUZZ_TESTS = 7
 DEFAULT_EXAMPLES = 400
 
 

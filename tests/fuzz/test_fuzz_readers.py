@@ -41,11 +41,22 @@ def _delimited(rows: list[tuple], header: list[str], sep: str) -> str:
 
 
 def _check(folder: Path, fmt: str, read: Any, json_out: bool) -> None:
-    """The oracle: the CLI exits cleanly, and the reader returns a usable Dataset or raises a UserError."""
+    """The oracle: the CLI exits cleanly, and the reader returns a usable Dataset or raises a UserError.
+
+    Every other case (``json_out``) also describes the folder (``data init``, which sniffs the
+    files on its own) and validates it through that description (``data validate --data``).
+    """
     argv = ["data", "validate", str(folder), "--format", fmt] + (["--json"] if json_out else [])
     code, _, err = run_cli(argv)
     assert_clean_exit(code, err)
     event(f"data validate exit {code}")
+    if json_out:
+        init, _, err = run_cli(["data", "init", str(folder), "--force", "-q"])
+        assert_clean_exit(init, err)
+        event(f"data init exit {init}")
+        if init == 0:
+            code, _, err = run_cli(["data", "validate", "--data", str(folder), "-q"])
+            assert_clean_exit(code, err)
     dataset = user_error_or(lambda: read(folder))
     if dataset is not None:
         summarise(dataset)

@@ -29,9 +29,9 @@ def load_features(check: Checker) -> list[tuple[Any, np.ndarray]]:
             check.issues.append(Issue("unreadable_file", "fatal", f"cannot read feature file: {err.what}",
                                       file=str(spec.path), fix=err.fix))
             continue
-        if feats.ndim != 2 or not np.issubdtype(feats.dtype, np.number):
+        if feats.ndim != 2 or not is_real(feats.dtype):
             check.issues.append(Issue("bad_feature_shape", "fatal",
-                                      f"feature file must be a 2-D numeric array (items x dim), got shape "
+                                      f"feature file must be a 2-D array of real numbers (items x dim), got shape "
                                       f"{feats.shape} dtype {feats.dtype}", file=str(spec.path),
                                       fix="save one row per item: numpy.save(path, matrix)"))
             continue
@@ -53,7 +53,7 @@ def make_modality(check: Checker, spec: Any, feats: np.ndarray, item_ids: np.nda
             check.issues.append(Issue("unreadable_file", "fatal", f"cannot read missing-mask file: {err.what}",
                                       file=str(spec.missing), fix=err.fix))
             return None
-        if not (missing.dtype == bool or np.issubdtype(missing.dtype, np.number)):
+        if not (missing.dtype == bool or is_real(missing.dtype)):
             check.issues.append(Issue("bad_feature_shape", "fatal", f"missing-mask has dtype {missing.dtype}, "
                                       "not boolean", file=str(spec.missing),
                                       fix="save a boolean vector with numpy.save (True = missing)"))
@@ -115,6 +115,11 @@ def make_modality(check: Checker, spec: Any, feats: np.ndarray, item_ids: np.nda
     return FeatureModality(spec.name, spec.kind, as32, present & finite, str(spec.path))
 
 
+def is_real(dtype: np.dtype) -> bool:
+    """Integers or floats (not complex, strings, dates or records): what a feature matrix may hold."""
+    return bool(np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating))
+
+
 def read_row_ids(path: Path) -> np.ndarray:
     """The item id of every feature row: a ``.npy`` vector or a text file with one id per line."""
     fix = "list the item id of every feature row: numpy.save(path, ids) or one id per line"
@@ -126,4 +131,4 @@ def read_row_ids(path: Path) -> np.ndarray:
     return np.asarray([line.strip() for line in text.splitlines() if line.strip()], dtype=object)
 
 
-__all__ = ["load_features", "make_modality", "read_row_ids"]
+__all__ = ["is_real", "load_features", "make_modality", "read_row_ids"]
