@@ -14,6 +14,7 @@ Per seed:
   (:mod:`fusionrec.evaluate.user_cold`); the same truth (events after the third) for every row.
 
     OMP_NUM_THREADS=1 nice python bench/user_coldstart.py --seeds 1 2 3 --out bench/results/user_coldstart.json
+    # or one process per seed, then: python bench/user_coldstart.py --merge s1.json s2.json s3.json --out ...
 """
 from __future__ import annotations
 
@@ -41,10 +42,10 @@ from fusionrec.train.trainer import Trainer, seed_everything
 USERS = ["data.users_path=shared://ml100k/users.csv",
          "data.user_columns={user: user_id, attributes: 'age,gender,occupation,zip_code'}"]
 BASE = {"user_attributes": True, "use_content": False, "history": "mean", "embedding_size": 64,
-        "user_id_dropout": 0.5, "logq": True, "align": "none"}
+        "logq": True, "temperature": 0.05, "align": "none"}
 GRID = {
-    "attrs+history": {},
-    "attrs+history, logq": {"logq": True},
+    "half of the users trained as new": {"user_id_dropout": 0.5},
+    "all users trained as new": {"user_id_dropout": 1.0},
 }
 N_FIRST = (0, 1, 3)
 KS = (10, 20, 50)
@@ -60,7 +61,7 @@ def load(seed: int):
 def train_tower(data, params: dict[str, Any], seed: int, epochs: int) -> tuple[Any, dict[str, Any]]:
     seed_everything(seed)
     model = build_model("two_tower", data.train_data(), {**BASE, **params})
-    cfg = TrainConfig(epochs=epochs, batch_size=1024, lr=0.003, patience=5, checkpoint=False, progress=False,
+    cfg = TrainConfig(epochs=epochs, batch_size=1024, lr=0.003, patience=3, checkpoint=False, progress=True,
                       valid_metric="recall@20", num_threads=1)
     ev = Evaluator(data, ks=KS, protocol="full", beyond_accuracy=False)
     res = Trainer(model, data.train_data(), cfg, evaluator=ev, seed=seed).fit()
@@ -92,14 +93,22 @@ def run_seed(seed: int, epochs: int) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--out", default="bench/results/user_coldstart.json")
+    ap.add_argument("--merge", nargs="+", help="summarise these per-seed result files instead of running "
+                                               "(seeds run as separate processes)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.time()
     runs = []
-    for seed in args.seeds:
+    if args.merge:
+        runs = [r for f in args.merge for r in json.loads(Path(f).read_text())["runs"]]
+        runs = [{**r, "pop": {int(k): v for k, v in r["pop"].items()},
+                 "tower": {int(k): v for k, v in r["tower"].items()}} for r in runs]
+        args.seeds = [r["seed"] for r in runs]
+    for seed in ([] if args.merge else args.seeds):
         runs.append(run_seed(seed, args.epochs))
+        runs[-1]["load"] = os.getloadavg()[0]
         print(json.dumps(runs[-1]["grid"]), runs[-1]["chosen"], flush=True)
     summary = {}
     for n in N_FIRST:
@@ -111,7 +120,7 @@ def main() -> None:
               f"gain {summary[n]['gain']:+.1%} (medians over seeds {args.seeds})")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"runs": runs, "summary": summary, "seconds": time.time() - t0,
-                                          "load": os.getloadavg()}, indent=1))
+                                          "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, indent=1))
 
 
 if __name__ == "__main__":

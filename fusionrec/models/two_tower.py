@@ -110,7 +110,10 @@ class TwoTower(NewUserMixin, RecModel):
                                                  "(warm items)")
         align_temperature: float = Field(0.2, gt=0, description="temperature of the alignment loss")
         align_batch: int = Field(512, ge=1, description="items per step in the alignment loss")
-        align_tokens: int = Field(4, ge=1, description="tokens per view for align: matching")
+        align_tokens: int = Field(2, ge=1, description="tokens per view for align: matching")
+        matching_batch: int = Field(128, ge=2, description="items per step for align: matching (its cost grows "
+                                                           "with batch^2 x tokens^2; 128 x 2 tokens keeps an "
+                                                           "epoch near infonce's)")
         history: Literal[HISTORY_ENCODERS] = Field("mean", description=(  # type: ignore[valid-type]
             "user tower history encoder"))
         history_len: int = Field(50, ge=1, description="history items seen by attention/transformer (mean uses "
@@ -487,8 +490,9 @@ class TwoTower(NewUserMixin, RecModel):
 
     def _alignment_loss(self, pos: torch.Tensor, extras: dict[str, Any]) -> torch.Tensor:
         items = torch.unique(pos)
-        if len(items) > self.align_batch:
-            items = items[torch.randperm(len(items))[: self.align_batch]]
+        limit = self.hp.matching_batch if self.hp.align == "matching" else self.align_batch
+        if len(items) > limit:
+            items = items[torch.randperm(len(items))[:limit]]
         views = {k: v[items] for k, v in extras["views"].items()}
         masks = {k: m[items] for k, m in extras["masks"].items()}
         content = extras["content"][items]
