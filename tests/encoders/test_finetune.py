@@ -144,3 +144,27 @@ def test_tower_module_is_usable_alone(tiny_text_model, tmp_path):
     assert tower._focus.tolist() == [0, 1]
     out = tower(training=True)
     assert out.shape == (N_ITEMS, 32) and out.requires_grad
+
+
+@pytest.mark.parametrize("mode", ["side_adapter", "full"])
+def test_sequential_model_fine_tunes_the_text_tower(tiny_text_model, tmp_path, mode):
+    from fusionrec.models.registry import build_model
+    from fusionrec.train.sampling import make_sampler
+
+    data = tiny_data()
+    torch.manual_seed(0)
+    model = build_model("mm_sasrec", data, {
+        "embedding_size": 8, "n_heads": 1, "max_len": 5, "item_repr": "content",
+        "text_tuning": {"mode": mode, "model_path": str(tiny_text_model), "max_seq_length": 16,
+                        "cache_dir": str(tmp_path), "layers": 1, "lr_mult": 1.0}})
+    tower = model.items.text_tower
+    trainable = {k for k, p in tower.named_parameters() if p.requires_grad}
+    before = snapshot(tower)
+    batch = next(iter(make_sampler("sequence", data, 64, **model.sampler_options()).epoch(np.random.default_rng(0))))
+    model.train()
+    opt = make_adam([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    opt.zero_grad()
+    model.calculate_loss(batch).backward()
+    opt.step()
+    diff = changed(before, snapshot(tower))
+    assert diff and diff <= trainable | {"bank"}, diff  # only trainable weights (and the bank) moved

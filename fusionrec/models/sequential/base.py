@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 
 from fusionrec.data.dataset import TrainData
+from fusionrec.encoders.finetune.params import TextTuneParams
 from fusionrec.errors import UserError
 from fusionrec.fuse.feature import FUSIONS
 from fusionrec.models.base import RecModel
@@ -83,6 +84,8 @@ class ContentSequentialParams(SequentialParams):
     id_dropout: float = Field(0.1, ge=0, le=1, description="share of item IDs dropped in training "
                                                            "(item_repr: both)")
     modality_dropout: float = Field(0.1, ge=0, lt=1, description="share of modalities hidden in training")
+    text_tuning: TextTuneParams = Field(default_factory=TextTuneParams, description=(
+        "fine-tune the text encoder with this model's loss (full / lora / side_adapter; docs/guide/finetune.md)"))
 
 
 class HistoryMixin:
@@ -148,6 +151,7 @@ class SequentialRecModel(HistoryMixin, RecModel):
 
     # ------------------------------------------------------------------ training
     def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        self.items.focus(batch["target"])  # a fine-tuned text tower re-encodes the batch's targets with gradient
         table = self.items.table(training=True)
         out = self.encode(batch["input"], table)                     # [B, L, d]
         target = batch["target"]

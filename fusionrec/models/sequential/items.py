@@ -55,10 +55,23 @@ class SequenceItemTable(nn.Module):
             self.projector = ModalityProjector(self.inputs.dims, dim, kind=hp.projection,
                                                dropout=hp.projection_dropout)
             self.fusion = build_fusion(hp.fusion, self.inputs.names, dim)
+            # a fine-tuned text encoder (text_tuning.mode != frozen) replaces the stored text features
+            from fusionrec.encoders.finetune.tower import build_text_tower
+
+            self.tuning = getattr(hp, "text_tuning", None)
+            self.text_tower = build_text_tower(data, self.tuning, hp.feature_norm, model)
+
+    def focus(self, targets: torch.Tensor) -> None:
+        """Next-item targets of a training batch (item index + 1, 0 = pad): the text tower's items this step."""
+        if getattr(self, "text_tower", None) is not None:
+            self.text_tower.focus(targets[targets > 0] - 1)
 
     def content(self, training: bool) -> torch.Tensor:
         """[n_items, dim] fused content of every item (modality dropout while training)."""
-        views = self.projector(self.inputs.all_features())
+        feats = self.inputs.all_features()
+        if getattr(self, "text_tower", None) is not None:
+            feats = self.text_tower.replace(feats, None, self.tuning.modality, training)
+        views = self.projector(feats)
         masks = modality_dropout(self.inputs.all_masks(), self.modality_dropout, training)
         return self.fusion(views, masks)
 
