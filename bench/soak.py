@@ -43,7 +43,7 @@ WORDS = ("red wool jumper", "leather boots", "summer dress", "denim jacket", "ru
 def build_model(out: Path, seed: int) -> Path:
     import fusionrec
 
-    data = fusionrec.load_data("demo", demo={"n_users": 400, "n_items": 200, "seed": seed})
+    data = fusionrec.load_data("demo", demo={"n_users": 300, "n_items": 80, "seed": seed})
     rec = fusionrec.Recommender("two_tower", embedding_size=32)
     rec.fit(data, epochs=4)
     return rec.save(out)

@@ -56,20 +56,6 @@ class AccessPolicy:
         self.anonymous = RateLimiter(lim.anonymous, lim.burst_seconds)
         self.failed = RateLimiter(lim.failed_auth, lim.burst_seconds)
 
-    def read_dependency(self) -> Any:
-        """A FastAPI dependency applying the read rule, for routes outside the API's own (the web UI's)."""
-        from fastapi import Request
-
-        from fusionrec.serve.errors import ServeError
-
-        async def require_read(request: Request) -> None:
-            refusal = self.check(request.scope, "read")
-            if refusal is not None:
-                status, payload, headers = refusal
-                raise ServeError(status, payload.get("field"), payload["error"], payload.get("fix"), headers)
-
-        return require_read
-
     def check(self, scope: Scope, need: str) -> Refusal | None:
         """None when the request may go on, else ``(status, body, headers)`` of its refusal."""
         presented = None
