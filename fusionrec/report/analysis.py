@@ -165,6 +165,8 @@ def item_group_breakdown(title: str, rankings: Sequence[SeedRanking], evaluator:
                          groups: dict[str, np.ndarray], k: int) -> Breakdown:
     """Recall/NDCG@k counting only the held-out items of each group (a user without any held-out
     item of a group is left out of that group's mean)."""
+    # the rule of fusionrec.evaluate.slices.slice_metrics, applied to lists ranked once per seed
+    # (slice_metrics re-ranks on every call; here five groups share one ranking)
     out = Breakdown(title)
     truth = evaluator.split_truth("test").truth
     row_of = np.repeat(np.arange(truth.shape[0]), np.diff(truth.indptr))
@@ -172,17 +174,16 @@ def item_group_breakdown(title: str, rankings: Sequence[SeedRanking], evaluator:
         n_pos = np.bincount(row_of, weights=members[truth.indices], minlength=truth.shape[0]).astype(np.int64)
         keep = n_pos > 0
         out.sizes[name] = f"{int(members.sum())} items, {int(keep.sum())} users"
+        if not keep.any():  # shown as an empty group: nobody held out one of its items
+            out.groups.append(name)
+            out.values[name] = {}
+            continue
         for r in rankings:
             in_list = r.lists >= 0
             hits = r.hits & in_list & members[np.where(in_list, r.lists, 0)]
-            if not keep.any():
-                continue
             values = ranking_metrics_per_user(hits[keep], n_pos[keep], [k], GROUP_METRICS)
             for m in GROUP_METRICS:
                 out.add(name, f"{m}@{k}", float(values[f"{m}@{k}"].mean()))
-        if not keep.any():
-            out.groups.append(name)
-            out.values[name] = {}
     if "cold" in groups and not groups["cold"].any():
         out.note = "no cold items in this data: every item has training interactions"
     return out
