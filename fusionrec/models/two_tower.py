@@ -71,6 +71,7 @@ from fusionrec.models.bpr import bpr_loss, embedding_norm_reg
 from fusionrec.models.modal_inputs import ModalInputs
 from fusionrec.models.params import FeatureNorm, Modalities, ModelParams
 from fusionrec.models.user_tower import NewUserMixin, UserAttributeEncoder
+from fusionrec.train.distributed import gather_ids
 
 # decision level: one scorer per modality (late: learned score weights; rrf/borda: rank fusion)
 BLOCK_FUSIONS = ("late", "rrf", "borda")
@@ -458,15 +459,17 @@ class TwoTower(NewUserMixin, RecModel):
         item_vecs, extras = self._item_vectors(training=True)
         u = self._user_vectors(users, item_vecs, exclude=pos)
         if self.loss_name == "softmax":
-            mats = self._score_matrices(u, pos, item_vecs, extras)
-            same = pos[:, None] == pos[None, :]
-            same.fill_diagonal_(False)
-            target = torch.arange(len(users))
+            # in-batch negatives; under DDP (torchrun) the positives of the whole batch, from every rank
+            cand, offset = gather_ids(pos)
+            mats = self._score_matrices(u, cand, item_vecs, extras)
+            target = torch.arange(len(users)) + offset
+            same = pos[:, None] == cand[None, :]
+            same[torch.arange(len(users)), target] = False
             losses = []
             for scores in mats:
                 logits = scores / self.temperature
                 if self.logq:
-                    logits = logits - self.log_q[pos][None, :]
+                    logits = logits - self.log_q[cand][None, :]
                 losses.append(F.cross_entropy(logits.masked_fill(same, float("-inf")), target))
             # rank fusion: every scorer is a voter that has to rank on its own
             loss = torch.stack(losses).mean()

@@ -145,6 +145,27 @@ def gather_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([p[: int(n.item())] for p, n in zip(parts, sizes)])
 
 
+def gather_ids(ids: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``(ids of every rank concatenated, where this rank's ids start)``; ``(ids, 0)`` in one process.
+
+    For in-batch negatives over indices into a table every rank holds (item ids): no
+    gradient travels with the ids, so a plain all_gather is enough.
+    """
+    ctx = _CONTEXT
+    if ctx is None:
+        return ids, 0
+    import torch.distributed as dist
+
+    sizes = [torch.zeros(1, dtype=torch.long) for _ in range(ctx.world_size)]
+    dist.all_gather(sizes, torch.tensor([ids.shape[0]], dtype=torch.long))
+    counts = [int(s.item()) for s in sizes]
+    longest = max(counts)
+    padded = ids if len(ids) == longest else torch.cat([ids, ids.new_zeros(longest - len(ids), *ids.shape[1:])])
+    parts = [torch.empty_like(padded) for _ in range(ctx.world_size)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:n] for p, n in zip(parts, counts)]), sum(counts[: ctx.rank])
+
+
 class LossModule(nn.Module):
     """``forward(batch) = model.calculate_loss(batch)``: what DDP wraps (it syncs gradients in forward/backward)."""
 
