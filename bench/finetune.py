@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +34,9 @@ from fusionrec.evaluate import Evaluator
 from fusionrec.models.registry import build_model
 from fusionrec.train.trainer import Trainer, seed_everything
 
-VARIANTS = ("frozen", "full", "lora", "side_adapter")
+# frozen64: the frozen encoder at the tuned variants' max_seq_length (the side-adapter tower with its adapter
+# frozen at zero), to tell the effect of truncation from the effect of fine-tuning
+VARIANTS = ("frozen", "frozen64", "full", "lora", "side_adapter")
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 # per dataset: the text template of the stored features, the evaluator's candidates, two_tower settings
 DATASETS = {
@@ -88,13 +91,20 @@ def load(name: str, cache: str | None):
 def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     torch.set_num_threads(1)
     dataset = load(args.dataset, args.cache)
+    if args.train_share < 1.0:
+        # sub-sampled epochs (the same seeded share of training rows for every variant); valid/test stay whole
+        inter = dataset.interactions
+        rng = np.random.default_rng(0)
+        dataset = dataset.subset_interactions((inter["split"] != "train").to_numpy()
+                                              | (rng.random(len(inter)) < args.train_share))
     ev = Evaluator(dataset, ks=(10, 20, 50), protocol="full", candidates=DATASETS[args.dataset]["candidates"])
     data = dataset.train_data(["text"])
     params = dict(TWO_TOWER)
     if variant != "frozen":
-        params["text_tuning"] = {"mode": variant, "template": DATASETS[args.dataset]["template"],
+        mode = "side_adapter" if variant == "frozen64" else variant
+        params["text_tuning"] = {"mode": mode, "template": DATASETS[args.dataset]["template"],
                                  "max_seq_length": args.max_seq_length, "layers": args.layers,
-                                 "grad_items": args.grad_items, "lr_mult": LR_MULT[variant],
+                                 "grad_items": args.grad_items, "lr_mult": LR_MULT.get(variant, 1.0),
                                  "cache_dir": args.ft_cache}
     runs = []
     for seed in args.seeds:
@@ -102,6 +112,8 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         model = build_model("two_tower", data, params)
         build_s = time.perf_counter() - t0
+        if variant == "frozen64":
+            model.text_tower.adapter.requires_grad_(False)  # zero correction: the frozen 64-token vectors
         clock = CpuClock(model, ev)
         cfg = TrainConfig(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
                           checkpoint=False, progress=False, num_threads=1)
@@ -119,7 +131,42 @@ def run_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
         print(f"[{args.dataset} {variant}] seed {seed}: valid r@20 {res.best_score:.4f} "
               f"test r@20 {test['recall@20']:.4f} ({runs[-1]['train_cpu_s_per_epoch']:.1f} cpu s/epoch)",
               file=sys.stderr, flush=True)
-    return {"variant": variant, "params": params, "runs": runs}
+    result = {"variant": variant, "params": params, "runs": runs,
+              "load_after": Path("/proc/loadavg").read_text().split()[:3]}
+    # one file per variant as soon as it is done (a long run that is stopped keeps what finished)
+    part = Path(args.out) / f"finetune_{args.dataset}_{variant}.json"
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k != "one"}, **result},
+                               indent=1, default=float))
+    return result
+
+
+def table(folder: Path, dataset: str) -> str:
+    """Markdown table of the per-variant files of one dataset (mean over the seeds run)."""
+    rows = [("| variant | seeds | valid R@20 | test R@20 | test NDCG@20 | vs frozen (test R@20) | train CPU s/epoch "
+            "| x frozen | valid CPU s/eval | best epoch / run | trainable tower params |"),
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    found = {v: json.loads(p.read_text()) for v in VARIANTS
+             if (p := folder / f"finetune_{dataset}_{v}.json").is_file()}
+    if not found:
+        return f"(no results for {dataset})"
+
+    def mean(res: dict, get) -> float:
+        return float(np.mean([get(r) for r in res["runs"]]))
+
+    base = found.get("frozen")
+    for v, res in found.items():
+        r20 = mean(res, lambda r: r["test"]["recall@20"])
+        cpu = mean(res, lambda r: r["train_cpu_s_per_epoch"])
+        rel = f"{(r20 / mean(base, lambda r: r['test']['recall@20']) - 1) * 100:+.1f}%" if base else "-"
+        ratio = f"{cpu / mean(base, lambda r: r['train_cpu_s_per_epoch']):.2f}" if base else "-"
+        epochs = ", ".join(f"{r['best_epoch']}/{r['epochs_run']}" for r in res["runs"])
+        rows.append(f"| {v} | {', '.join(str(r['seed']) for r in res['runs'])} "
+                    f"| {mean(res, lambda r: r['valid']['recall@20']):.4f} | {r20:.4f} "
+                    f"| {mean(res, lambda r: r['test']['ndcg@20']):.4f} | {rel} | {cpu:.1f} | {ratio} "
+                    f"| {mean(res, lambda r: r['valid_cpu_s_per_eval']):.1f} | {epochs} "
+                    f"| {res['runs'][0]['trainable_tower_params']:,} |")
+    return "\n".join(rows)
 
 
 def main() -> int:
@@ -134,12 +181,17 @@ def main() -> int:
     ap.add_argument("--max-seq-length", type=int, default=64)
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--grad-items", type=int, default=16)
+    ap.add_argument("--train-share", type=float, default=1.0, help="share of training rows kept (seeded)")
     ap.add_argument("--cache", default=None, help="feature store folder")
     ap.add_argument("--ft-cache", default=None, help="fine-tuning cache folder (token ids, frozen states)")
     ap.add_argument("--parallel", action="store_true", help="one subprocess per variant")
     ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--report", action="store_true", help="print the markdown table of the finished variants")
     ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks"))
     args = ap.parse_args()
+    if args.report:
+        print(table(Path(args.out), args.dataset))
+        return 0
     if args.one:
         print(json.dumps(run_variant(args, args.one), default=float))
         return 0

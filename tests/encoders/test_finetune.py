@@ -168,3 +168,15 @@ def test_sequential_model_fine_tunes_the_text_tower(tiny_text_model, tmp_path, m
     opt.step()
     diff = changed(before, snapshot(tower))
     assert diff and diff <= trainable | {"bank"}, diff  # only trainable weights (and the bank) moved
+
+
+def test_cache_writers_keep_each_others_rows(tmp_path):
+    from fusionrec.encoders.finetune.cache import _append, _load
+
+    path = tmp_path / "pooled.pt"
+    _append(path, ["a", "b"], {"pooled": torch.ones(2, 3)})
+    # a second process that read the file before "a"/"b" existed adds "c" (and "b" again): nothing is lost
+    _append(path, ["b", "c"], {"pooled": torch.full((2, 3), 2.0)})
+    stored = _load(path)
+    assert stored["keys"] == ["a", "b", "c"]
+    assert stored["pooled"][:, 0].tolist() == [1.0, 1.0, 2.0]

@@ -16,6 +16,7 @@ Writes go to a temporary file renamed into place, so a reader never sees half a 
 """
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,14 +74,9 @@ class FrozenStateCache:
         missing = [i for i, k in enumerate(keys) if k not in index]
         if missing:
             ids, mask = self.backbone.tokenize([texts[i] for i in missing])
-            length = self.backbone.max_seq_length
-            new_ids = _pad_cat([ids.to(torch.int32)], length)
-            lens = mask.sum(1).to(torch.int32)
-            if stored["keys"]:
-                new_ids = torch.cat([stored["ids"], new_ids])
-                lens = torch.cat([stored["lengths"], lens])
-            stored = {"keys": list(stored["keys"]) + [keys[i] for i in missing], "ids": new_ids, "lengths": lens}
-            _save(path, stored)
+            new = {"ids": _pad_cat([ids.to(torch.int32)], self.backbone.max_seq_length),
+                   "lengths": mask.sum(1).to(torch.int32)}
+            stored = _append(path, [keys[i] for i in missing], new)
             index = {k: i for i, k in enumerate(stored["keys"])}
         rows = torch.tensor([index[k] for k in keys], dtype=torch.long)
         return stored["ids"][rows], stored["lengths"][rows]
@@ -97,10 +93,11 @@ class FrozenStateCache:
         missing = [i for i, k in enumerate(keys) if k not in have]
         self.computed = len(missing)
         if missing:
-            pooled, cuts = self._compute([keys[i] for i in missing], [texts[i] for i in missing], cut, pooled, cuts)
-            _save(pooled_path, pooled)
+            new_keys = [keys[i] for i in missing]
+            new_pooled, new_cut = self._compute(new_keys, [texts[i] for i in missing], cut)
+            pooled = _append(pooled_path, new_keys, new_pooled)
             if cut_path is not None:
-                _save(cut_path, cuts)
+                cuts = _append(cut_path, new_keys, new_cut)
         out = {"pooled": pooled["pooled"][self._rows(pooled["keys"], keys)]}
         if cuts is not None:
             rows = self._rows(cuts["keys"], keys)
@@ -112,8 +109,8 @@ class FrozenStateCache:
         index = {k: i for i, k in enumerate(stored)}
         return torch.tensor([index[k] for k in keys], dtype=torch.long)
 
-    def _compute(self, keys: list[str], texts: list[str], cut: int | None, pooled: dict,
-                 cuts: dict | None) -> tuple[dict, dict | None]:
+    def _compute(self, keys: list[str], texts: list[str], cut: int | None) -> tuple[dict, dict]:
+        """One frozen pass over new texts: pooled states of every layer and the token states entering ``cut``."""
         ids, lens = self.tokens(keys, texts)
         bb, length = self.backbone, self.backbone.max_seq_length
         new_pooled, new_tokens, new_mask = [], [], []
@@ -130,10 +127,8 @@ class FrozenStateCache:
             if cut is not None:
                 new_tokens.append((rows, _pad_cat([hs[cut].half()], length)))
                 new_mask.append((rows, _pad_cat([b_mask.to(torch.bool)], length)))
-        p = _unsort(new_pooled, len(keys))
-        pooled = _merge(pooled, keys, {"pooled": p})
-        if cut is not None:
-            cuts = _merge(cuts, keys, {"states": _unsort(new_tokens, len(keys)), "mask": _unsort(new_mask, len(keys))})
+        pooled = {"pooled": _unsort(new_pooled, len(keys))}
+        cuts = {"states": _unsort(new_tokens, len(keys)), "mask": _unsort(new_mask, len(keys))} if cut is not None else {}
         return pooled, cuts
 
 
@@ -146,7 +141,22 @@ def _unsort(parts: list[tuple[torch.Tensor, torch.Tensor]], n: int) -> torch.Ten
     return out
 
 
-def _merge(stored: dict | None, keys: list[str], new: dict[str, torch.Tensor]) -> dict:
-    if not stored or not stored.get("keys"):
-        return {"keys": list(keys), **new}
-    return {"keys": list(stored["keys"]) + list(keys), **{k: torch.cat([stored[k], v]) for k, v in new.items()}}
+def _append(path: Path, keys: list[str], new: dict[str, torch.Tensor]) -> dict:
+    """Add rows to a cache file and return its full content. Under a lock, the file is read again first,
+    so processes filling the same cache at once (two datasets, parallel runs) keep each other's rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored = _load(path)
+        have = set(stored["keys"])
+        keep = [i for i, k in enumerate(keys) if k not in have]
+        if not keep:
+            return stored
+        rows = torch.tensor(keep, dtype=torch.long)
+        if stored["keys"]:
+            merged = {"keys": list(stored["keys"]) + [keys[i] for i in keep],
+                      **{k: torch.cat([stored[k], v[rows]]) for k, v in new.items()}}
+        else:
+            merged = {"keys": [keys[i] for i in keep], **{k: v[rows] for k, v in new.items()}}
+        _save(path, merged)
+        return merged
