@@ -247,9 +247,10 @@ def _train_candidate(cand: Candidate, dataset: Dataset, make_cfg: Callable[[str]
         result = trainer.fit()
         valid = result.best_valid or evaluator.evaluate(model, split="valid")
         score = float(valid.get(cfg.train.valid_metric, math.nan))
-    except (UserError, RuntimeError, MemoryError, ValueError) as err:
-        # one candidate that does not fit the data (or the memory) must not end the whole run
-        return CandidateReport(cand.name, cand.model, f"failed: {str(err).splitlines()[0][:120]}",
+    except Exception as err:  # noqa: BLE001 - reported in the table: one candidate that does not fit the
+        # data or the memory, or an optional model that does not import, must not end the whole run
+        first = (str(err).splitlines() or [""])[0][:120]
+        return CandidateReport(cand.name, cand.model, f"failed: {type(err).__name__}: {first}",
                                seconds=time.perf_counter() - t0), None, None, None
     status = "stopped at budget" if trainer.out_of_time else "ok"
     epochs = sum(1 for h in result.history if h.get("loss") is not None)
