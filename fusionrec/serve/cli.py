@@ -26,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="serve YAML (defaults: fusionrec/configs/serve.yaml)")
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")
-    p.add_argument("--db", dest="db_path", help="SQLite file for events and items (default <model>/serve.sqlite3)")
+    p.add_argument("--db", dest="db_path", help="SQLite file for events and items (default <model>/serve.sqlite3), or a "
+                        "postgresql://user@host:port/db URL: a store shared by several replicas (fusionrec[dist])")
     p.add_argument("--media-root", help="folder that image paths in POST /items must stay inside")
     add_data_arguments(p, run_file=False, overrides=False, presets=False,
                        data_help="the model's dataset folder (or its fusionrec.yaml) where it lives now: media "

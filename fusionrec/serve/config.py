@@ -91,7 +91,8 @@ class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_dir: str | None = None
-    db_path: str | None = None       # None: <model_dir>/serve.sqlite3
+    db_path: str | None = None       # None: <model_dir>/serve.sqlite3; postgresql://... = store shared by replicas
+    replica_sync_interval: float = Field(0.5, gt=0)  # PostgreSQL store: poll at least this often (s)
     media_root: str | None = None    # None: the dataset root (image paths must stay inside it)
     host: str = "127.0.0.1"
     port: int = 8000

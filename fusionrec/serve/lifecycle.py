@@ -89,6 +89,8 @@ class RetrainMixin:
         try:
             new_state = self.retrain_fn(self)
             self.swap(new_state)
+            if self.state.version_name:  # replicas on a shared store follow this version (serve.replicas)
+                self.store.set_meta("served_version", self.state.version_name)
             self._after_publish()
         except Exception as err:
             log.exception("retrain failed; the previous model keeps serving")

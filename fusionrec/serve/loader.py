@@ -111,9 +111,18 @@ def load_state(model_dir: str | Path, cfg: ServeConfig, store: EventStore, versi
                               model_dir=str(model_dir))
 
 
-def open_store(path: str | Path) -> EventStore:
-    """The event store, or a UserError when the file is not an SQLite database (damaged, or another file)."""
+def open_store(path: str | Path, local_dir: str | Path | None = None) -> EventStore:
+    """The event store, or a UserError when the file is not an SQLite database (damaged, or another file).
+
+    A ``postgresql://`` URL opens the PostgreSQL store shared by replicas (:mod:`fusionrec.serve.store_pg`);
+    ``local_dir`` is where that replica keeps its uploaded files.
+    """
     import sqlite3
+
+    from fusionrec.serve.store_pg import PostgresEventStore, is_postgres_url
+
+    if is_postgres_url(path):
+        return PostgresEventStore(str(path), local_dir)
 
     try:
         return EventStore(path)
@@ -136,7 +145,7 @@ def load_service(model_dir: str | Path, cfg: ServeConfig, encoder: ContentEncode
     from fusionrec.models.io import check_model_folder
 
     check_model_folder(model_dir)  # a damaged folder is one located message, before anything reads it
-    store = open_store(cfg.db_path or model_dir / "serve.sqlite3")
+    store = open_store(cfg.db_path or model_dir / "serve.sqlite3", local_dir=model_dir)
     # --model is served as given unless use_retrained asks for its latest retrained version
     served_dir, version_name, versions, base, newer = choose_version(model_dir, cfg, store)
     state = load_state(served_dir, cfg, store)
@@ -146,5 +155,10 @@ def load_service(model_dir: str | Path, cfg: ServeConfig, encoder: ContentEncode
 
         encoder = build_content_encoder(state.dataset, cfg, read_features_json(served_dir))
     media_root = cfg.media_root or (str(state.dataset.root) if state.dataset.root is not None else None)
-    return RecService(state, store, cfg, encoder, media_root, default_retrain if retrain else None,
-                      versions=versions, base_fingerprint=base, retrained_available=newer)
+    service = RecService(state, store, cfg, encoder, media_root, default_retrain if retrain else None,
+                         versions=versions, base_fingerprint=base, retrained_available=newer)
+    if getattr(store, "dsn", None):  # PostgreSQL: other replicas write too; apply their events/items/versions
+        from fusionrec.serve.replicas import ReplicaSync
+
+        service.replica_sync = ReplicaSync(service, cfg.replica_sync_interval).start()
+    return service

@@ -132,6 +132,11 @@ class OnlineState:
         with self._lock:
             return len(self._history)
 
+    def user_ids(self) -> list[str]:
+        """The users held in memory now."""
+        with self._lock:
+            return list(self._history)
+
     def forget(self, user: str) -> bool:
         with self._lock:
             self._seen.pop(user, None)

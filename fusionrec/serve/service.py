@@ -106,6 +106,9 @@ class RecService(RecommendMixin, IngestMixin, ItemsMixin, ExplainMixin, PrivacyM
     def close(self) -> None:
         """Shut down cleanly: no new pending retrain, store checkpointed and closed (WAL removed)."""
         self._closing = True
+        sync = getattr(self, "replica_sync", None)
+        if sync is not None:
+            sync.stop()
         self.store.close()
 
     # ------------------------------------------------------------------ helpers

@@ -24,9 +24,11 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -93,9 +95,10 @@ def _connect(dsn: str):
 class PostgresEventStore:
     """Thread-safe PostgreSQL store: one connection serialised by a lock, like the SQLite store."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, local_dir: str | Path | None = None) -> None:
         self.dsn = dsn
-        self.path = None  # no file: nothing on this host to checkpoint or purge
+        # no database file on this host; uploads of this replica go beside this name (``<local_dir>/serve-pg-media``)
+        self.path = Path(local_dir or tempfile.gettempdir()) / "serve-pg"
         self._lock = threading.Lock()
         self._conn = _connect(dsn)
         with self._conn.transaction():
