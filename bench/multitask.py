@@ -43,7 +43,7 @@ from fusionrec.pipeline import load_data, run_experiment
 
 OBJECTIVES = {"esmm": "multitask", "click only": "click", "conversion only": "conversion",
               "cvr on clicks": "cvr_clicked"}
-DEMO = {"n_users": 1000, "n_items": 1000, "seed": 0, "split_seed": 999, "events": True}
+DEMO = {"n_users": 600, "n_items": 300, "seed": 0, "split_seed": 999, "events": True}
 # one network size for every model (small: the benchmark machine is 2 shared cores)
 BASE = ["train.checkpoint=false", "train.progress=false", "eval.beyond_accuracy=false", "train.num_threads=1",
         "train.patience=3", "train.epochs=30", "train.lr=0.003", "train.batch_size=1024", "eval.ks=[20]",
@@ -52,11 +52,12 @@ BASE = ["train.checkpoint=false", "train.progress=false", "eval.beyond_accuracy=
 
 
 def config(dataset: str, objective: str, seeds: list[int], extra: list[str]) -> Any:
-    overrides = [*BASE, *extra, f"train.seeds={json.dumps(seeds)}", f"model.params.objective={objective}"]
+    overrides = [*BASE, f"train.seeds={json.dumps(seeds)}", f"model.params.objective={objective}"]
     if dataset == "demo":
         overrides.append(f"data.demo={json.dumps(DEMO)}")
     else:
         overrides += ["model.params.conversion_rating=4", "model.params.num_negatives=2"]
+    overrides += extra   # --set wins
     return resolve_config(dataset=dataset, model="multitask", overrides=overrides)
 
 
@@ -74,13 +75,17 @@ def keep_predictions(store: dict[str, Any], label: str) -> Any:
     return extra
 
 
-def run_dataset(name: str, seeds: list[int], extra: list[str]) -> dict[str, Any]:
+def run_dataset(name: str, seeds: list[int], extra: list[str], only: list[str] | None = None,
+                suffix: str = "") -> dict[str, Any]:
     dataset = load_data(config(name, "multitask", seeds, extra))
     print(f"{name}: {dataset!r}", flush=True)
     out: dict[str, Any] = {"models": {}}
     preds: dict[str, Any] = {}
     runs = Path(tempfile.mkdtemp(prefix=f"mt_{name}_"))
     for label, objective in OBJECTIVES.items():
+        if only and label not in only:
+            continue
+        label = label + suffix
         start = time.perf_counter()
         res = run_experiment(config(name, objective, seeds, extra), dataset, run_dir=runs / objective,
                              test_extra=keep_predictions(preds, label))
@@ -91,6 +96,8 @@ def run_dataset(name: str, seeds: list[int], extra: list[str]) -> dict[str, Any]
         t = res["test"]
         print(f"  {label}: " + ", ".join(f"{k} {t[k]['mean']:.4f}" for k in ("auc_click", "auc_conversion", "auc_cvr")
                                         if k in t) + f" ({time.perf_counter() - start:.0f}s)", flush=True)
+    if "click only" not in preds or "cvr on clicks" not in preds:
+        return out
     # pCTR of the click-only model x pCVR of the clicked-only CVR model, seed by seed
     y, everywhere = preds["targets"]["conversion"]
     combo = [p["click"] * q["cvr"] for p, q in zip(preds["click only"], preds["cvr on clicks"])]
@@ -135,6 +142,9 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["demo", "ml100k"], choices=["demo", "ml100k"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[2024, 2025, 2026])
     ap.add_argument("--set", dest="extra", action="append", default=[], help="extra overrides for every run")
+    ap.add_argument("--only", nargs="+", default=None, choices=list(OBJECTIVES), help="run only these models")
+    ap.add_argument("--suffix", default="", help="appended to the model labels, e.g. ' (mmoe)' with "
+                                                 "--set model.params.architecture=mmoe")
     ap.add_argument("--out", default="docs/benchmarks/multitask.json")
     args = ap.parse_args()
     import torch
@@ -142,7 +152,7 @@ def main() -> None:
     torch.set_num_threads(1)
     report: dict[str, Any] = {"seeds": args.seeds, "load_start": os.getloadavg(), "demo_settings": DEMO}
     for name in args.datasets:
-        report[name] = run_dataset(name, args.seeds, args.extra)
+        report[name] = run_dataset(name, args.seeds, args.extra, args.only, args.suffix)
         print(markdown(name, report[name]), flush=True)
     report["load_end"] = os.getloadavg()
     out = Path(args.out)

@@ -45,8 +45,8 @@ class ContentRating(RatingModel):
         embedding_size: int = Field(64, gt=0, description="width of the factors and the content vectors")
         modalities: Modalities = Field(None, description="item modalities to read (null = all of the data's)")
         feature_norm: FeatureNorm = Field("standard", description="feature normalisation (present rows only)")
-        projection: Literal["linear", "mlp"] = Field("mlp", description="each modality -> one content vector")
-        projection_dropout: float = Field(0.2, ge=0, lt=1, description="dropout inside the projections")
+        projection: Literal["linear", "mlp"] = Field("linear", description="each modality -> one content vector")
+        projection_dropout: float = Field(0.1, ge=0, lt=1, description="dropout inside the projections")
         use_id: bool = Field(True, description="item ID bias and factors on top of content (warm items only)")
         use_history: bool = Field(True, description="add the mean content of the user's training items "
                                                     "to the user vector")
