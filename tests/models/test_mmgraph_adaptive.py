@@ -37,7 +37,7 @@ def test_head_scores_cold_items_always_and_a_share_of_warm_items_in_training():
 
 
 def test_new_items_compete_with_warm_ones_in_the_full_ranking():
-    ds, user_c, item_c = _clustered()
+    ds, _, _ = _clustered()
     cold = np.arange(ds.n_items - 12, ds.n_items)
     hits = {}
     for name, params in (("default", {}), ("adaptive", ADAPTIVE)):
