@@ -22,6 +22,11 @@ _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./,-]*$")
 _COMMENT_AT = 44
 
 
+def _safe(text: Any) -> str:
+    """Text for a comment line: characters YAML would reject or that would end the line are escaped."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
+
+
 def scalar(value: Any) -> str:
     """One YAML scalar (or flow mapping): plain when unambiguous, else JSON-quoted (valid YAML)."""
     if isinstance(value, str):
@@ -36,7 +41,7 @@ def scalar(value: Any) -> str:
 def _entry(indent: int, key: str, value: Any, comment: str = "") -> str:
     text = f"{' ' * indent}{key}: {scalar(value)}"
     if comment:
-        text = f"{text:<{_COMMENT_AT}} # {comment}"
+        text = f"{text:<{_COMMENT_AT}} # {_safe(comment)}"
     return text
 
 
@@ -52,7 +57,7 @@ def _mapping(lines: list[str], key: str, mapping: dict[str, str], guesses: list[
              list_roles: dict[str, str]) -> None:
     """A role -> column mapping with each line's reason, then unused columns and TODOs as comments."""
     if not mapping:  # comments go above `{}`: uncommenting lines under it would not parse
-        lines += [f"# TODO: {g.column + ': ' if g.column else ''}{g.reason}"
+        lines += [f"# TODO: {_safe(g.column) + ': ' if g.column else ''}{_safe(g.reason)}"
                   for g in guesses if g.table == table and g.todo]
         lines.append(f"{key}: {{}}")
         return
@@ -64,10 +69,10 @@ def _mapping(lines: list[str], key: str, mapping: dict[str, str], guesses: list[
         lines.append(_entry(2, role, column, reason))
     unused = [g for g in guesses if g.table == table and g.role == "not used"]
     for g in unused:
-        lines.append(f"  # not used: {g.column} ({g.reason})")
+        lines.append(f"  # not used: {_safe(g.column)} ({_safe(g.reason)})")
     for g in guesses:
         if g.table == table and g.todo:
-            lines.append(f"  # TODO: {g.column + ': ' if g.column else ''}{g.reason}")
+            lines.append(f"  # TODO: {_safe(g.column) + ': ' if g.column else ''}{_safe(g.reason)}")
 
 
 def render_yaml(desc: Description) -> str:
@@ -75,10 +80,10 @@ def render_yaml(desc: Description) -> str:
     d, g = desc.data, desc.guesses
     todos = len(desc.todos)
     lines = [
-        f"# fusionrec data description of {desc.root}",
+        f"# fusionrec data description of {_safe(desc.root)}",
         f"# written by `fusionrec data init` on {time.strftime('%Y-%m-%d')}; every command reads it:",
-        f"#   fusionrec data validate --data {desc.root}",
-        f"#   fusionrec train --data {desc.root} --model {desc.suggested_model}",
+        f"#   fusionrec data validate --data {_safe(desc.root)}",
+        f"#   fusionrec train --data {_safe(desc.root)} --model {desc.suggested_model}",
         "# Paths are relative to this file's folder. Edit freely; `fusionrec data init --force` rewrites it.",
     ]
     if todos:
@@ -88,8 +93,8 @@ def render_yaml(desc: Description) -> str:
     lines.append("# Interactions: one row per event (who did something with which item, and when).")
     lines.append(_entry(0, "path", d["path"], desc.files.get("interactions", "")))
     for other in (x for x in g if x.table == "files"):
-        lines.append(f"# {'TODO: ' if other.todo else ''}{other.column or 'files'}: "
-                     f"{other.role or 'undecided'} ({other.reason})")
+        lines.append(f"# {'TODO: ' if other.todo else ''}{_safe(other.column or 'files')}: "
+                     f"{other.role or 'undecided'} ({_safe(other.reason)})")
     lines.append("# role -> column; roles: user, item, timestamp, rating, label (0 = negative), split, weight")
     _mapping(lines, "columns", d.get("columns", {}), g, "interactions", {})
     _render_side(lines, desc)
@@ -117,7 +122,7 @@ def _render_side(lines: list[str], desc: Description) -> None:
         _mapping(lines, "user_columns", d.get("user_columns", {}), g, "users", {"attributes": "attribute"})
     for note in desc.notes:
         if note.startswith(("images:", "audios:")):
-            lines.append(f"# {note}")
+            lines.append(f"# {_safe(note)}")
 
 
 def _render_features(lines: list[str], features: dict[str, Any] | None, guesses: list[Guess]) -> None:
@@ -132,7 +137,7 @@ def _render_features(lines: list[str], features: dict[str, Any] | None, guesses:
         for name, spec in features.items():
             lines.append(_entry(2, name, spec))
     for todo in (x for x in guesses if x.table == "features" and x.todo):
-        lines.append(f"# TODO: {todo.reason}")
+        lines.append(f"# TODO: {_safe(todo.reason)}")
 
 
 def _render_rest(lines: list[str], d: dict[str, Any]) -> None:
@@ -162,7 +167,11 @@ def check_roundtrip(text: str, data: dict[str, Any]) -> None:
     """The written text must mean exactly ``data`` and be a valid DataConfig."""
     from fusionrec.config import DataConfig
 
-    parsed = yaml.safe_load(text)
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise UserError(f"internal error: the description text is not valid YAML ({str(err)[:200]})",
+                        "fusionrec.yaml", "report this as a bug with the folder's file names") from None
     expected = {**data, "positive_rating": data.get("positive_rating"), "repeats": data.get("repeats", "events"),
                 "unknown_items": data.get("unknown_items", "keep")}
     if parsed != expected:

@@ -356,6 +356,9 @@ def parse_recbole_header(columns: list[str], where: str) -> tuple[list[str], dic
         if typ not in RECBOLE_TYPES:
             raise UserError(f"RecBole column {col!r} has unknown type {typ!r}", where,
                             "use one of " + ", ".join(RECBOLE_TYPES))
+        if nm in types:
+            raise UserError(f"RecBole field {nm!r} appears twice ({nm}:{types[nm]} and {col})", where,
+                            "give every field a distinct name")
         names.append(nm)
         types[nm] = typ
     return names, types

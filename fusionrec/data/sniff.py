@@ -126,7 +126,8 @@ def _example(value: str) -> str:
 
 
 def frame_stats(frame: pd.DataFrame) -> dict[str, ColumnStats]:
-    return {c: column_stats(c, frame[c]) for c in frame.columns}
+    # by position: a sample may repeat a column name (RecBole fields differing only in type)
+    return {c: column_stats(c, frame.iloc[:, k]) for k, c in enumerate(frame.columns)}
 
 
 # ---------------------------------------------------------------------- id columns

@@ -147,3 +147,36 @@ def test_item_table_with_many_columns_is_linear(tmp_path: Path) -> None:
     # 4x the columns: linear work takes ~4x, the old per-column insert took ~15x
     assert timings[2000] < 8 * timings[500] + 0.5, timings
     assert timings[2000] < 8.0, timings
+
+
+# ---------------------------------------------------------------------- found by tests/fuzz
+def test_parquet_binary_and_nested_columns_are_read_as_text(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"user_id": ["u1", "u2"], "item_id": ["a", "b"],
+                      "note": pa.array([b"\xff\xfe", b"ok"]), "tags": pa.array([[1, 2], [3]])})
+    pq.write_table(table, tmp_path / "interactions.parquet")
+    ds, report = validate_path(tmp_path)
+    assert ds is not None and not report.fatal
+
+
+def test_recbole_field_named_twice_is_a_located_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "rb.inter").write_text("user_id:token\titem_id:token\tuser_id:float\nu1\ti1\t3\n")
+    assert cli.main(["data", "validate", str(tmp_path), "--format", "recbole"]) == 2
+    err = capsys.readouterr().err
+    assert "appears twice" in err and "rb.inter line 1" in err
+    assert cli.main(["data", "init", str(tmp_path), "--force", "-q"]) in (0, 2)  # no traceback either way
+
+
+@pytest.mark.parametrize("header", ["user_id,item_id,no\x00te", "user_id,item_id,\"multi\nline\""])
+def test_data_init_escapes_odd_column_names_in_comments(tmp_path: Path, header: str, capsys) -> None:
+    (tmp_path / "interactions.csv").write_text(header + "\nu1,i1,x\nu2,i2,y\n")
+    assert cli.main(["data", "init", str(tmp_path), "--force", "-q"]) == 0, capsys.readouterr().err
+    assert cli.main(["data", "validate", "--data", str(tmp_path), "-q"]) == 0, capsys.readouterr().err
+
+
+def test_data_init_skips_jsonl_lines_that_are_not_objects(tmp_path: Path, capsys) -> None:
+    (tmp_path / "interactions.jsonl").write_text('[1, 2]\n{"user_id": "u1", "item_id": "a"}\n'
+                                                 '{"user_id": "u2", "item_id": "b"}\n{broken\n')
+    assert cli.main(["data", "init", str(tmp_path), "--force", "-q"]) == 0, capsys.readouterr().err
