@@ -121,9 +121,13 @@ def load_dataset_artifact(directory: str | Path) -> Dataset:
     for m in mods:
         mod = _load_modality(directory, m, meta_path, len(item_ids))
         modalities[mod.name] = mod
+    users = None
+    if (directory / "users.parquet").is_file():  # user attributes (an attribute user tower rebuilds from them)
+        users = read_parquet(inside(directory, "users.parquet", "user table", RESAVE), RESAVE)
+        users = users.astype(object).where(users.notna(), None)
     try:
         return Dataset(str(meta.get("name") or directory.parent.name), user_ids, item_ids, interactions, items,
-                       modalities, meta.get("root") if isinstance(meta.get("root"), str) else None)
+                       modalities, meta.get("root") if isinstance(meta.get("root"), str) else None, users=users)
     except (ValueError, KeyError, TypeError, IndexError) as err:
         # the files read but do not fit together (ids out of range, missing columns, wrong row counts)
         raise UserError(f"the saved dataset is inconsistent: {str(err)[:300]}", str(directory), RESAVE) from None

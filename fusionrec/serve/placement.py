@@ -112,15 +112,8 @@ class TwoTowerPlacer(ContentPlacer):
     """``two_tower``: the item tower with the ID part off (what its cold items get)."""
 
     def _vector(self, vectors, feats, masks, row):
-        m = self.model
-        views = m.projector(feats)
-        if m.fusion_name == "late":
-            w = m.score_fusion.item_weights(masks, 1)
-            fused = torch.cat([views[n] * w[:, j:j + 1] for j, n in enumerate(m.inputs.names)], dim=1)
-            vec = torch.cat([torch.zeros(1, m.dim), fused], dim=1)
-        else:
-            vec = m.fusion(views, masks)
-        return m._score_space(vec)
+        # the model's own cold-item path (decision-level blocks, the mean item bias included)
+        return self.model.place_content(feats, masks)
 
 
 class ContentCFPlacer(ContentPlacer):

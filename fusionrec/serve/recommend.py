@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from fusionrec.errors import UserError
 from fusionrec.serve.errors import ServeError
 from fusionrec.serve.online import OnlineEvent
 
@@ -63,17 +64,22 @@ class RecommendMixin:
         return order, full[order]
 
     def recommend_anonymous(self, items: list[str] | None = None, text: str | None = None, k: int = 10,
-                            exclude_seen: bool = True, filters: str | None = None) -> dict[str, Any]:
-        """For anonymous/new users: the items they touched and/or a free-text query."""
+                            exclude_seen: bool = True, filters: str | None = None,
+                            attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+        """For anonymous/new users: the items they touched, their attributes and/or a free-text query."""
         k = self._check_k(k)
         state = self.state
         self._require_ip(state, "anonymous recommendations")
         items = list(items or [])
-        if not items and not (text and text.strip()):
-            raise ServeError(422, "items", "send at least one item id in 'items' or a non-empty 'text' query")
+        if not items and not (text and text.strip()) and not attributes:
+            raise ServeError(422, "items", "send at least one item id in 'items', user 'attributes' or a "
+                             "non-empty 'text' query")
         rows = [self._item_row(state, i, f"items[{n}]") for n, i in enumerate(items)]
         parts = []
-        if rows:
+        if attributes:
+            # the model's own new-user tower: attributes plus the touched items as first events
+            parts.append(self._attribute_query_vector(state, attributes, rows))
+        elif rows:
             events = [OnlineEvent(str(i), 1.0, n, 0.0) for n, i in enumerate(items)]
             parts.append(self.online.aggregate(events, rows, state.item_vectors))
         if text and text.strip():
@@ -84,6 +90,19 @@ class RecommendMixin:
         out_rows, scores, stats = self._rank(state, query, k, allowed, exclude)
         return {"k": k, "items": self._items_out(state, out_rows, scores), "search": stats.path,
                 "model_version": state.version}
+
+    def _attribute_query_vector(self, state: ServiceState, attributes: dict[str, Any], rows: list[int]) -> np.ndarray:
+        model = state.model
+        if getattr(model, "user_attr", None) is None or not hasattr(model, "user_vector_from_attributes"):
+            raise ServeError(422, "attributes", f"the served {type(model).__name__} model has no user attribute "
+                             "tower", "train two_tower with model.params.user_attributes: true on data with a user "
+                             "table (docs/guide/new-users.md), or leave 'attributes' out")
+        trained = [r for r in rows if r < model.n_items]  # items posted after training have no trained row
+        try:
+            vec = model.user_vector_from_attributes(dict(attributes), trained)
+        except UserError as err:
+            raise ServeError(422, "attributes", err.what, err.fix) from None
+        return vec.detach().cpu().numpy().astype(np.float32)
 
     def _text_query_vector(self, state: ServiceState, text: str) -> np.ndarray:
         if len(text) > 10_000:

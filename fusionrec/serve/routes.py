@@ -74,9 +74,9 @@ def add_routes(router: FastAPI, service: RecService, metrics: ServeMetrics) -> N
 
     @router.post("/recommendations", response_model=RecommendationsOut, tags=["recommend"], **BODY_READ)
     def recommend_anonymous(body: RecommendIn) -> dict[str, Any]:
-        """Anonymous or new users: the items they touched and/or a free-text query."""
+        """Anonymous or new users: the items they touched, their attributes and/or a free-text query."""
         return service.recommend_anonymous([str(i) for i in body.items], body.text, body.k,
-                                           body.exclude_seen, body.filters)
+                                           body.exclude_seen, body.filters, attributes=body.attributes)
 
     @router.get("/items/{item_id}/similar", response_model=SimilarOut, tags=["items"], **READ)
     async def similar(item_id: ItemId, k: K = 10, filters: Filters = None) -> dict[str, Any]:

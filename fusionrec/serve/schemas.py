@@ -71,6 +71,9 @@ class RecommendIn(_Body):
     k: int = Field(10, ge=1)
     exclude_seen: bool = True
     filters: Annotated[Text, StringConstraints(max_length=1000)] | None = None
+    attributes: dict[AttrKey, AttrValue] | None = Field(
+        None, max_length=100, description="a new user's attributes (e.g. age, gender, occupation) for a model "
+        "with a user attribute tower (two_tower user_attributes); combined with items and text")
 
 
 def bounded_requests(event_types: list[str], max_k: int, max_events: int, max_items: int
