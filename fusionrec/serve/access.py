@@ -3,7 +3,8 @@
 Every route declares the role it needs in its OpenAPI ``x-role`` (``read``, ``write``,
 ``admin``; none: public). :class:`AccessMiddleware` sits in front of the body-size limit
 and the framework, so a request without a valid key is answered 401/403/429 before a byte
-of its body is read or parsed. Each key spends from its own token bucket (rate by role);
+of its body is read or parsed. Each key spends from its own token bucket per kind of endpoint
+(read/write/admin, at that kind's rate);
 wrong keys spend from a bucket per client address, so guessing is throttled; public reads
 (``public_reads: true``) spend from a bucket per address.
 """
@@ -80,9 +81,13 @@ class AccessPolicy:
         if ROLE_RANK[role] < ROLE_RANK[need]:
             return 403, {"error": f"this key has the {role} role; the endpoint needs {need}",
                          "field": API_KEY_HEADER, "fix": fix}, {}
-        wait = self.by_role[role].take(key_digest(presented))
+        # one bucket per key and kind of endpoint, at that kind's rate: an admin key reading is
+        # limited like a read key, and admin operations stay at the admin rate whoever sends them
+        limiter = self.by_role[need]
+        wait = limiter.take(key_digest(presented))
         if wait:
-            return self._too_many(wait, f"rate limit of this key ({self.by_role[role].rate:g} requests/s) reached")
+            return self._too_many(wait, f"rate limit of this key for {need} endpoints "
+                                        f"({limiter.rate:g} requests/s) reached")
         return None
 
     @staticmethod
