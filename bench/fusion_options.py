@@ -79,8 +79,8 @@ def main() -> None:
         if ref is not None:
             rows[name]["time_vs_infonce"] = statistics.median(
                 r["seconds_per_epoch"] / b["seconds_per_epoch"] for r, b in zip(runs, per[ref]))
-        print(f"{name:24s} median {rows[name]['seconds_per_epoch']:7.1f} s/epoch "
-              f"(x{rows[name].get('time_vs_infonce', float('nan')):.2f} infonce)  valid R@20 "
+        ratio = f" (x{rows[name]['time_vs_infonce']:.2f} infonce)" if ref is not None else ""
+        print(f"{name:24s} median {rows[name]['seconds_per_epoch']:7.1f} s/epoch{ratio}  valid R@20 "
               f"{rows[name]['valid_recall@20']:.4f}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"rows": rows, "seeds": args.seeds, "epochs": args.epochs,
