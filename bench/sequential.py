@@ -67,6 +67,8 @@ def test_extra(model: Any, evaluator: Any) -> dict[str, float]:
     out = slice_metrics(evaluator, model, "test")
     if hasattr(model, "set_context_events"):
         out.update(nomask_metrics(model, evaluator))
+        # the chosen model's valid score under RecBole's protocol, to compare with RecBole's valid curve
+        out.update({f"valid_{k}": v for k, v in nomask_metrics(model, evaluator, "valid").items()})
     return out
 
 
@@ -78,7 +80,7 @@ def run_one(dataset: str, model: str, seed: int, sets: list[str], out: Path) -> 
     overrides = [*BASE, f"train.seeds=[{seed}]", "output_dir=/tmp/seq/runs", *sets]
     w0, c0 = time.perf_counter(), time.process_time()
     cfg = resolve_config(dataset=dataset, model=model, overrides=overrides)
-    res = run_experiment(cfg)
+    res = run_experiment(cfg, test_extra=test_extra)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     rec = res["per_seed"][0]
     row = {"system": "fusionrec", "model": model, "sets": sets, "seed": seed, "dataset": dataset,

@@ -201,6 +201,16 @@ class SequentialRecModel(HistoryMixin, RecModel):
         finally:
             self.train(was_training)
 
+    def history_vector(self, user: int | None, new_items: Sequence[int | None] = ()) -> np.ndarray | None:
+        """The query vector of ``user``'s training history with ``new_items`` appended in order
+        (serving: a user's online events); ``None`` for an unknown user, ``None`` entries and
+        items the model does not know are skipped. ``None`` when nothing is left to encode."""
+        hist = [int(i) for i in self.history(user)] if user is not None else []
+        hist += [int(i) for i in new_items if i is not None and 0 <= int(i) < self.n_items]
+        if not hist:
+            return None
+        return self.embed_histories([hist])[0].cpu().numpy()
+
     @torch.no_grad()
     def predict_from_history(self, item_sequence: Sequence[int] | np.ndarray) -> torch.Tensor:
         """``[n_items]`` next-item scores after the history ``item_sequence`` (item indices, oldest first).
