@@ -15,7 +15,11 @@ from fusionrec.config import TrainConfig
 from fusionrec.data.dataset import Dataset, FeatureModality
 from fusionrec.data.split import user_cold_start_split
 from fusionrec.errors import UserError
-from fusionrec.evaluate.user_cold import evaluate_new_users, model_scorer, new_user_cases
+from fusionrec.evaluate.user_cold import (
+    evaluate_new_users,
+    model_scorer,
+    new_user_cases,
+)
 from fusionrec.models.registry import build_model
 from fusionrec.models.user_tower import UserAttributeEncoder
 from fusionrec.train.trainer import Trainer, seed_everything
