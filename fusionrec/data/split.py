@@ -161,7 +161,7 @@ def leave_last_out_split(dataset: Dataset, n_valid: int = 1, n_test: int = 1, ne
                         "use e.g. 0.2 to hold out a fifth of the items as new arrivals")
     items = dataset.interactions["item"].to_numpy()
     active = np.unique(items)
-    new = np.random.default_rng(seed).choice(active, int(round(len(active) * new_items)), replace=False)
+    new = np.random.default_rng(seed).choice(active, round(len(active) * new_items), replace=False)
     return out.subset_interactions(~((labels == 0) & np.isin(items, new)))
 
 

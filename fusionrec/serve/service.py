@@ -143,6 +143,12 @@ class RecService(RecommendMixin, IngestMixin, ItemsMixin, ExplainMixin, PrivacyM
         base_row = self._base_user(state, user_id)
         base = state.user_vectors[base_row] if base_row is not None and state.user_vectors is not None else None
         events = self.online.history(user_id)
+        if callable(getattr(state.model, "history_vector", None)):
+            # a sequential model encodes the training history with the online events appended in
+            # order: the next recommendation changes through the model, not an average of item vectors
+            rows = [state.catalogue.index_of.get(e.item) for e in events]
+            vec = state.model.history_vector(base_row, rows)
+            return vec, "trained" if not events else ("online" if base_row is None else "trained+online")
         agg = None
         if events and state.item_vectors is not None:
             rows = [state.catalogue.index_of.get(e.item) for e in events]

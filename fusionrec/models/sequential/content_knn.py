@@ -50,7 +50,7 @@ class SeqContentKNN(HistoryMixin, RecModel):
         n = self.hp.last_n
         rows = torch.zeros(len(histories), self.n_items)
         for r, h in enumerate(histories):
-            tail = np.asarray(h, dtype=np.int64)[-n:]
+            tail = np.ascontiguousarray(np.asarray(h, dtype=np.int64)[-n:])
             if len(tail):
                 rows[r, torch.from_numpy(tail)] += 1.0 / len(tail)
         total = torch.zeros(len(histories), self.n_items)
