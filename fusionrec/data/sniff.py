@@ -85,6 +85,11 @@ class ColumnStats:
             and self.high is not None and self.high <= 1 and self.unique <= 2
 
     @property
+    def span(self) -> str:
+        """``"1..5"``, or a note when no value is finite (a column of inf / nan)."""
+        return f"{self.low:g}..{self.high:g}" if self.low is not None and self.high is not None else "(none finite)"
+
+    @property
     def unique_share(self) -> float:
         return self.unique / max(self.count, 1)
 
@@ -185,7 +190,7 @@ def _content_fits(role: str, st: ColumnStats) -> tuple[bool, str]:
             return True, f"numbers, e.g. {st.example}"
         return st.date_share >= DATE_SHARE, f"{st.date_share:.0%} parse as dates, e.g. {st.date_example or st.example}"
     if role == "rating":
-        return st.numeric, (f"numbers {st.low:g}..{st.high:g}" if st.numeric else f"not numbers ({st.example!r})")
+        return st.numeric, (f"numbers {st.span}" if st.numeric else f"not numbers ({st.example!r})")
     if role == "label":
         return st.zero_one, ("values 0/1" if st.zero_one else f"values are not 0/1 (e.g. {st.example!r})")
     if role == "split":
@@ -222,7 +227,7 @@ def _interaction_by_content(st: ColumnStats, have: set[str], table: str) -> Gues
                      "the label role", todo=True)
     if "rating" not in have and st.numeric and re.search(r"rat|score|star|grade", col, re.IGNORECASE) and \
             st.high is not None and st.high <= 100:
-        return Guess(table, col, "rating", f"name says rating and values are {st.low:g}..{st.high:g}")
+        return Guess(table, col, "rating", f"name says rating and values are {st.span}")
     kind = "numbers" if st.numeric else "text"
     return Guess(table, col, "not used", f"interaction context ({kind}, e.g. {st.example!r}); "
                  "fusionrec learns from who-item-when")
@@ -266,7 +271,7 @@ def side_roles(stats: dict[str, ColumnStats], id_col: str, table: str) -> list[G
                 guesses.append(Guess(table, col, "attribute", f"also a category: {st.unique} distinct values"))
             continue
         if st.numeric and not _id_like_number(st):
-            guesses.append(Guess(table, col, "attribute", f"numbers {st.low:g}..{st.high:g}"))
+            guesses.append(Guess(table, col, "attribute", f"numbers {st.span}"))
         elif categorical:
             guesses.append(Guess(table, col, "attribute", f"category with {st.unique} distinct values, "
                                  f"e.g. {st.example!r}"))

@@ -180,3 +180,11 @@ def test_data_init_skips_jsonl_lines_that_are_not_objects(tmp_path: Path, capsys
     (tmp_path / "interactions.jsonl").write_text('[1, 2]\n{"user_id": "u1", "item_id": "a"}\n'
                                                  '{"user_id": "u2", "item_id": "b"}\n{broken\n')
     assert cli.main(["data", "init", str(tmp_path), "--force", "-q"]) == 0, capsys.readouterr().err
+
+
+def test_data_init_on_a_numeric_column_without_finite_values(tmp_path: Path, capsys) -> None:
+    import pandas as pd
+
+    pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["a", "b"]}).to_parquet(tmp_path / "interactions.parquet")
+    pd.DataFrame({"item_id": ["a", "b"], "weight": [float("inf"), float("nan")]}).to_parquet(tmp_path / "items.parquet")
+    assert cli.main(["data", "init", str(tmp_path), "--force", "-q"]) == 0, capsys.readouterr().err
