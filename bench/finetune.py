@@ -187,7 +187,7 @@ def main() -> int:
     ap.add_argument("--parallel", action="store_true", help="one subprocess per variant")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--report", action="store_true", help="print the markdown table of the finished variants")
-    ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks"))
+    ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks" / "finetune"))
     args = ap.parse_args()
     if args.report:
         print(table(Path(args.out), args.dataset))
