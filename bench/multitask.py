@@ -71,16 +71,22 @@ def keep_predictions(store: dict[str, Any], label: str) -> Any:
         targets = model.task_targets(rows.labels.astype(bool), rows.events, rows.ratings)
         store.setdefault(label, []).append({t: p.numpy() for t, p in probs.items()})
         store["targets"] = {t: (y, m) for t, (y, m) in targets.items()}
+        if store.get("save_dir"):   # runs split over processes: combined later with --combine
+            folder = Path(store["save_dir"])
+            folder.mkdir(parents=True, exist_ok=True)
+            seed_no = len(store[label]) - 1
+            np.savez(folder / f"{label.replace(' ', '_')}_{seed_no}.npz", y=targets["conversion"][0],
+                     **{t: p.numpy() for t, p in probs.items()})
         return {}
     return extra
 
 
 def run_dataset(name: str, seeds: list[int], extra: list[str], only: list[str] | None = None,
-                suffix: str = "") -> dict[str, Any]:
+                suffix: str = "", save_dir: str | None = None) -> dict[str, Any]:
     dataset = load_data(config(name, "multitask", seeds, extra))
     print(f"{name}: {dataset!r}", flush=True)
     out: dict[str, Any] = {"models": {}}
-    preds: dict[str, Any] = {}
+    preds: dict[str, Any] = {"save_dir": save_dir}
     runs = Path(tempfile.mkdtemp(prefix=f"mt_{name}_"))
     for label, objective in OBJECTIVES.items():
         if only and label not in only:
@@ -107,6 +113,20 @@ def run_dataset(name: str, seeds: list[int], extra: list[str], only: list[str] |
     if name == "demo":
         out["oracle"] = oracle(dataset)
     return out
+
+
+def combine(save_dir: str) -> dict[str, Any]:
+    """``click x cvr-on-clicks`` from predictions saved by separate processes (--save-preds)."""
+    folder = Path(save_dir)
+    clicks = sorted(folder.glob("click_only_*.npz"))
+    cvrs = sorted(folder.glob("cvr_on_clicks_*.npz"))
+    aucs, losses = [], []
+    for a, b in zip(clicks, cvrs):
+        pa, pb = np.load(a), np.load(b)
+        y, combo = pa["y"], pa["click"] * pb["cvr"]
+        aucs.append(auc(y, combo))
+        losses.append(log_loss(y, combo))
+    return {"test": {"auc_conversion": _mean_std(aucs), "logloss_conversion": _mean_std(losses)}}
 
 
 def oracle(dataset: Any) -> dict[str, float]:
@@ -145,14 +165,19 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", default=None, choices=list(OBJECTIVES), help="run only these models")
     ap.add_argument("--suffix", default="", help="appended to the model labels, e.g. ' (mmoe)' with "
                                                  "--set model.params.architecture=mmoe")
+    ap.add_argument("--save-preds", default=None, help="folder for each run's test predictions")
+    ap.add_argument("--combine", default=None, help="only combine saved predictions (a --save-preds folder)")
     ap.add_argument("--out", default="docs/benchmarks/multitask.json")
     args = ap.parse_args()
+    if args.combine:
+        print(json.dumps(combine(args.combine)))
+        return
     import torch
 
     torch.set_num_threads(1)
     report: dict[str, Any] = {"seeds": args.seeds, "load_start": os.getloadavg(), "demo_settings": DEMO}
     for name in args.datasets:
-        report[name] = run_dataset(name, args.seeds, args.extra, args.only, args.suffix)
+        report[name] = run_dataset(name, args.seeds, args.extra, args.only, args.suffix, args.save_preds)
         print(markdown(name, report[name]), flush=True)
     report["load_end"] = os.getloadavg()
     out = Path(args.out)
