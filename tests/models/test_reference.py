@@ -46,8 +46,9 @@ def test_models_lists_one_line_per_model_with_its_kind(capsys):
     out = capsys.readouterr().out.splitlines()
     for name in available_models():
         line = next(x for x in out if x.split()[:1] == [name])
-        assert line.split()[1] in ("ID-only", "multimodal", "ranker")
+        assert line.split()[1] in ("ID-only", "multimodal", "ranker", "rating")
     assert next(x for x in out if x.startswith("mmgraph ")).split()[1] == "multimodal"
+    assert next(x for x in out if x.startswith("biased_mf ")).split()[1] == "rating"
     assert next(x for x in out if x.startswith("bpr ")).split()[1] == "ID-only"
 
 
