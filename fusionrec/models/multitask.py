@@ -40,6 +40,7 @@ the click and conversion AUCs (the default selection metric). Ranking scores
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -53,6 +54,7 @@ from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
 from fusionrec.models.ranker import DCNRanker
 
+log = logging.getLogger(__name__)
 ARCHITECTURES = ("esmm", "shared_bottom", "mmoe")
 OBJECTIVES = ("multitask", "click", "conversion", "cvr_clicked")
 TASKS = ("click", "conversion", "cvr")
@@ -167,13 +169,14 @@ class MultiTaskRanker(DCNRanker):
         return np.unique(keys)
 
     def _check_has_conversions(self) -> None:
+        # a warning, not an error: the model still trains (its conversion task learns "never"), and
+        # implicit data without conversions is a legitimate input for the click task
         if self.conv_keys.numel() == 0 and self.hp.objective != "click":
             rule = (f"rating >= {self.hp.conversion_rating}" if self.hp.conversion_rating is not None
                     else f"label >= {self.hp.conversion_label}")
-            raise UserError(f"multitask: no training click converts ({rule})",
-                            "model.params.conversion_rating / conversion_label",
-                            "log conversions as label 2 (0 shown, 1 clicked, 2 purchased), or set "
-                            "conversion_rating for rated data (e.g. 4), or use objective: click")
+            log.warning("multitask: no training click converts (%s); log conversions as label 2 (0 shown, "
+                        "1 clicked, 2 purchased), set model.params.conversion_rating for rated data (e.g. 4), "
+                        "or use objective: click", rule)
 
     # ------------------------------------------------------------------ network
     def _first_layer_parts(self, user_side: torch.Tensor, item_side: torch.Tensor) -> dict[str, Any]:

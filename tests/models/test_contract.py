@@ -32,7 +32,10 @@ ONE_EPOCH = TrainConfig(epochs=1, batch_size=64, lr=0.01, checkpoint=False, prog
 def world():
     # 36 users x 30 items, 3 item types; text reveals the type, a third of the images are missing,
     # a fifth of the items are cold (test only)
-    return typed_world(5, n_users=36, n_items=30, k=3, text_dim=8, image_dim=6, image_missing=0.3)
+    ds = typed_world(5, n_users=36, n_items=30, k=3, text_dim=8, image_dim=6, image_missing=0.3)
+    # ratings 1-5 on every event (implicit models ignore them; rating models need them)
+    ds.interactions["rating"] = (1 + (ds.interactions["user"] + ds.interactions["item"]) % 5).astype("float32")
+    return ds
 
 
 @pytest.mark.parametrize("name", available_models())
