@@ -104,7 +104,8 @@ async def _client_main(url: str, users: list[str], clients: int, requests: int, 
     deadline = time.perf_counter() + duration
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10.0) as http:
+    # reads need a key unless the server runs with --public-reads
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10.0, headers={"X-API-Key": API_KEY}) as http:
         for _ in range(min(50, requests)):  # warm-up (connections, caches), not measured
             await http.get(f"/recommendations/{rng.choice(users)}", params={"k": k})
 
@@ -210,7 +211,7 @@ def main() -> int:
         report["server_start_seconds"] = round(time.time() - t0, 1)
         import httpx
 
-        report["health"] = httpx.get(url + "/health").json()
+        report["health"] = httpx.get(url + "/health", headers={"X-API-Key": API_KEY}).json()
         for clients in args.clients:
             runs = []
             for rep in range(args.repeats):
@@ -227,7 +228,7 @@ def main() -> int:
         if args.schemathesis:
             report["schemathesis"] = run_schemathesis(url, args.schemathesis, args.workdir)
             print(report["schemathesis"]["summary"], flush=True)
-        metrics = httpx.get(url + "/metrics").text
+        metrics = httpx.get(url + "/metrics", headers={"X-API-Key": API_KEY}).text
         report["server_metrics_sample"] = [m for m in metrics.splitlines()
                                            if m.startswith(("fusionrec_index", "fusionrec_users"))]
     finally:
