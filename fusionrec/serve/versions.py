@@ -27,6 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# the same fsync-the-rename rule as the feature store
+from fusionrec.encoders.store import _fsync_dir
+
 log = logging.getLogger("fusionrec.serve")
 
 META = "serve_meta.json"
@@ -51,17 +54,6 @@ def model_fingerprint(model_dir: str | Path) -> str:
     return digest.hexdigest()[:32]
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class ModelVersions:
