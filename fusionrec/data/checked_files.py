@@ -131,7 +131,8 @@ def read_parquet(path: str | Path, fix: str) -> Any:
         raise UserError("file not found", str(path), fix)
     try:
         return pd.read_parquet(path)
-    except (pa.ArrowException, OSError, ValueError, TypeError, IndexError) as err:
+    except (pa.ArrowException, OSError, ValueError, TypeError, IndexError, KeyError) as err:
+        # KeyError: the pandas metadata stored in the file is damaged
         raise UserError(f"not a readable Parquet file: {str(err)[:200]}", str(path), fix) from None
 
 

@@ -203,7 +203,12 @@ def _read_delimited(path: Path, delimiter: str | None, names: list[str] | None) 
                         "write a header row naming the columns, e.g. user_id,item_id,rating,timestamp")
     delimiter = delimiter or _sniff_delimiter(path, first)
     if names is None:
-        header = next(csv.reader([first.rstrip("\r\n")], delimiter=delimiter))
+        try:
+            header = next(csv.reader([first.rstrip("\r\n")], delimiter=delimiter))
+        except csv.Error as err:  # e.g. a stray carriage return inside the header line
+            raise UserError(f"the header line cannot be parsed ({err})", f"{path} line 1",
+                            "write the header as plain column names separated by the delimiter, without "
+                            "carriage returns or unbalanced quotes inside a name") from None
         skip = 1
     else:
         header, skip = list(names), 0

@@ -96,8 +96,20 @@ def _default_encoder(name: str, kind: str, cfg: ServeConfig) -> Any:
 
 
 def read_serve_meta(model_dir: str | Path) -> dict[str, Any]:
+    """The retrain facts of a model version (``trained_upto_seq``...), checked; {} when absent."""
     path = Path(model_dir) / SERVE_META
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    fix = "restore this model version from a backup, or serve the --model folder it was retrained from"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(f"the model version's serve facts are not valid JSON ({err})", str(path), fix) from None
+    upto = meta.get("trained_upto_seq", 0) if isinstance(meta, dict) else None
+    # a sequence number the event store can hold (SQLite INTEGER, PostgreSQL BIGINT)
+    if isinstance(upto, bool) or not isinstance(upto, int) or not 0 <= upto < 2**63:
+        raise UserError(f"trained_upto_seq {upto!r} is not an event sequence number", str(path), fix)
+    return meta
 
 
 def load_state(model_dir: str | Path, cfg: ServeConfig, store: EventStore, version: int = 1) -> ServiceState:

@@ -101,6 +101,12 @@ def _epoch_seconds(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def _epoch(parsed: pd.Series) -> pd.Timestamp:
+    """1970-01-01 UTC in the unit pandas parsed the dates with: a date such as year 170 fits in
+    seconds but not in nanoseconds, so the subtraction must not convert to ns."""
+    return pd.Timestamp(0, tz="UTC").as_unit(parsed.dt.unit)
+
+
 def to_seconds(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Timestamps as float unix seconds, and a mask of present values that do not parse.
 
@@ -113,7 +119,7 @@ def to_seconds(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         parsed = pd.to_datetime(series, utc=True)
         ok = parsed.notna().to_numpy()
         secs = np.full(len(series), np.nan)
-        secs[ok] = (parsed[ok] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+        secs[ok] = (parsed[ok] - _epoch(parsed)).dt.total_seconds().to_numpy()
         return secs, np.zeros(len(series), dtype=bool)
     values, bad, _ = to_float(series)
     values = _epoch_seconds(values)
@@ -123,7 +129,7 @@ def to_seconds(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         ok = parsed.notna().to_numpy()
         rows = np.flatnonzero(bad)
         # subtracting the epoch is independent of the ns/us/s unit pandas picked
-        values[rows[ok]] = (parsed[ok] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+        values[rows[ok]] = (parsed[ok] - _epoch(parsed)).dt.total_seconds().to_numpy()
         bad = bad.copy()
         bad[rows[ok]] = False
     return values, bad
