@@ -39,8 +39,8 @@ class ReplicaSync:
         self.store = service.store
         self.interval = float(interval)
         self.last_seq = self.store.max_seq()  # the service replayed everything up to here at start
-        versions = [v for v, _ in self.store.items_with_versions(0)]
-        self.last_item_version = max(versions, default=0)
+        # the service loaded every stored item at start; only the newest version is needed here
+        self.last_item_version = self.store.max_item_version()
         self.forget_generation = self.store.forget_generation()
         self.applied_events = 0
         self.applied_items = 0

@@ -188,6 +188,12 @@ class PostgresEventStore:
                                        (it.item_id, name, np.asarray(vec, dtype=np.float32).tobytes()))
             self._conn.execute(f"NOTIFY {ITEMS_CHANNEL}")
 
+    def max_item_version(self) -> int:
+        """The version of the newest item write (0: none yet)."""
+        with self._lock:
+            row = self._conn.execute("SELECT MAX(version) FROM items").fetchone()
+        return int(row[0] or 0)
+
     def items(self, after_version: int = 0) -> list[StoredItem]:
         """Stored items in the order they were last written (only those after ``after_version``)."""
         return [it for _v, it in self.items_with_versions(after_version)]

@@ -11,8 +11,8 @@ model from the same seeds; then, per training step:
   is the gradient of the whole batch, so N processes follow the single-process run up
   to floating-point order (the test checks the metrics agree);
 * models whose loss compares a row with the other rows of its batch (in-batch
-  negatives) gather the other ranks' rows with :func:`gather_rows`, so the negatives
-  of a distributed step are those of the whole batch;
+  negatives) gather the other ranks' item ids with :func:`gather_ids`, so the
+  negatives of a distributed step are those of the whole batch;
 * validation, checkpoints, callbacks, the test split and every file are rank 0's; the
   decision to keep a checkpoint or stop early is broadcast so the ranks stay in step;
   on resume rank 0 reads the checkpoint and sends it to the others.
@@ -122,27 +122,6 @@ def shutdown() -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
         _CONTEXT = None
-
-
-def gather_rows(x: torch.Tensor) -> torch.Tensor:
-    """``x`` of every rank stacked along dim 0 (gradients flow back to each rank's rows).
-
-    Identity in a single process. Models use it for in-batch negatives, so a
-    distributed step scores each row against the whole batch, as one process would.
-    Every rank's ``x`` must have the same shape beyond dim 0.
-    """
-    ctx = _CONTEXT
-    if ctx is None:
-        return x
-    import torch.distributed as dist
-    import torch.distributed.nn.functional as dist_fn
-
-    sizes = [torch.zeros(1, dtype=torch.long) for _ in range(ctx.world_size)]
-    dist.all_gather(sizes, torch.tensor([x.shape[0]], dtype=torch.long))
-    longest = int(max(s.item() for s in sizes))
-    padded = x if x.shape[0] == longest else torch.cat([x, x.new_zeros(longest - x.shape[0], *x.shape[1:])])
-    parts = dist_fn.all_gather(padded)
-    return torch.cat([p[: int(n.item())] for p, n in zip(parts, sizes)])
 
 
 def gather_ids(ids: torch.Tensor) -> tuple[torch.Tensor, int]:

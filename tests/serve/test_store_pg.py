@@ -71,3 +71,10 @@ def test_unreachable_server_is_a_user_error():
     pytest.importorskip("psycopg")
     with pytest.raises(UserError, match="cannot connect to PostgreSQL"):
         store_pg.PostgresEventStore("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_max_item_version_is_the_newest_write(pg_dsn):  # noqa: F811
+    s = store_pg.PostgresEventStore(pg_dsn)
+    assert s.max_item_version() == 0
+    s.upsert_items([StoredItem("a", None, None, {}, {}), StoredItem("b", None, None, {}, {})])
+    assert s.max_item_version() == max(v for v, _ in s.items_with_versions())
