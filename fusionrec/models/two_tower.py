@@ -70,6 +70,8 @@ from fusionrec.models.base import RecModel
 from fusionrec.models.bpr import bpr_loss, embedding_norm_reg
 from fusionrec.models.modal_inputs import ModalInputs
 from fusionrec.models.params import FeatureNorm, Modalities, ModelParams
+from fusionrec.models.sampled_softmax import NEGATIVE_SAMPLERS, uses_sampled_softmax
+from fusionrec.models.two_tower_scale import BatchLocalTraining
 from fusionrec.models.user_tower import NewUserMixin, UserAttributeEncoder
 from fusionrec.train.distributed import gather_ids
 
@@ -82,7 +84,7 @@ LOSSES = ("softmax", "full_softmax", "bpr")
 COSINE_LOSSES = ("softmax", "full_softmax")
 
 
-class TwoTower(NewUserMixin, RecModel):
+class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
     """Two-tower retrieval with aligned, fused content and a history-encoding user tower."""
 
     name = "two_tower"
@@ -142,6 +144,15 @@ class TwoTower(NewUserMixin, RecModel):
             "(exact, for catalogues of a few thousand items); bpr: sampled negative"))
         temperature: float = Field(0.1, gt=0, description="softmax temperature on cosine scores")
         logq: bool = Field(True, description="subtract log p(item in batch) from in-batch logits")
+        full_softmax_max_items: int = Field(50_000, ge=0, description=(
+            "catalogues above this many items train batch-local (two_tower_scale.py): only the batch's "
+            "positives, sampled negatives and sampled histories go through the towers, softmax over in-batch + "
+            "sampled_negatives with logQ correction, sparse ID gradients; at or below, the exact paths"))
+        sampled_negatives: int = Field(256, ge=0, description="negatives drawn per step, shared by the batch, "
+                                                              "on top of the in-batch ones (above "
+                                                              "full_softmax_max_items only)")
+        negative_sampler: Literal[NEGATIVE_SAMPLERS] = Field("uniform", description=(  # type: ignore[valid-type]
+            "distribution of the sampled negatives: uniform, or popularity (count^0.75)"))
         reg_weight: float = Field(0.0, ge=0, description="EmbLoss weight (bpr loss only)")
         item_bias: bool = Field(False, description="a learned score bias per item (a popularity prior, what a "
                                                    "user with little signal falls back on); items without "
@@ -180,8 +191,20 @@ class TwoTower(NewUserMixin, RecModel):
         self.rank_fusion = hp.fusion in ("rrf", "borda") and hp.use_content
         self.blocks = hp.fusion in BLOCK_FUSIONS and hp.use_content
         self.user_attention = hp.fusion == "user_attention" and hp.use_content
+        # above the threshold a training step only touches the batch's items (two_tower_scale.py)
+        self.batch_local = uses_sampled_softmax(self.n_items, hp.full_softmax_max_items)
         self._init_item_tower(data, align)
         self._init_user_tower(data)
+        if self.batch_local:
+            self._init_batch_local(data.item_popularity)
+
+    def _id_table(self, n: int, d: int) -> nn.Embedding:
+        # batch-local training looks rows up: sparse gradients, stepped by SparseAdam (train/sparse_optim.py)
+        table = nn.Embedding(n, d, sparse=self.batch_local)
+        nn.init.normal_(table.weight, std=0.1)
+        if self.batch_local:
+            table.weight.sparse_grad = True
+        return table
 
     @property
     def inner_product(self) -> bool:
@@ -196,8 +219,7 @@ class TwoTower(NewUserMixin, RecModel):
         q = np.maximum(pop, 1.0) / max(pop.sum(), 1.0)
         self.register_buffer("log_q", torch.from_numpy(np.log(q).astype(np.float32)), persistent=False)
         if self.use_id:
-            self.item_id = nn.Embedding(self.n_items, d)
-            nn.init.normal_(self.item_id.weight, std=0.1)
+            self.item_id = self._id_table(self.n_items, d)
         if hp.item_bias:
             self.bias = nn.Parameter(torch.zeros(self.n_items))
         if self.use_content:
@@ -223,8 +245,7 @@ class TwoTower(NewUserMixin, RecModel):
     def _init_user_tower(self, data: TrainData) -> None:
         d = self.dim
         if self.use_user_id:
-            self.user_id = nn.Embedding(self.n_users, d)
-            nn.init.normal_(self.user_id.weight, std=0.1)
+            self.user_id = self._id_table(self.n_users, d)
         train = data.train.tocsr().astype(np.float32)
         self._train = train
         deg = np.asarray(train.sum(axis=1)).ravel()
@@ -248,7 +269,10 @@ class TwoTower(NewUserMixin, RecModel):
                 torch.ones(coo.nnz), (self.n_users, self.n_items), check_invariants=False).coalesce()
             hist = np.full((self.n_users, max(self.history_len, 1)), -1, dtype=np.int64)
             self.register_buffer("hist", torch.from_numpy(hist), persistent=False)
-            self._resample_history(np.random.default_rng(0))
+            if self.batch_local:
+                self._resample_local_history()
+            else:
+                self._resample_history(np.random.default_rng(0))
         if self.history == "attention":
             self.hist_query = nn.Linear(d, d, bias=False)
             self.hist_global_query = nn.Parameter(torch.zeros(d))
@@ -273,7 +297,9 @@ class TwoTower(NewUserMixin, RecModel):
     def pre_epoch(self) -> None:
         # a new random history subset each epoch for users with long histories (augmentation);
         # drawn from torch's RNG so the trainer's seed controls it
-        if self.history in ("attention", "transformer") and self.training:
+        if self.batch_local and self.history != "none" and self.training:
+            self._resample_local_history()  # every encoder reads the sampled histories in training
+        elif self.history in ("attention", "transformer") and self.training:
             seed = int(torch.randint(0, 2**31 - 1, (1,)))
             self._resample_history(np.random.default_rng(seed))
 
@@ -453,6 +479,8 @@ class TwoTower(NewUserMixin, RecModel):
 
     # ------------------------------------------------------------------ contract
     def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.batch_local:
+            return self._batch_local_loss(batch)
         users, pos = batch["user"], batch["pos_item"]
         if getattr(self, "text_tower", None) is not None:
             self.text_tower.focus(pos)  # the batch's items get re-encoded with gradient
@@ -491,7 +519,10 @@ class TwoTower(NewUserMixin, RecModel):
             loss = loss + self.align_weight * self._alignment_loss(pos, extras)
         return loss
 
-    def _alignment_loss(self, pos: torch.Tensor, extras: dict[str, Any]) -> torch.Tensor:
+    def _alignment_loss(self, pos: torch.Tensor, extras: dict[str, Any],
+                        warm: torch.Tensor | None = None) -> torch.Tensor:
+        # ``pos`` indexes the rows of ``extras`` (global ids, or batch-local ones with their ``warm``)
+        warm = self.warm if warm is None else warm
         items = torch.unique(pos)
         limit = self.hp.matching_batch if self.hp.align == "matching" else self.align_batch
         if len(items) > limit:
@@ -505,7 +536,7 @@ class TwoTower(NewUserMixin, RecModel):
             cnt = torch.stack([masks[n] for n in self.inputs.names], 1).sum(1, keepdim=True).clamp_min(1)
             content = stack.sum(1) / cnt
         id_emb = extras["id"][items] if "id" in extras else None
-        return self.aligner(views, masks, content=content, id_emb=id_emb, id_mask=self.warm[items])
+        return self.aligner(views, masks, content=content, id_emb=id_emb, id_mask=warm[items])
 
     def _predict(self, u: torch.Tensor, item_vecs: torch.Tensor, extras: dict[str, Any]) -> torch.Tensor:
         mats = self._score_matrices(u, None, item_vecs, extras)

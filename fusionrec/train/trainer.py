@@ -436,7 +436,13 @@ def make_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float =
     Same algorithm and state layout as the default Adam (checkpoints are
     interchangeable), but one kernel per tensor instead of a chain of ops: on
     BPR-sized embedding tables (26k x 64) a step costs ~9 ms instead of ~25 ms CPU.
+    Parameters marked ``sparse_grad`` (ID tables of very large catalogues) go to SparseAdam
+    (:mod:`fusionrec.train.sparse_optim`), so a step costs the batch's rows, not the table.
     """
+    if any(getattr(p, "sparse_grad", False) for p in params):
+        from fusionrec.train.sparse_optim import make_dense_sparse_adam
+
+        return make_dense_sparse_adam(params, lr, weight_decay, make_adam)  # type: ignore[return-value]
     fusable = all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64) and p.layout == torch.strided
                   for p in params)
     groups = _lr_groups(params, lr)
