@@ -55,6 +55,13 @@ from fusionrec.models.graphs import (  # noqa: F401  (re-exported: tests and ser
 )
 from fusionrec.models.modal_inputs import ModalInputs
 from fusionrec.models.params import FeatureNorm, Modalities, ModelParams
+from fusionrec.models.sampled_softmax import (
+    NEGATIVE_SAMPLERS,
+    NegativeSampler,
+    expected_log_count,
+    sampled_softmax_loss,
+    uses_sampled_softmax,
+)
 
 LOSSES = ("softmax", "sampled_softmax", "bpr")
 ALIGNS = ("none", "infonce")
@@ -124,6 +131,12 @@ class MMGraph(RecModel):
         normalize: bool = Field(True, description="cosine scores (unit user and item vectors)")
         item_bias: bool = Field(False, description="per-item score bias (popularity); 0 for cold items")
         n_negatives: int = Field(256, ge=1, description="shared negatives per step (sampled_softmax only)")
+        full_softmax_max_items: int = Field(50_000, ge=0, description=(
+            "loss softmax on a catalogue above this many items trains as sampled_softmax (never a "
+            "[batch, n_items] matrix); with a large train.batch_size an epoch is a few whole-graph steps "
+            "(docs/scaling.md)"))
+        negative_sampler: Literal[NEGATIVE_SAMPLERS] = Field("uniform", description=(  # type: ignore[valid-type]
+            "sampled_softmax negatives: uniform, or popularity (count^0.75, logQ-corrected)"))
         reg_weight: float = Field(0.0, ge=0, description="L2 on the batch's user and positive item embeddings")
 
         @field_validator("fusion", mode="before")
@@ -151,6 +164,10 @@ class MMGraph(RecModel):
                                  dropout=self.hp.head_dropout, normalize=self.normalize, model=self.name)
                      if self.hp.cold_dropout > 0 else None)
         self._cold = torch.from_numpy(np.asarray(train.sum(axis=0)).ravel() <= 0)
+        # the softmax of a large catalogue is sampled (models/sampled_softmax.py)
+        if self.loss_kind == "softmax" and uses_sampled_softmax(self.n_items, self.hp.full_softmax_max_items):
+            self.loss_kind = "sampled_softmax"
+        self._neg_sampler = NegativeSampler(np.asarray(train.sum(axis=0)).ravel(), self.hp.negative_sampler)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ construction
@@ -347,11 +364,14 @@ class MMGraph(RecModel):
             log_z = torch.logsumexp((u_all[distinct] * scale) @ i_all.T + b_neg[None, :], dim=1)
             rec = (log_z[inverse] - (u * i_all[pos]).sum(dim=1) - b[pos]).mean()
         elif self.loss_kind == "sampled_softmax":
-            # uniform shared negatives: logQ is the same constant for every item, so no correction
-            negs = torch.randint(0, self.n_items, (self.n_negatives,))
-            pos_s = (u * i_all[pos]).sum(dim=1, keepdim=True) + b[pos, None]
-            neg_s = (u @ i_all[negs].T + b_neg[None, negs]).masked_fill(negs.unsqueeze(0) == pos.unsqueeze(1), float("-inf"))
-            rec = F.cross_entropy(torch.cat([pos_s, neg_s], dim=1), torch.zeros(len(users), dtype=torch.long))
+            # shared negatives; uniform ones need no logQ correction (the same constant for every item)
+            negs = self._neg_sampler.sample(self.n_negatives)
+            pos_s = (u * i_all[pos]).sum(dim=1) + b[pos]
+            neg_s = u @ i_all[negs].T + b_neg[None, negs]
+            corr = self.hp.negative_sampler != "uniform"
+            log_q = (lambda ids: expected_log_count(ids, None, 0, self._neg_sampler, len(negs))) if corr else None
+            rec = sampled_softmax_loss(pos_s, neg_s, pos, negs, log_q(pos) if corr else None,
+                                       log_q(negs) if corr else None)
         else:
             neg = batch["neg_item"].long()
             diff = (u * i_all[pos]).sum(1) + b[pos] - (u * i_all[neg]).sum(1) - b[neg]
