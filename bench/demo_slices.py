@@ -2,6 +2,8 @@
 
     FUSIONREC_CACHE=/tmp/dm/cache OMP_NUM_THREADS=1 python bench/demo_slices.py \
         --variant mmgraph '{}' --variant mmgraph '{"cold_negatives": false}' --seed 2024
+    FUSIONREC_CACHE=/tmp/dm/cache OMP_NUM_THREADS=1 python bench/demo_slices.py \
+      --variant mmgraph '{"cold_dropout": 0.3, "head_detach": true}' --margins 0 0.1 --gates 0 0.08
 
 Each variant is a model name and its parameters (JSON) on top of the demo's settings
 (fusionrec/configs/demo.yaml); selection between variants is meant to read the valid columns only.
@@ -38,6 +40,10 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/demo_slices")
     parser.add_argument("--margins", type=float, nargs="*", default=None, metavar="M",
                         help="mmgraph only: after training, also report each cold_margin value (no retraining)")
+    parser.add_argument("--gates", type=float, nargs="*", default=None, metavar="G",
+                        help="mmgraph only: with --margins, also each cold_gate value (no retraining)")
+    parser.add_argument("--train", default="{}", metavar="JSON",
+                        help="train settings over the demo's for every variant, e.g. '{\"lr\": 0.002}'")
     args = parser.parse_args()
     torch.set_num_threads(1)
     settings = demo_settings()
@@ -49,7 +55,7 @@ def main() -> None:
         entry = next((e for e in settings["models"] if e["name"] == model), {})
         layered = _merge(base, {k: v for k, v in entry.items() if k not in ("name", "label")})
         layered = _merge(layered, {"model": {"name": model, "params": json.loads(params_json)},
-                                   "train": {"progress": False}})
+                                   "train": {"progress": False, **json.loads(args.train)}})
         cfg = _resolve_from_dict(layered)
         evaluator = make_evaluator(dataset, cfg)
         seed_everything(args.seed)
@@ -58,12 +64,14 @@ def main() -> None:
         start = time.perf_counter()
         result = Trainer(rec, data, cfg.train, evaluator, out_dir=Path(args.out) / f"v{n}", seed=args.seed).fit()
         seconds = time.perf_counter() - start
-        for margin in args.margins if args.margins is not None and model == "mmgraph" else [None]:
+        sweep = args.margins is not None and model == "mmgraph"
+        grid = [(m, g) for g in (args.gates or [rec.hp.cold_gate]) for m in args.margins] if sweep else [None]
+        for point in grid:
             label = params_json
-            if margin is not None:   # the same trained weights, scored with another cold_margin
-                rec.hp = rec.hp.model_copy(update={"cold_margin": margin})
+            if point is not None:   # the same trained weights, scored with another cold_margin / cold_gate
+                rec.hp = rec.hp.model_copy(update={"cold_margin": point[0], "cold_gate": point[1]})
                 rec.load_state_dict(rec.state_dict())   # drops the cached inference vectors
-                label = f"{params_json} cold_margin={margin}"
+                label = f"{params_json} cold_margin={point[0]} cold_gate={point[1]}"
             valid, test = slice_metrics(evaluator, rec, "valid"), slice_metrics(evaluator, rec, "test")
             valid["recall@20"] = evaluator.evaluate(rec, "valid")["recall@20"]
             test["recall@20"] = evaluator.evaluate(rec, "test")["recall@20"]

@@ -13,11 +13,25 @@ of the warm items is represented by its head vector instead of its graph vector,
 and in the softmax partition. The head is therefore trained and calibrated against real warm vectors
 in the same softmax, so at inference a new item's head score competes with warm items' graph scores
 on the same scale, and an item's interaction count decides which path scores it.
+
+With ``head_detach`` the head is trained instead in a loss of its own against the graph's *detached*
+final vectors (:func:`detached_head_loss`): the graph trains exactly as without a head, so warm items
+keep the plain model's scores, and only items without interactions are scored by the head. The
+DropoutNet step is the same (a random share of warm items scored by their head vector, positives and
+partition), but no gradient reaches the graph.
+
+Where new items may enter a list is decided at serving time: ``cold_margin`` lowers every new item's
+score by one amount, and ``cold_gate`` (:func:`activity_gate`) lowers it less for users with many
+training interactions, more for users with few. Every new item in a top-k takes a slot from a warm item;
+a light user usually has one or two held-out items, so a displaced one costs them much, while a heavy
+user has more held-out items of every kind, new arrivals included.
 """
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -64,3 +78,32 @@ def head_rows(cold: torch.Tensor, share: float, training: bool) -> torch.Tensor:
         return cold
     return cold | (torch.rand(cold.shape[0]) < share)
 
+
+
+def detached_head_loss(head: ContentHead, users: torch.Tensor, pos: torch.Tensor, user_vecs: torch.Tensor,
+                       item_vecs: torch.Tensor, cold: torch.Tensor, share: float, scale: float,
+                       generator: torch.Generator) -> torch.Tensor:
+    """Softmax loss of the head alone against the graph's final vectors, which get no gradient.
+
+    Per step a random ``share`` of the warm items is scored by its head vector instead of its graph
+    vector, as a positive and in the partition; items without training interactions are left out of
+    the partition (nobody could choose them in training). The random draws (row choice, the head's
+    dropout) come from ``generator`` inside a forked RNG, so the global stream -- and with it the
+    graph's own training -- is the same as without the head.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        rows = (torch.rand(cold.shape[0]) < share) & ~cold
+        items = replace_rows(item_vecs.detach(), head(), rows)
+    u = user_vecs.detach()
+    distinct, inverse = torch.unique(users, return_inverse=True)
+    partition = torch.zeros(cold.shape[0]).masked_fill(cold, float("-inf"))
+    log_z = torch.logsumexp((u[distinct] * scale) @ items.T + partition, dim=1)
+    return (log_z[inverse] - scale * (u[users] * items[pos]).sum(dim=1)).mean()
+
+
+def activity_gate(train: sp.csr_matrix) -> torch.Tensor:
+    """[n_users] centred log(1 + training interactions): > 0 for users more active than the average
+    (in log terms), the per-user factor of ``cold_gate``."""
+    log_n = np.log1p(np.asarray(train.sum(axis=1), dtype=np.float64).ravel())
+    return torch.from_numpy((log_n - log_n.mean()).astype(np.float32))

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from fusionrec.align.contrastive import info_nce
@@ -43,7 +43,13 @@ from fusionrec.align.projection import Projection
 from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
 from fusionrec.fuse.feature import FUSIONS, build_fusion, modality_dropout
-from fusionrec.models.adaptive_head import ContentHead, head_rows, replace_rows
+from fusionrec.models.adaptive_head import (
+    ContentHead,
+    activity_gate,
+    detached_head_loss,
+    head_rows,
+    replace_rows,
+)
 from fusionrec.models.base import RecModel
 from fusionrec.models.graphs import (  # noqa: F401  (re-exported: tests and serving import them from here)
     _to_torch_sparse,
@@ -109,6 +115,12 @@ class MMGraph(RecModel):
             "the final space; this share of warm items is scored by it per step, which trains it"))
         head_hidden: int = Field(256, ge=1, description="hidden width of the content head's per-modality MLPs")
         head_dropout: float = Field(0.2, ge=0, lt=1, description="dropout inside the content head")
+        head_detach: bool = Field(False, description=(
+            "the content head learns in a loss of its own against the graph's detached final vectors: the "
+            "graph trains as without a head, so warm items keep the plain model's scores"))
+        cold_gate: float = Field(0.0, ge=0, description=(
+            "per-user cold margin: cold_margin - cold_gate * (log(1 + user's training interactions) - "
+            "mean); more active users see new items more readily (0 = one margin for all)"))
         cold_margin: float = Field(0.0, ge=0, description=(
             "at inference, subtracted from the cosine score of items without training interactions: how "
             "readily new items enter the lists (0 = as trained)"))
@@ -147,6 +159,13 @@ class MMGraph(RecModel):
                                  "propagated before any user is known")
             return value
 
+        @model_validator(mode="after")
+        def _detach_needs_a_head(self) -> MMGraph.Params:
+            if self.head_detach and self.cold_dropout <= 0:
+                raise ValueError("head_detach trains the content head, and there is none: set cold_dropout "
+                                 "> 0 (e.g. 0.3), the share of warm items the head scores per step")
+            return self
+
     hp: Params
 
     def __init__(self, data: TrainData, params: Mapping[str, Any] | None = None) -> None:
@@ -160,10 +179,17 @@ class MMGraph(RecModel):
         self._init_modality_graph(graph_mods)
         self._init_content(data, content_mods)
         # items with no training interaction are scored by the content head when there is one
-        self.head = (ContentHead(data, self.hp.modalities, self.dim, self.hp.head_hidden,
-                                 dropout=self.hp.head_dropout, normalize=self.normalize, model=self.name)
-                     if self.hp.cold_dropout > 0 else None)
+        # the detached head draws from its own random stream (its init, dropout and row choice), so the
+        # graph trains with the same random numbers as without a head
+        self._head_rng = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+        with torch.random.fork_rng(devices=[], enabled=self.hp.head_detach):
+            if self.hp.head_detach:
+                torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=self._head_rng)))
+            self.head = (ContentHead(data, self.hp.modalities, self.dim, self.hp.head_hidden,
+                                     dropout=self.hp.head_dropout, normalize=self.normalize, model=self.name)
+                         if self.hp.cold_dropout > 0 else None)
         self._cold = torch.from_numpy(np.asarray(train.sum(axis=0)).ravel() <= 0)
+        self._activity = activity_gate(train)   # per-user factor of cold_gate
         # the softmax of a large catalogue is sampled (models/sampled_softmax.py)
         if self.loss_kind == "softmax" and uses_sampled_softmax(self.n_items, self.hp.full_softmax_max_items):
             self.loss_kind = "sampled_softmax"
@@ -321,7 +347,7 @@ class MMGraph(RecModel):
         if self.normalize:
             users = F.normalize(users, dim=1)
             items = F.normalize(items, dim=1)
-        if self.head is not None:
+        if self.head is not None and not (drop and self.hp.head_detach):
             # cold items (and, in training, a random share of warm ones) are scored from content alone
             items = replace_rows(items, self.head(), head_rows(self._cold, self.hp.cold_dropout, drop))
         return users, items
@@ -377,6 +403,9 @@ class MMGraph(RecModel):
             diff = (u * i_all[pos]).sum(1) + b[pos] - (u * i_all[neg]).sum(1) - b[neg]
             rec = -F.logsigmoid(diff).mean()
         loss = rec
+        if self.head is not None and self.hp.head_detach:
+            loss = loss + detached_head_loss(self.head, users, pos, u_all, i_all, self._cold,
+                                             self.hp.cold_dropout, scale, self._head_rng)
         if self.align == "infonce" and self.fusion is not None and self.align_weight > 0:
             loss = loss + self.align_weight * self.align_loss(pos)
         if self.reg_weight > 0:
@@ -410,17 +439,32 @@ class MMGraph(RecModel):
 
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
         # only the batch's user rows are turned into serving vectors, not every user per batch
-        return self._serving_rows(self._final()[0][users.long()]) @ self.item_embeddings().T
+        users = users.long()
+        return self._serving_rows(self._final()[0][users], users) @ self.item_embeddings().T
 
     def user_embeddings(self) -> torch.Tensor:
-        return self._serving_rows(self._final()[0])
+        return self._serving_rows(self._final()[0], torch.arange(self.n_users))
 
-    def _serving_rows(self, u: torch.Tensor) -> torch.Tensor:
-        if self._score_bias() is None:
+    def _serving_rows(self, u: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        bias, gate = self._score_bias(), self._gate()
+        if bias is None and gate is None:
             return u   # without a bias the temperature does not change the ranking
-        # with a bias the scale matters: [u / temperature, 1] . [i, b] = training score
+        # with a bias the scale matters: [u / temperature, 1, g_u] . [i, b, cold] = training score
+        # + the item bias - cold_margin + the user's gate bonus on cold items
         scale = 1.0 / self.temperature if self.normalize else 1.0
-        return torch.cat([u * scale, torch.ones(len(u), 1)], dim=1)
+        cols = [u * scale]
+        if bias is not None:
+            cols.append(torch.ones(len(u), 1))
+        if gate is not None:
+            cols.append(gate[users, None] * scale)
+        return torch.cat(cols, dim=1)
+
+    def _gate(self) -> torch.Tensor | None:
+        """[n_users] cosine-unit bonus on new items' scores (``cold_gate`` x centred log activity);
+        None when off or when every item has training interactions."""
+        if self.hp.cold_gate <= 0 or not bool(self._cold.any()):
+            return None
+        return self.hp.cold_gate * self._activity
 
     def _score_bias(self) -> torch.Tensor | None:
         """[n_items] serving bias in logit units: the item bias, minus ``cold_margin`` (cosine units)
@@ -434,11 +478,12 @@ class MMGraph(RecModel):
 
     def item_embeddings(self) -> torch.Tensor:
         i = self._final()[1]
-        b = self._score_bias()
-        if b is None:
+        b, gate = self._score_bias(), self._gate()
+        if b is None and gate is None:
             return i
+        cols = [i] + ([b[:, None]] if b is not None else []) + ([self._cold.float()[:, None]] if gate is not None else [])
         with torch.no_grad():
-            return torch.cat([i, b[:, None]], dim=1)
+            return torch.cat(cols, dim=1)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
         self._cache = None  # restored weights (e.g. the valid-best ones) invalidate cached vectors
