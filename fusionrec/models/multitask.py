@@ -111,6 +111,9 @@ class MultiTaskRanker(DCNRanker):
                                                          "2 purchased)")
         conversion_weight: float = Field(1.0, ge=0, description="weight of the conversion loss against the "
                                                                 "click loss")
+        ctcvr_click_gradient: bool = Field(True, description=(
+            "multitask: the CTCVR loss also trains the click tower through pCTR (ESMM as published); false: "
+            "pCTR is held fixed in that loss, so the click tower learns from clicks alone"))
         n_experts: int = Field(4, ge=1, description="mmoe: networks mixed by the task gates")
         tower_layers: list[int] = Field(default_factory=lambda: [32], description="hidden widths of each task "
                                                                                   "tower")
@@ -265,7 +268,8 @@ class MultiTaskRanker(DCNRanker):
             loss = loss + (F.binary_cross_entropy_with_logits(logits["click"], clicks, reduction="none")
                            * weights).sum() / total
         if objective == "multitask":
-            log_p = F.logsigmoid(logits["click"]) + F.logsigmoid(logits["cvr"])
+            click_logit = logits["click"] if self.hp.ctcvr_click_gradient else logits["click"].detach()
+            log_p = F.logsigmoid(click_logit) + F.logsigmoid(logits["cvr"])
             log_not = torch.log1p(-log_p.exp().clamp(max=1 - _EPS))
             bce = -(conv * log_p + (1 - conv) * log_not)
             loss = loss + self.hp.conversion_weight * (bce * weights).sum() / total

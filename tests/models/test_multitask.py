@@ -100,3 +100,27 @@ def test_conversion_from_a_rating_threshold_and_clear_errors(caplog):
         build_model("multitask", ds.train_data(), {})   # ratings but no conversion_rating: no label 2
     assert "no training click converts" in caplog.text
     assert resolve_config(dataset="ml100k", model="multitask").train.valid_metric == "auc_tasks"
+
+
+def _click_tower_grads(model, batch) -> list[torch.Tensor]:
+    model.zero_grad()
+    torch.manual_seed(0)
+    model.calculate_loss(batch).backward()
+    return [p.grad.clone() for p in model.towers["click"].parameters()]
+
+
+@pytest.mark.parametrize("through_click", [True, False])
+def test_ctcvr_click_gradient_decides_whether_the_conversion_loss_trains_the_click_tower(world, through_click):
+    data = world.train_data()
+    batch = {"user": torch.tensor([0, 1, 2, 3, 4, 5]), "item": torch.tensor([1, 2, 3, 4, 5, 6]),
+             "label": torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0, 0.0])}
+    grads = []
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = build_model("multitask", data, {"embedding_size": 8, "conversion_weight": weight,
+                                                "ctcvr_click_gradient": through_click})
+        model.eval()   # no dropout: the two losses differ only by the conversion term
+        grads.append(_click_tower_grads(model, batch))
+    same = all(torch.allclose(a, b) for a, b in zip(*grads))
+    # held fixed: the click tower's gradient is the click loss's alone, whatever the conversion weight
+    assert same is (not through_click)
