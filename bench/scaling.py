@@ -4,10 +4,13 @@ Each (model, size) runs in a fresh process, so its peak resident memory (ru_maxr
 generate the catalogue (fusionrec.data.synthetic: 5 events an item, content vectors), split it,
 build the model, train a fixed number of epochs, rank all items for a seeded sample of users
 (eval.max_users). Nothing is quadratic in items: the modality kNN graph comes from faiss (IVF above
-50k items), mmgraph uses its sampled softmax above --full-softmax-max items, two_tower its in-batch
-softmax with logQ correction.
+50k items); above --full-softmax-max items (the models' full_softmax_max_items) two_tower trains
+batch-local (in-batch + sampled negatives with logQ correction, sampled histories, sparse ID
+gradients) and mmgraph trains a sampled softmax in --mmgraph-steps whole-graph steps an epoch
+(train.batch_size = training events / steps), so an epoch is linear in the events.
 
-    python bench/scaling.py --sizes 10000 100000 1000000 --epochs 1 --out docs/benchmarks/scaling.json
+    OMP_NUM_THREADS=1 nice python bench/scaling.py --sizes 10000 100000 1000000 --epochs 1 \
+        --out docs/benchmarks/scaling.json --plot docs/images/scaling_epoch.png
 
 Writes a JSON list of rows (model, n_items, n_interactions, seconds_per_epoch, peak_rss_mb, ...) and
 prints a markdown table. One thread per run (OMP_NUM_THREADS=1, torch threads 1) unless --threads.
@@ -43,11 +46,16 @@ t1 = time.perf_counter()
 model = build_model(args["model"], data, params)
 build_s = time.perf_counter() - t1
 evaluator = Evaluator(ds, ks=(20,), max_users=args["eval_users"])
-cfg = TrainConfig(epochs=args["epochs"], batch_size=args["batch_size"], eval_every=args["epochs"],
+batch = args["batch_size"]
+if args["steps"]:  # a fixed number of (large) steps an epoch
+    batch = -(-int(data.train.nnz) // args["steps"])
+cfg = TrainConfig(epochs=args["epochs"], batch_size=batch, eval_every=args["epochs"],
                   patience=10, checkpoint=False, seeds=[0], progress=False)
 result = Trainer(model, data, cfg, evaluator, seed=0).fit()
 print(json.dumps({
-    "n_users": ds.n_users, "n_interactions": int(len(ds.interactions)),
+    "n_users": ds.n_users, "n_interactions": int(len(ds.interactions)), "batch_size": batch,
+    "n_train": int(data.train.nnz), "batch_local": bool(getattr(model, "batch_local", False)),
+    "loss_kind": getattr(model, "loss_kind", getattr(model, "loss_name", None)),
     "generate_seconds": gen_s, "build_seconds": build_s,
     "seconds_per_epoch": result.seconds_per_epoch, "eval_seconds": result.eval_seconds_per_epoch,
     "valid_recall@20": result.best_valid.get("recall@20"), "eval_users": result.best_valid.get("n_users"),
@@ -56,24 +64,27 @@ print(json.dumps({
 """
 
 MODEL_PARAMS = {
-    # in-batch softmax with logQ correction: cost per step independent of the catalogue
-    "two_tower": {"modalities": ["content"], "fusion": "concat", "align": "none"},
-    # sampled softmax (256 shared negatives) instead of the exact one over every item
-    "mmgraph": {"modalities": ["content"], "loss": "sampled_softmax", "n_negatives": 256},
+    # in-batch softmax with logQ correction; batch-local above full_softmax_max_items
+    # (history_len 20: the sampled history each user reads in a batch-local step)
+    "two_tower": {"modalities": ["content"], "fusion": "concat", "align": "none", "history_len": 20},
+    # exact softmax up to full_softmax_max_items, sampled softmax (256 shared negatives) above
+    # (no modality kNN graph: its faiss IVF build grows as items^1.5, ~1 h for 1M x 64-d here;
+    # measured on its own in docs/benchmarks/scaling.md)
+    "mmgraph": {"modalities": ["content"], "n_negatives": 256, "modality_graph": False},
 }
 
 
 def run_one(model: str, n_items: int, args: argparse.Namespace) -> dict:
-    params = dict(MODEL_PARAMS[model])
-    if model == "mmgraph" and n_items <= args.full_softmax_max:
-        params["loss"] = "softmax"
-    payload = {"model": model, "n_items": n_items, "params": params, "epochs": args.epochs,
+    params = {**MODEL_PARAMS[model], "full_softmax_max_items": args.full_softmax_max}
+    large = n_items > args.full_softmax_max
+    steps = args.mmgraph_steps if model == "mmgraph" and large else 0
+    payload = {"model": model, "n_items": n_items, "params": params, "epochs": args.epochs, "steps": steps,
                "batch_size": args.batch_size, "eval_users": args.eval_users, "threads": args.threads}
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(payload)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(payload)], check=False, capture_output=True, text=True,
                           env=env, timeout=args.timeout)
-    row = {"model": model, "n_items": n_items, "loss": params.get("loss", "softmax"),
+    row = {"model": model, "n_items": n_items, "loss": _loss_label(model, large),
            "wall_seconds": time.perf_counter() - start, "load_avg": os.getloadavg()[0]}
     if proc.returncode != 0:
         row["error"] = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"rc {proc.returncode}"
@@ -82,20 +93,62 @@ def run_one(model: str, n_items: int, args: argparse.Namespace) -> dict:
     return row
 
 
+def _loss_label(model: str, large: bool) -> str:
+    if model == "two_tower":
+        return "batch-local: in-batch + 256 sampled, logQ" if large else "in-batch softmax + logQ"
+    return "sampled softmax (256 uniform)" if large else "exact softmax"
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Seconds per epoch and peak RSS against catalogue size (log-log), one curve per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for model in dict.fromkeys(r["model"] for r in rows):
+        ok = sorted((r for r in rows if r["model"] == model and "error" not in r), key=lambda r: r["n_items"])
+        x = [r["n_items"] for r in ok]
+        axes[0].plot(x, [r["seconds_per_epoch"] for r in ok], "o-", label=model)
+        axes[1].plot(x, [r["peak_rss_mb"] for r in ok], "o-", label=model)
+    if rows:
+        lo, hi = min(r["n_items"] for r in rows), max(r["n_items"] for r in rows)
+        ref = [r for r in rows if r["n_items"] == lo and "error" not in r]
+        if ref and hi > lo:  # a line of slope 1 through the smallest two_tower point: linear growth
+            y0 = ref[0]["seconds_per_epoch"]
+            axes[0].plot([lo, hi], [y0, y0 * hi / lo], "k:", label="linear in items")
+    for ax, label in zip(axes, ("seconds per epoch (1 thread)", "peak RSS (MB)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("items (events = 5 x items)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle("fusionrec on synthetic catalogues (bench/scaling.py)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     p.add_argument("--models", nargs="+", default=["two_tower", "mmgraph"], choices=sorted(MODEL_PARAMS))
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--eval-users", type=int, default=2000)
     p.add_argument("--full-softmax-max", type=int, default=50_000,
-                   help="mmgraph: exact softmax up to this many items, sampled above")
+                   help="the models' full_softmax_max_items: exact paths up to this many items, sampled above")
+    p.add_argument("--mmgraph-steps", type=int, default=32,
+                   help="mmgraph above --full-softmax-max: steps an epoch (batch = training events / steps)")
+    p.add_argument("--plot", type=Path, default=None, help="write the curves (PNG) here")
+    p.add_argument("--append", action="store_true", help="add to the rows already in --out")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--timeout", type=int, default=7200)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    rows = []
+    rows = json.loads(args.out.read_text()) if args.append and args.out and args.out.exists() else []
     for n in args.sizes:
         for model in args.models:
             row = run_one(model, n, args)
@@ -103,15 +156,17 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             if args.out:
                 args.out.write_text(json.dumps(rows, indent=1))
-    print("\n| model | items | events | loss | s/epoch | peak RSS MB | eval s (users) | load |")
-    print("|---|---|---|---|---|---|---|---|")
+    if args.plot:
+        plot(rows, args.plot)
+    print("\n| model | items | events | loss | batch | s/epoch | peak RSS MB | valid R@20 | eval s (users) | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print(f"| {r['model']} | {r['n_items']} | | {r['loss']} | error: {r['error']} | | | |")
             continue
-        print(f"| {r['model']} | {r['n_items']:,} | {r['n_interactions']:,} | {r['loss']} | "
-              f"{r['seconds_per_epoch']:.1f} | {r['peak_rss_mb']:.0f} | {r['eval_seconds']:.1f} "
-              f"({int(r['eval_users'] or 0)}) | {r['load_avg']:.1f} |")
+        print(f"| {r['model']} | {r['n_items']:,} | {r['n_interactions']:,} | {r['loss']} | {r['batch_size']:,} | "
+              f"{r['seconds_per_epoch']:.1f} | {r['peak_rss_mb']:.0f} | {r['valid_recall@20'] or 0:.4f} | "
+              f"{r['eval_seconds']:.1f} ({int(r['eval_users'] or 0)}) | {r['load_avg']:.1f} |")
 
 
 if __name__ == "__main__":
