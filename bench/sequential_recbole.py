@@ -35,6 +35,26 @@ def _timed(fn, out: list[tuple[float, float]]):
     return wrapper
 
 
+class _WallLimit(Exception):
+    """Raised before a training epoch once the wall-clock budget is spent."""
+
+
+def _cap_wall(trainer, wall0: float, limit: float | None) -> dict[str, bool]:
+    """Make ``trainer`` stop (``_WallLimit``) before an epoch that starts after ``limit`` wall seconds."""
+    state = {"hit": False}
+    if limit is None:
+        return state
+    train_epoch = trainer._train_epoch
+
+    def capped(*args, **kwargs):
+        if time.perf_counter() - wall0 > limit:
+            state["hit"] = True
+            raise _WallLimit
+        return train_epoch(*args, **kwargs)
+    trainer._train_epoch = capped
+    return state
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="folder holding <name>/<name>.inter is NOT needed: the "
@@ -43,6 +63,9 @@ def main() -> None:
     ap.add_argument("--model", choices=["SASRec", "GRU4Rec"], required=True)
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--epochs", type=int, default=None, help="cap epochs (default: RecBole's 300)")
+    ap.add_argument("--wall-limit", type=float, default=None,
+                    help="stop training after this many wall seconds (the row then says early_stopped: false) "
+                         "and test the valid-best checkpoint so far")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -80,7 +103,22 @@ def main() -> None:
     clocks: dict[str, list[tuple[float, float]]] = {"train": [], "valid": []}
     for kind, attr in (("train", "_train_epoch"), ("valid", "_valid_epoch")):
         setattr(trainer, attr, _timed(getattr(trainer, attr), clocks[kind]))
-    _, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    valid_curve: list[float] = []
+    valid_epoch = trainer._valid_epoch
+
+    def valid_logged(*a, **kw):
+        score, result = valid_epoch(*a, **kw)
+        valid_curve.append(round(float(score), 4))
+        return score, result
+    trainer._valid_epoch = valid_logged
+    capped = _cap_wall(trainer, wall0, args.wall_limit)
+    try:
+        _, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    except _WallLimit:
+        if not valid_curve:
+            raise SystemExit(f"--wall-limit {args.wall_limit}s was spent before the first epoch was validated: "
+                             "raise it") from None
+        best_valid = trainer.best_valid_result
     test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
     result = {"best_valid_result": best_valid, "test_result": test, "clocks": clocks,
               "n_train_samples": len(train_data.dataset)}
@@ -95,6 +133,9 @@ def main() -> None:
            "train_epoch_cpu_seconds": [round(c, 1) for _, c in result["clocks"]["train"]],
            "train_epoch_wall_seconds": [round(w, 1) for w, _ in result["clocks"]["train"]],
            "valid_cpu_seconds": [round(c, 1) for _, c in result["clocks"]["valid"]],
+           "valid_ndcg10_curve": valid_curve, "best_epoch": valid_curve.index(max(valid_curve)) + 1 if valid_curve else None,
+           "early_stopped": not capped["hit"] and len(valid_curve) < config["epochs"],
+           "wall_limit": args.wall_limit,
            "threads": torch.get_num_threads(), "python": platform.python_version(),
            "torch": torch.__version__}
     with open(args.out, "a") as f:
