@@ -106,14 +106,19 @@ def report(paths: list[str]) -> str:
             if line.strip()]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        groups[(r["system"], r["model"])].append(r)
+        # runs with other overrides (split, epochs cap, parameters) are other experiments
+        name = r["model"] + "".join(f" {k.split('.')[-1]}={v}" for k, _, v in
+                                    (x.partition("=") for x in r.get("sets", [])))
+        if r.get("epochs_cap"):
+            name += f" epochs={r['epochs_cap']}"
+        groups[(r["system"], name)].append(r)
     head = ("| system | model | seeds | valid NDCG@10 | test Recall@10 | test NDCG@10 | no-mask Recall@10 | "
-            "no-mask NDCG@10 | cold Recall@10 (users) | epochs (best) | CPU s | wall s |")
+            "no-mask NDCG@10 | cold Recall@10 (users) | epochs (best) | CPU s | wall s | load |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for (system, model), rs in sorted(groups.items()):
         t = [r["test"] for r in rs]
         rec = system.startswith("recbole")
-        valid = [r["valid"].get("ndcg@10") for r in rs if "ndcg@10" in r["valid"]]
+        valid = [v["ndcg@10"] for r in rs if "ndcg@10" in (v := r.get("valid") or r.get("best_valid") or {})]
         cold = [x["cold:recall@10"] for x in t if "cold:recall@10" in x and x["cold:recall@10"] == x["cold:recall@10"]]
         cold_users = int(t[0].get("cold:n_users", 0)) if t else 0
         epochs = [f"{r['epochs_run']} ({r.get('best_epoch', '?')})" for r in rs]
@@ -124,6 +129,8 @@ def report(paths: list[str]) -> str:
             _fmt([x["ndcg@10" if rec else "nomask:ndcg@10"] for x in t if rec or "nomask:ndcg@10" in x]),
             f"{_fmt(cold)} ({cold_users})" if cold else "-", ", ".join(epochs),
             f"{np.median([r['cpu_seconds'] for r in rs]):.0f}", f"{np.median([r['wall_seconds'] for r in rs]):.0f}",
+            # 1-minute load average when each run ended (2 cores): wall seconds mean little without it
+            "-".join(f"{x:.0f}" for x in sorted({round(r["loadavg_end"][0]) for r in rs})),
         ]) + " |")
     return "\n".join(lines)
 
