@@ -82,12 +82,14 @@ def head_rows(cold: torch.Tensor, share: float, training: bool) -> torch.Tensor:
 
 def detached_head_loss(head: ContentHead, users: torch.Tensor, pos: torch.Tensor, user_vecs: torch.Tensor,
                        item_vecs: torch.Tensor, cold: torch.Tensor, share: float, scale: float,
-                       generator: torch.Generator) -> torch.Tensor:
+                       generator: torch.Generator, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Softmax loss of the head alone against the graph's final vectors, which get no gradient.
 
     Per step a random ``share`` of the warm items is scored by its head vector instead of its graph
     vector, as a positive and in the partition; items without training interactions are left out of
-    the partition (nobody could choose them in training). The random draws (row choice, the head's
+    the partition (nobody could choose them in training). ``bias`` (logit units, the graph's per-item
+    bias) is kept for graph-scored rows and is 0 for head-scored ones, as for new items at serving
+    time. The random draws (row choice, the head's
     dropout) come from ``generator`` inside a forked RNG, so the global stream -- and with it the
     graph's own training -- is the same as without the head.
     """
@@ -97,9 +99,9 @@ def detached_head_loss(head: ContentHead, users: torch.Tensor, pos: torch.Tensor
         items = replace_rows(item_vecs.detach(), head(), rows)
     u = user_vecs.detach()
     distinct, inverse = torch.unique(users, return_inverse=True)
-    partition = torch.zeros(cold.shape[0]).masked_fill(cold, float("-inf"))
-    log_z = torch.logsumexp((u[distinct] * scale) @ items.T + partition, dim=1)
-    return (log_z[inverse] - scale * (u[users] * items[pos]).sum(dim=1)).mean()
+    b = torch.zeros(cold.shape[0]) if bias is None else bias.detach().masked_fill(rows, 0.0)
+    log_z = torch.logsumexp((u[distinct] * scale) @ items.T + b.masked_fill(cold, float("-inf")), dim=1)
+    return (log_z[inverse] - scale * (u[users] * items[pos]).sum(dim=1) - b[pos]).mean()
 
 
 def activity_gate(train: sp.csr_matrix) -> torch.Tensor:

@@ -405,7 +405,7 @@ class MMGraph(RecModel):
         loss = rec
         if self.head is not None and self.hp.head_detach:
             loss = loss + detached_head_loss(self.head, users, pos, u_all, i_all, self._cold,
-                                             self.hp.cold_dropout, scale, self._head_rng)
+                                             self.hp.cold_dropout, scale, self._head_rng, self.bias())
         if self.align == "infonce" and self.fusion is not None and self.align_weight > 0:
             loss = loss + self.align_weight * self.align_loss(pos)
         if self.reg_weight > 0:
