@@ -37,6 +37,9 @@ class NewUserCases:
     users: np.ndarray                 # internal user ids [U]
     first: list[list[int]]            # each user's first max(n_first) positive items, in time order
     truth: list[np.ndarray]           # positives after the first ones
+    # each user's arrival: the time of its first event (NaN when the data has no timestamps); a
+    # model that reads it (two_tower's new_user_recency_days) sees only training events before it
+    arrival: np.ndarray | None = None
 
 
 def new_user_cases(dataset: Dataset, split: str = "test", n_first: Sequence[int] = (0, 1, 3)) -> NewUserCases:
@@ -55,7 +58,8 @@ def new_user_cases(dataset: Dataset, split: str = "test", n_first: Sequence[int]
     users_sorted = frame["user"].to_numpy()[order]
     items_sorted = frame["item"].to_numpy()[order]
     starts = np.r_[0, np.flatnonzero(np.diff(users_sorted)) + 1, len(users_sorted)]
-    users, first, truth = [], [], []
+    ts_sorted = ts[order]
+    users, first, truth, arrival = [], [], [], []
     for a, b in pairwise(starts):
         items = list(dict.fromkeys(items_sorted[a:b].tolist()))   # a repeated item counts once
         rest = np.asarray(items[pool:], dtype=np.int64)
@@ -64,19 +68,25 @@ def new_user_cases(dataset: Dataset, split: str = "test", n_first: Sequence[int]
         users.append(int(users_sorted[a]))
         first.append(items[:pool])
         truth.append(rest)
-    return NewUserCases(np.asarray(users, dtype=np.int64), first, truth)
+        arrival.append(float(ts_sorted[a]))
+    return NewUserCases(np.asarray(users, dtype=np.int64), first, truth, np.asarray(arrival, dtype=np.float64))
 
 
-def model_scorer(model: torch.nn.Module) -> Scorer:
-    """Scores from a model's new-user path (attributes + given events), else its ``full_sort_predict``."""
+def model_scorer(model: torch.nn.Module, cases: NewUserCases | None = None) -> Scorer:
+    """Scores from a model's new-user path (attributes + given events), else its ``full_sort_predict``.
+
+    With ``cases``, each user's arrival time is passed on (a new-user prior with recency reads it).
+    """
     new_user = getattr(model, "new_user_scores", None)
+    arrival = {} if cases is None or cases.arrival is None else dict(zip(cases.users.tolist(), cases.arrival.tolist()))
 
     def score(users: np.ndarray, histories: list[list[int]]) -> torch.Tensor:
         t_users = torch.as_tensor(users, dtype=torch.long)
         with torch.no_grad():
             if new_user is not None:
                 codes = model.user_codes[t_users] if getattr(model, "user_attr", None) is not None else None
-                return new_user(codes, histories)
+                times = [arrival.get(int(u), np.nan) for u in users] if arrival else None
+                return new_user(codes, histories, times=times)
             return model.full_sort_predict(t_users)
     return score
 
@@ -112,7 +122,7 @@ def new_user_metrics(dataset: Dataset, model: torch.nn.Module, n_first: Sequence
                      ks: Sequence[int] = (10, 20, 50), split: str = "test") -> dict[str, float]:
     """Flat ``{"new_users@1/recall@20": ...}`` keys of :func:`evaluate_new_users` (results.json, tables)."""
     cases = new_user_cases(dataset, split, n_first)
-    table = evaluate_new_users(model_scorer(model), cases, dataset.n_items, n_first, ks)
+    table = evaluate_new_users(model_scorer(model, cases), cases, dataset.n_items, n_first, ks)
     return {f"new_users@{n}/{k}": v for n, row in table.items() for k, v in row.items()}
 
 

@@ -134,6 +134,17 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
                                                                     "dropped, only attributes and a few events")
         new_user_events: int = Field(3, ge=0, description="a user trained as new sees 0..N random events of "
                                                           "its history (what a new user has after N events)")
+        new_user_prior: bool = Field(False, description=(
+            "users not in training also get log p(item | attributes) from a second attribute head trained as a "
+            "full-softmax multinomial over the catalogue (models/new_user_prior.py): the popularity within "
+            "their segment, which the logQ-corrected softmax takes out"))
+        new_user_prior_weight: float = Field(1.0, ge=0, description="weight of the prior's log-probabilities "
+                                                                    "added to the tower's for a new user")
+        new_user_prior_power: float = Field(1.0, ge=0, description="a training event weighs 1/events(user)^power "
+                                                                   "in the prior (1: every user counts equally)")
+        new_user_recency_days: float = Field(0.0, ge=0, description=(
+            "with new_user_prior: also the items' share of training events in the previous N-day window before "
+            "the user's arrival, with a learned weight (0 = off)"))
         use_content: bool = Field(True, description="item content in the item tower")
         id_dropout: float = Field(0.1, ge=0, le=1, description="share of item IDs dropped in training so content "
                                                                "alone must rank")
@@ -195,6 +206,7 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
         self.batch_local = uses_sampled_softmax(self.n_items, hp.full_softmax_max_items)
         self._init_item_tower(data, align)
         self._init_user_tower(data)
+        self._init_new_user_prior(data)  # user_tower.NewUserMixin; None unless new_user_prior
         if self.batch_local:
             self._init_batch_local(data.item_popularity)
 
@@ -431,12 +443,14 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
     def _export_users(self, u: torch.Tensor) -> torch.Tensor:
         """User vectors whose inner product with :meth:`_export_items` is the score (bias as a last column)."""
         u = self._score_space(u)
-        return torch.cat([u, torch.ones(u.shape[0], 1)], dim=1) if self.hp.item_bias else u
+        u = torch.cat([u, torch.ones(u.shape[0], 1)], dim=1) if self.hp.item_bias else u
+        return self._prior_pad(u)  # new_user_prior: zero prior columns (a trained user does not use it)
 
     def _export_items(self, v: torch.Tensor) -> torch.Tensor:
         v = self._score_space(v)
         b = self._item_bias()
-        return torch.cat([v, b[:, None]], dim=1) if b is not None else v
+        v = torch.cat([v, b[:, None]], dim=1) if b is not None else v
+        return self._prior_item_columns(v)  # new_user_prior: its item table and bias as extra columns
 
     def _score_matrices(self, u: torch.Tensor, items: torch.Tensor | None, item_vecs: torch.Tensor,
                         extras: dict[str, Any]) -> list[torch.Tensor]:
@@ -517,6 +531,7 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
                 loss = loss + self.reg_weight * embedding_norm_reg(u, item_vecs[pos], item_vecs[neg])
         if self.align_weight and self.use_content:
             loss = loss + self.align_weight * self._alignment_loss(pos, extras)
+        loss = loss + self._new_user_prior_loss(users, pos)  # 0 without new_user_prior
         return loss
 
     def _alignment_loss(self, pos: torch.Tensor, extras: dict[str, Any],
@@ -545,7 +560,8 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
     @torch.no_grad()
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
         item_vecs, extras = self._item_vectors(training=False)
-        return self._predict(self._user_vectors(users, item_vecs), item_vecs, extras)
+        scores = self._predict(self._user_vectors(users, item_vecs), item_vecs, extras)
+        return self._prior_for_unseen(users, scores)  # new_user_prior: users without training events
 
     # ------------------------------------------------------------------ serving
     @torch.no_grad()
@@ -577,7 +593,7 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
         if self.hp.item_bias:
             mean = self._item_bias()[self.warm].mean() if bool(self.warm.any()) else out.new_zeros(())
             out = torch.cat([out, mean.expand(out.shape[0], 1)], dim=1)
-        return out
+        return self._prior_new_items(out)  # new_user_prior: no prior row yet, the mean warm prior bias
 
     @torch.no_grad()
     def content_embeddings(self) -> torch.Tensor | None:

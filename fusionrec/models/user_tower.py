@@ -166,17 +166,116 @@ class NewUserMixin:
             u = self.history_proj(self._encode_history(None, item_vecs, hist=hist))
         return self._finish_user(u, codes)
 
+    # ------------------------------------------------------------------ new-user prior
+    def _init_new_user_prior(self, data: Any) -> None:
+        """With ``new_user_prior``: the attribute multinomial of :mod:`fusionrec.models.new_user_prior`."""
+        from fusionrec.models.new_user_prior import NewUserPrior
+
+        self.new_user_prior: NewUserPrior | None = None
+        if not self.hp.new_user_prior:
+            return
+        if self.user_attr is None:
+            raise UserError("two_tower: new_user_prior needs user attributes", "model.params.new_user_prior",
+                            "set user_attributes: true (with a user table), or new_user_prior: false")
+        if getattr(self, "batch_local", False):
+            raise UserError("two_tower: new_user_prior is a full softmax over the catalogue, and this catalogue is "
+                            "above full_softmax_max_items", "model.params.new_user_prior",
+                            "set new_user_prior: false for a catalogue this large")
+        if not self.inner_product or self.blocks:
+            raise UserError(f"two_tower: new_user_prior adds log-probabilities to scores, and fusion "
+                            f"{self.hp.fusion!r} does not produce them", "model.params.new_user_prior",
+                            "use a feature-level fusion (attention, concat, ...) or new_user_prior: false")
+        frame = data.train_frame
+        self.new_user_prior = NewUserPrior(data.user_frame, frame, self.n_items, self.dim,
+                                           self.hp.user_attribute_bins, self.hp.user_attribute_min_count,
+                                           self.hp.new_user_recency_days)
+        # each training user's arrival: its first training event (the recency window ends there)
+        first = frame.groupby("user")["timestamp"].min()
+        arrival = np.full(self.n_users, np.nan)
+        arrival[first.index.to_numpy(np.int64)] = first.to_numpy(np.float64)
+        self.register_buffer("user_arrival", torch.from_numpy(arrival), persistent=False)
+
+    def _new_user_prior_loss(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor | float:
+        """The prior's weighted cross-entropy on the batch's (user, item) events (0 without a prior)."""
+        if self.new_user_prior is None:
+            return 0.0
+        weights = self.user_deg[users].clamp_min(1.0) ** -self.hp.new_user_prior_power
+        return self.new_user_prior.loss(self.user_codes[users], items, weights,
+                                        self.user_arrival[users].numpy())
+
+    def _with_prior(self, scores: torch.Tensor, codes: torch.Tensor | None,
+                    times: Sequence[float] | np.ndarray | None) -> torch.Tensor:
+        """Tower log-probabilities + ``new_user_prior_weight`` x the prior's, for users not in training."""
+        if self.new_user_prior is None or codes is None:
+            return scores
+        logits = scores / self.temperature if self.loss_name in ("softmax", "full_softmax") else scores
+        prior = self.new_user_prior(codes, None if times is None else np.asarray(times, dtype=np.float64))
+        return torch.log_softmax(logits, dim=1) + self.hp.new_user_prior_weight * torch.log_softmax(prior, dim=1)
+
+    def _prior_for_unseen(self, users: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """full_sort_predict rows of users without training events (valid/test users of a user
+        cold-start split) with the prior; no arrival time is known here, so no recency term."""
+        if self.new_user_prior is None:
+            return scores
+        new = self.user_deg[users] == 0
+        if not bool(new.any()):
+            return scores
+        out = scores.clone()
+        out[new] = self._with_prior(scores[new], self.user_codes[users[new]], np.full(int(new.sum()), np.nan))
+        return out
+
+    # the prior in the exported inner-product space (ANN serving): users [tower / T, w A(attrs), w],
+    # items [tower, W_i, b_i + recency_i(now)] -- the same ranking as _with_prior, whose log-softmax
+    # normalisers are per-user constants
+    def _prior_pad(self, users: torch.Tensor) -> torch.Tensor:
+        if self.new_user_prior is None:
+            return users
+        return torch.cat([users, users.new_zeros(users.shape[0], self.dim + 1)], dim=1)
+
+    def _prior_bias_now(self) -> torch.Tensor:
+        prior = self.new_user_prior
+        bias = prior.bias
+        if prior.recency:
+            bias = bias + prior.recency_weight * prior.recent_log[prior.recency_rows(None, 1)][0]
+        return bias
+
+    def _prior_item_columns(self, items: torch.Tensor) -> torch.Tensor:
+        if self.new_user_prior is None:
+            return items
+        return torch.cat([items, self.new_user_prior.items, self._prior_bias_now()[:, None]], dim=1)
+
+    def _prior_new_items(self, items: torch.Tensor) -> torch.Tensor:
+        if self.new_user_prior is None:
+            return items
+        bias = self._prior_bias_now()
+        mean = bias[self.warm].mean() if bool(self.warm.any()) else bias.new_zeros(())
+        return torch.cat([items, items.new_zeros(items.shape[0], self.dim), mean.expand(items.shape[0], 1)], dim=1)
+
+    def _prior_user_vector(self, exported: torch.Tensor, codes: torch.Tensor | None) -> torch.Tensor:
+        """A new user's exported vector [tower, 0] -> [tower / T, w A(attrs), w] (see _prior_pad)."""
+        if self.new_user_prior is None or codes is None:
+            return exported
+        tower = exported[: -(self.dim + 1)]
+        if self.loss_name in ("softmax", "full_softmax"):
+            tower = tower / self.temperature
+        w = self.hp.new_user_prior_weight
+        attrs = self.new_user_prior.encoder(codes)[0]
+        return torch.cat([tower, w * attrs, attrs.new_full((1,), w)])
+
     def attribute_codes(self, attributes: list[dict[str, Any] | None]) -> torch.Tensor | None:
         """Attribute dicts -> codes (None when the model has no attribute tower)."""
         return self.user_attr.encode_records(attributes) if self.user_attr is not None else None
 
     @torch.no_grad()
     def new_user_scores(self, attributes: list[dict[str, Any] | None] | torch.Tensor | None,
-                        histories: list[list[int]]) -> torch.Tensor:
+                        histories: list[list[int]], times: Sequence[float] | np.ndarray | None = None,
+                        ) -> torch.Tensor:
         """[B, n_items] scores for users the model never trained on, from attributes and first items.
 
         ``attributes``: one dict per user (or precomputed codes [B, F], or None); ``histories``:
-        internal item ids each user has interacted with so far (may be empty).
+        internal item ids each user has interacted with so far (may be empty); ``times``: each
+        user's arrival (unix seconds; only read by a prior with ``new_user_recency_days``; None =
+        now, after training).
         """
         item_vecs, extras = self._item_vectors(training=False)
         codes = attributes if attributes is None or isinstance(attributes, torch.Tensor) \
@@ -184,7 +283,7 @@ class NewUserMixin:
         if self.user_attr is None:
             codes = None
         u = self._new_user_vectors(codes, pad_histories(histories, self.history_len), item_vecs)
-        return self._predict(u, item_vecs, extras)
+        return self._with_prior(self._predict(u, item_vecs, extras), codes, times)
 
     @torch.no_grad()
     def user_vector_from_attributes(self, attributes: dict[str, Any] | None,
@@ -197,7 +296,7 @@ class NewUserMixin:
         item_vecs, _ = self._item_vectors(training=False)
         codes = self.attribute_codes([attributes]) if self.user_attr is not None else None
         u = self._new_user_vectors(codes, pad_histories([list(items)], self.history_len), item_vecs)
-        return self._export_users(u)[0]
+        return self._prior_user_vector(self._export_users(u)[0], codes)
 
 
 __all__ = ["NewUserMixin", "UserAttributeEncoder", "pad_histories"]
