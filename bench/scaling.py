@@ -45,7 +45,9 @@ data = ds.train_data()
 t1 = time.perf_counter()
 model = build_model(args["model"], data, params)
 build_s = time.perf_counter() - t1
-evaluator = Evaluator(ds, ks=(20,), max_users=args["eval_users"])
+# users scored at once: [batch, n_items] scores of at most ~128M floats (128 users at 1M items)
+evaluator = Evaluator(ds, ks=(20,), max_users=args["eval_users"],
+                      batch_users=max(16, min(1024, 128_000_000 // args["n_items"])))
 batch = args["batch_size"]
 if args["steps"]:  # a fixed number of (large) steps an epoch
     batch = -(-int(data.train.nnz) // args["steps"])
@@ -70,7 +72,9 @@ MODEL_PARAMS = {
     # exact softmax up to full_softmax_max_items, sampled softmax (256 shared negatives) above
     # (no modality kNN graph: its faiss IVF build grows as items^1.5, ~1 h for 1M x 64-d here;
     # measured on its own in docs/benchmarks/scaling.md)
-    "mmgraph": {"modalities": ["content"], "n_negatives": 256, "modality_graph": False},
+    # (embedding_size 32: a 1M-item step keeps ~10 propagated [users + items, d] tables for backward,
+    # ~9 GB at d=64, more than this shared 24 GB machine can spare)
+    "mmgraph": {"modalities": ["content"], "n_negatives": 256, "modality_graph": False, "embedding_size": 32},
 }
 
 
@@ -80,7 +84,11 @@ def run_one(model: str, n_items: int, args: argparse.Namespace) -> dict:
     steps = args.mmgraph_steps if model == "mmgraph" and large else 0
     payload = {"model": model, "n_items": n_items, "params": params, "epochs": args.epochs, "steps": steps,
                "batch_size": args.batch_size, "eval_users": args.eval_users, "threads": args.threads}
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
+    # glibc raises its mmap threshold as large blocks are freed, after which the per-step tensors of
+    # varying size fragment the heap: RSS grew ~10 MB a step (100k items) with no live tensor behind
+    # it. A fixed threshold hands big blocks back to the OS on free: RSS flat (docs/scaling.md).
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1",
+           "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", "65536")}
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(payload)], check=False, capture_output=True, text=True,
                           env=env, timeout=args.timeout)
