@@ -81,7 +81,11 @@ def keep_predictions(store: dict[str, Any], label: str) -> Any:
             folder.mkdir(parents=True, exist_ok=True)
             seed_no = len(store[label]) - 1
             np.savez(folder / f"{label.replace(' ', '_')}_{seed_no}.npz", y=targets["conversion"][0],
-                     **{t: p.numpy() for t, p in probs.items()})
+                     y_click=targets["click"][0], **{t: p.numpy() for t, p in probs.items()})
+            # this seed's valid and test metrics, in case the process is stopped before the others
+            per_seed = {"valid": evaluator.evaluate_pointwise(model, "valid"),
+                        "test": evaluator.evaluate_pointwise(model, "test")}
+            (folder / f"{label.replace(' ', '_')}_{seed_no}.json").write_text(json.dumps(per_seed, default=float))
         return {}
     return extra
 

@@ -25,7 +25,10 @@ is at least that (MovieLens: clicked = rated, converted = rated 4 or more).
 * ``multitask`` (ESMM): ``pCTR = s(click tower)``, ``pCVR = s(cvr tower)`` and
   ``pCTCVR = pCTR * pCVR``; loss ``BCE(pCTR, click) + conversion_weight * BCE(pCTCVR, conversion)``
   over all impressions, so pCVR is learned over the entire space, never from clicked rows
-  alone (the sample-selection bias of a CVR model trained on clicks);
+  alone (the sample-selection bias of a CVR model trained on clicks). As published, the CTCVR
+  loss also trains the click tower through ``pCTR``: a click that did not convert pushes pCTR
+  down. ``ctcvr_click_gradient: false`` holds pCTR fixed in that loss, so the click tower
+  learns from clicks alone and the CTCVR loss trains the CVR side (and the shared fields);
 * ``click`` / ``conversion`` -- one task alone over the impressions (single-task baselines,
   same fields and network);
 * ``cvr_clicked`` -- the classic CVR model: ``BCE(pCVR, conversion)`` on clicked rows only;
