@@ -55,6 +55,8 @@ GRID = {
 }
 # the prior's weight next to the tower is a scoring-time setting: chosen per model on the valid users
 PRIOR_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
+# and how fast it fades with the user's first events (weight / (1 + decay * n)); v2 had only 0
+PRIOR_DECAYS = (0.0, 1.0, 4.0)
 N_FIRST = (0, 1, 3)
 KS = (10, 20, 50)
 RECENT_DAYS = 14.0
@@ -95,21 +97,24 @@ def run_seed(seed: int, epochs: int, arms: list[str] | None = None) -> dict[str,
             continue
         model, info = train_tower(data, params, seed, epochs)
         # choose on the valid users' own protocol: mean Recall@20 over 0, 1 and 3 given events
-        for w in PRIOR_WEIGHTS if model.hp.new_user_prior else (None,):
-            if w is not None:
-                model.hp = model.hp.model_copy(update={"new_user_prior_weight": w})
+        scoring = [(w, c) for w in PRIOR_WEIGHTS for c in PRIOR_DECAYS] if model.hp.new_user_prior else [None]
+        for wc in scoring:
+            if wc is not None:
+                model.hp = model.hp.model_copy(update={"new_user_prior_weight": wc[0],
+                                                       "new_user_prior_decay": wc[1]})
             table = evaluate_new_users(model_scorer(model, valid), valid, data.n_items, N_FIRST, KS)
-            key = name if w is None else f"{name}, prior weight {w}"
+            key = name if wc is None else f"{name}, prior weight {wc[0]}, decay {wc[1]}"
             grid[key] = {**info, "valid_new_users_recall@20": {n: table[n]["recall@20"] for n in N_FIRST},
                          "selection": sum(table[n]["recall@20"] for n in N_FIRST) / len(N_FIRST)}
             if best is None or grid[key]["selection"] > grid[best[0]]["selection"]:
-                best = (key, model, w)
+                best = (key, model, wc)
     assert best is not None
     out["grid"] = grid
     out["chosen"] = best[0]
     model = best[1]
     if best[2] is not None:
-        model.hp = model.hp.model_copy(update={"new_user_prior_weight": best[2]})
+        model.hp = model.hp.model_copy(update={"new_user_prior_weight": best[2][0],
+                                               "new_user_prior_decay": best[2][1]})
     out["tower"] = evaluate_new_users(model_scorer(model, cases), cases, data.n_items, N_FIRST, KS)
     return out
 

@@ -142,6 +142,8 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
                                                                     "added to the tower's for a new user")
         new_user_prior_power: float = Field(1.0, ge=0, description="a training event weighs 1/events(user)^power "
                                                                    "in the prior (1: every user counts equally)")
+        new_user_prior_decay: float = Field(0.0, ge=0, description="a new user with n first events gets the prior "
+                                                                   "at weight / (1 + decay * n): its events say more")
         new_user_recency_days: float = Field(0.0, ge=0, description=(
             "with new_user_prior: also the items' share of training events in the previous N-day window before "
             "the user's arrival, with a learned weight (0 = off)"))

@@ -203,14 +203,21 @@ class NewUserMixin:
         return self.new_user_prior.loss(self.user_codes[users], items, weights,
                                         self.user_arrival[users].numpy())
 
+    def _prior_weight(self, n_events: Sequence[int] | np.ndarray | int) -> torch.Tensor:
+        """The prior's weight for users with ``n_events`` first events: weight / (1 + decay * n)."""
+        n = torch.as_tensor(np.asarray(n_events, dtype=np.float32))
+        return self.hp.new_user_prior_weight / (1.0 + self.hp.new_user_prior_decay * n)
+
     def _with_prior(self, scores: torch.Tensor, codes: torch.Tensor | None,
-                    times: Sequence[float] | np.ndarray | None) -> torch.Tensor:
-        """Tower log-probabilities + ``new_user_prior_weight`` x the prior's, for users not in training."""
+                    times: Sequence[float] | np.ndarray | None,
+                    n_events: Sequence[int] | np.ndarray | int = 0) -> torch.Tensor:
+        """Tower log-probabilities + the prior's x its weight, for users not in training."""
         if self.new_user_prior is None or codes is None:
             return scores
         logits = scores / self.temperature if self.loss_name in ("softmax", "full_softmax") else scores
         prior = self.new_user_prior(codes, None if times is None else np.asarray(times, dtype=np.float64))
-        return torch.log_softmax(logits, dim=1) + self.hp.new_user_prior_weight * torch.log_softmax(prior, dim=1)
+        w = self._prior_weight(n_events).reshape(-1, 1)
+        return torch.log_softmax(logits, dim=1) + w * torch.log_softmax(prior, dim=1)
 
     def _prior_for_unseen(self, users: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """full_sort_predict rows of users without training events (valid/test users of a user
@@ -251,14 +258,14 @@ class NewUserMixin:
         mean = bias[self.warm].mean() if bool(self.warm.any()) else bias.new_zeros(())
         return torch.cat([items, items.new_zeros(items.shape[0], self.dim), mean.expand(items.shape[0], 1)], dim=1)
 
-    def _prior_user_vector(self, exported: torch.Tensor, codes: torch.Tensor | None) -> torch.Tensor:
+    def _prior_user_vector(self, exported: torch.Tensor, codes: torch.Tensor | None, n_events: int) -> torch.Tensor:
         """A new user's exported vector [tower, 0] -> [tower / T, w A(attrs), w] (see _prior_pad)."""
         if self.new_user_prior is None or codes is None:
             return exported
         tower = exported[: -(self.dim + 1)]
         if self.loss_name in ("softmax", "full_softmax"):
             tower = tower / self.temperature
-        w = self.hp.new_user_prior_weight
+        w = float(self._prior_weight(n_events))
         attrs = self.new_user_prior.encoder(codes)[0]
         return torch.cat([tower, w * attrs, attrs.new_full((1,), w)])
 
@@ -283,7 +290,7 @@ class NewUserMixin:
         if self.user_attr is None:
             codes = None
         u = self._new_user_vectors(codes, pad_histories(histories, self.history_len), item_vecs)
-        return self._with_prior(self._predict(u, item_vecs, extras), codes, times)
+        return self._with_prior(self._predict(u, item_vecs, extras), codes, times, [len(h) for h in histories])
 
     @torch.no_grad()
     def user_vector_from_attributes(self, attributes: dict[str, Any] | None,
@@ -296,7 +303,7 @@ class NewUserMixin:
         item_vecs, _ = self._item_vectors(training=False)
         codes = self.attribute_codes([attributes]) if self.user_attr is not None else None
         u = self._new_user_vectors(codes, pad_histories([list(items)], self.history_len), item_vecs)
-        return self._prior_user_vector(self._export_users(u)[0], codes)
+        return self._prior_user_vector(self._export_users(u)[0], codes, len(items))
 
 
 __all__ = ["NewUserMixin", "UserAttributeEncoder", "pad_histories"]

@@ -97,6 +97,12 @@ def test_prior_is_served_by_the_same_inner_product(world):
     # equal up to the per-user log-softmax normalisers, i.e. the same ranking
     diff = exact - served
     assert float(diff.std()) < 1e-4 and exact.topk(10).indices.tolist() == served.topk(10).indices.tolist()
+    # with decay the prior fades with the first events, on both paths alike
+    model.hp = model.hp.model_copy(update={"new_user_prior_decay": 3.0})
+    faded = model.new_user_scores([attrs], [[3]])[0]
+    assert float((faded - model.item_embeddings() @ model.user_vector_from_attributes(attrs, items=[3])).std()) < 1e-4
+    assert float(model._prior_weight([0, 1])[1]) == pytest.approx(0.25)
+    assert not torch.allclose(faded, exact)
     # a trained user's exported vector has zero prior columns: its ranking is the tower's alone
     assert model.user_embeddings().shape[1] == v.shape[0]
     assert torch.count_nonzero(model.user_embeddings()[:, -(model.dim + 1):]) == 0
