@@ -136,6 +136,10 @@ def read_parquet(path: str | Path, fix: str) -> Any:
         raise UserError(f"not a readable Parquet file: {str(err)[:200]}", str(path), fix) from None
 
 
+NAME_MAX = 255
+"""Longest file name (one path component, in bytes) of Linux, macOS and Windows file systems."""
+
+
 def inside(folder: str | Path, relative: str, what: str, fix: str) -> Path:
     """``folder / relative``, refused when it leads out of ``folder`` (``..``, absolute paths, symlinks).
 
@@ -146,12 +150,19 @@ def inside(folder: str | Path, relative: str, what: str, fix: str) -> Path:
     base = Path(os.path.realpath(folder))
     if not isinstance(relative, str) or not relative or "\x00" in relative:
         raise UserError(f"{what}: {relative!r} is not a file name", str(folder), fix)
+    longest = max((len(os.fsencode(part)) for part in Path(relative).parts), default=0)
+    if longest > NAME_MAX:
+        raise UserError(f"{what}: a file name of {longest} bytes in {relative[:80]!r}... is longer than file "
+                        f"systems allow ({NAME_MAX} bytes)", str(folder), fix)
     candidate = folder / relative
-    real = Path(os.path.realpath(candidate))
-    if Path(relative).is_absolute() or not real.is_relative_to(base):
-        raise UserError(f"{what}: {relative!r} leads outside the folder (to {real})", str(folder), fix)
-    if candidate.is_symlink() and not candidate.exists():
-        raise UserError(f"{what} is a broken symbolic link (to {os.readlink(candidate)})", str(candidate), fix)
+    try:
+        real = Path(os.path.realpath(candidate))
+        if Path(relative).is_absolute() or not real.is_relative_to(base):
+            raise UserError(f"{what}: {relative!r} leads outside the folder (to {real})", str(folder), fix)
+        if candidate.is_symlink() and not candidate.exists():
+            raise UserError(f"{what} is a broken symbolic link (to {os.readlink(candidate)})", str(candidate), fix)
+    except OSError as err:  # a path the file system cannot even look up (too long, too deep, a loop)
+        raise UserError(f"{what}: {relative[:80]!r} cannot be looked up: {err.strerror}", str(folder), fix) from None
     return candidate
 
 

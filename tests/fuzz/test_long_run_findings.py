@@ -54,3 +54,59 @@ def test_serve_meta_with_an_impossible_sequence_number_is_a_user_error(tmp_path:
     (tmp_path / SERVE_META).write_text("{not json")
     with pytest.raises(UserError, match="not valid JSON"):
         read_serve_meta(tmp_path)
+
+
+# ---------------------------------------------------------------- second 20,000-case run (random seed)
+def _validate(folder: Path, fmt: str) -> tuple[int, str, str]:
+    from tests.fuzz.common import assert_clean_exit, run_cli
+
+    code, out, err = run_cli(["data", "validate", str(folder), "--format", fmt, "--json"])
+    assert_clean_exit(code, err)
+    return code, out, err
+
+
+def test_a_modality_file_name_longer_than_the_file_system_allows_is_a_user_error(tmp_path: Path):
+    from fusionrec.data.checked_files import inside
+
+    with pytest.raises(UserError, match="longer than file systems allow"):
+        inside(tmp_path, "x" * 3000 + ".features.npy", "modality 'text'", "save the model again")
+    with pytest.raises(UserError, match="longer than file systems allow"):
+        inside(tmp_path, "sub/" + "é" * 130 + ".npy", "modality 'text'", "save the model again")  # 260 bytes
+    assert inside(tmp_path, "x" * 200 + ".npy", "m", "f") == tmp_path / ("x" * 200 + ".npy")
+
+
+def test_parquet_timestamps_that_are_all_infinite_are_reported_not_written_into_arrow_memory(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 12
+    table = pa.table({"user_id": [f"u{k % 3}" for k in range(n)], "item_id": [f"i{k % 5}" for k in range(n)],
+                      "rating": [1.0] * n, "timestamp": [float("inf")] * n})
+    pq.write_table(table, tmp_path / "interactions.parquet")
+    _, out, _ = _validate(tmp_path, "parquet")
+    assert "bad_timestamp" in out
+
+
+def test_an_mmrec_id_beyond_int64_or_far_beyond_the_rows_is_a_bad_row(tmp_path: Path):
+    import numpy as np
+
+    lines = ["userID\titemID\trating\ttimestamp\tx_label"]
+    lines += [f"{k % 4}\t{k % 6}\t1.0\t{1_700_000_000 + k}\t{[0, 0, 1, 2][k % 4]}" for k in range(24)]
+    lines[1] = "9" * 400 + "\t0\t1.0\t1700000000\t0"      # not an int64 at all
+    lines[2] = "100000000000000\t1\t1.0\t1700000001\t0"  # an int64, but np.arange(1e14) users would follow
+    (tmp_path / "mm.inter").write_text("\n".join(lines) + "\n")
+    np.save(tmp_path / "text_feat.npy", np.ones((6, 4), dtype=np.float32))
+    _, out, _ = _validate(tmp_path, "mmrec")
+    report = json.loads(out)
+    assert report["stats"]["n_users"] == 4 and report["quarantined_per_reason"] == {"bad_id": 2}
+    assert "bad_id" in out and "far beyond" in out
+
+
+def test_canonical_ids_past_int64_stay_text_exactly_as_given(tmp_path: Path):
+    from fusionrec.data.validation.values import ids_are_ints
+
+    big = "123456789012345678901234"
+    assert not ids_are_ints(pd.Series([big, "1"]).to_numpy(dtype=object))
+    assert ids_are_ints(pd.Series(["9223372036854775807", "0"]).to_numpy(dtype=object))
+    (tmp_path / "interactions.csv").write_text(f"user_id,item_id\n{big},1\n2,1\n2,3\n")
+    _validate(tmp_path, "csv")

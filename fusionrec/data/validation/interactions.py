@@ -18,6 +18,7 @@ from fusionrec.data.rawtable import RawTable
 from fusionrec.data.roles import SPLIT_VALUES
 from fusionrec.data.validation.checker import Checker
 from fusionrec.data.validation.values import (
+    INT_RE,
     arrow_text,
     int_mask,
     nulls,
@@ -97,7 +98,31 @@ def flag_non_integer_ids(check: Checker, part: pd.DataFrame, raw: RawTable, role
                               dtype=bool)
         check.quarantine(raw, part["_row"].to_numpy()[good & ~ok], "bad_id", roles[role])
         good &= ok
+        if check.source.integer_ids:
+            far = good & _beyond_any_row(column, len(part))
+            check.quarantine(raw, part["_row"].to_numpy()[far], "bad_id", roles[role],
+                             detail=f"MMRec {role} ids are row numbers 0..n-1; this one is far beyond the "
+                                    f"{len(part)} rows of the file (renumber the ids, or describe the folder "
+                                    "as plain CSV so ids are kept as text)")
+            good &= ~far
     part["_good"] = good
+
+
+def _beyond_any_row(column: pa.ChunkedArray, n_rows: int) -> np.ndarray:
+    """True where a canonical integer id is too large to be a row number of a file of ``n_rows`` rows.
+
+    Row ids 0..n-1 are dense, so one far past the row count indexes nothing and would make the
+    id universe (``0..max id``) as large as the id itself.
+    """
+    limit = 10 * n_rows + 1_000_000
+    digits = np.asarray(pc.fill_null(pc.utf8_length(column), 0).to_numpy(zero_copy_only=False))
+    short = digits <= 15  # 15 digits always fit int64; longer canonical ids are far beyond any row
+    values = np.zeros(len(digits), dtype=np.int64)
+    if short.any():
+        text = pc.if_else(pa.array(short), column, pa.scalar("0"))
+        text = pc.if_else(pc.match_substring_regex(text, INT_RE.pattern), text, pa.scalar("0"))
+        values = np.asarray(pc.cast(pc.fill_null(text, "0"), pa.int64()).to_numpy(zero_copy_only=False))
+    return ~short | (values > limit)
 
 
 def flag_unknown_ids(check: Checker, part: pd.DataFrame, raw: RawTable, roles: dict[str, str],

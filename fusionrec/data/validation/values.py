@@ -122,7 +122,8 @@ def to_seconds(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         secs[ok] = (parsed[ok] - _epoch(parsed)).dt.total_seconds().to_numpy()
         return secs, np.zeros(len(series), dtype=bool)
     values, bad, _ = to_float(series)
-    values = _epoch_seconds(values)
+    # a copy: the array may be a read-only view of Arrow memory, and dates are written into it below
+    values = np.array(_epoch_seconds(values), dtype=np.float64)
     if bad.any():
         text = pd.Series(to_numpy(arrow_text(series)), dtype=object)[bad]
         parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
@@ -150,6 +151,10 @@ def ids_are_ints(*arrays: Any) -> bool:
             arr = pa.array(np.asarray(arr, dtype=object), type=pa.string())
         arr = arr.drop_null()
         if len(arr) and not int_mask(arr).all():
+            return False
+        try:  # canonical but past int64 (a 20-digit id): kept as text, exactly as given
+            pc.cast(arr, pa.int64())
+        except pa.ArrowInvalid:
             return False
     return True
 
