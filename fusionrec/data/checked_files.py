@@ -150,7 +150,11 @@ def inside(folder: str | Path, relative: str, what: str, fix: str) -> Path:
     base = Path(os.path.realpath(folder))
     if not isinstance(relative, str) or not relative or "\x00" in relative:
         raise UserError(f"{what}: {relative!r} is not a file name", str(folder), fix)
-    longest = max((len(os.fsencode(part)) for part in Path(relative).parts), default=0)
+    try:
+        longest = max((len(os.fsencode(part)) for part in Path(relative).parts), default=0)
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") no file system can store
+        raise UserError(f"{what}: {relative[:80]!r} is not a file name this system can store", str(folder),
+                        fix) from None
     if longest > NAME_MAX:
         raise UserError(f"{what}: a file name of {longest} bytes in {relative[:80]!r}... is longer than file "
                         f"systems allow ({NAME_MAX} bytes)", str(folder), fix)

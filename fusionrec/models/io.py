@@ -22,6 +22,7 @@ histories) is rebuilt from the stored dataset, so it is consistent by constructi
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,27 @@ def save_dataset(dataset: Dataset, directory: str | Path) -> Path:
     return directory
 
 
+def _fs_bytes(path: str) -> bytes | None:
+    """``path`` as the OS sees it; None when it cannot be (a lone surrogate such as ``"\\ud800"``)."""
+    try:
+        return os.fsencode(path)
+    except UnicodeEncodeError:
+        return None
+
+
+def _media_root(meta: dict[str, Any], meta_path: Path) -> str | None:
+    """The folder media paths resolve against, as saved: a path the OS can take, or None."""
+    root = meta.get("root")
+    if root is None:
+        return None
+    encoded = _fs_bytes(root) if isinstance(root, str) else None
+    if not encoded or b"\x00" in encoded or len(encoded) > 4096:  # 4096: Linux's PATH_MAX
+        raise UserError(f"'root' must be the path of the dataset's folder, got {str(root)[:80]!r}", str(meta_path),
+                        "set 'root' to the folder holding the item media, or null; or save the model again "
+                        "with fusionrec train")
+    return root
+
+
 def load_dataset_artifact(directory: str | Path) -> Dataset:
     """Read a dataset written by :func:`save_dataset`; a damaged file is a UserError naming it."""
     directory = Path(directory)
@@ -127,7 +149,7 @@ def load_dataset_artifact(directory: str | Path) -> Dataset:
         users = users.astype(object).where(users.notna(), None)
     try:
         return Dataset(str(meta.get("name") or directory.parent.name), user_ids, item_ids, interactions, items,
-                       modalities, meta.get("root") if isinstance(meta.get("root"), str) else None, users=users)
+                       modalities, _media_root(meta, meta_path), users=users)
     except (ValueError, KeyError, TypeError, IndexError) as err:
         # the files read but do not fit together (ids out of range, missing columns, wrong row counts)
         raise UserError(f"the saved dataset is inconsistent: {str(err)[:300]}", str(directory), RESAVE) from None

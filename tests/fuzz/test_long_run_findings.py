@@ -110,3 +110,22 @@ def test_canonical_ids_past_int64_stay_text_exactly_as_given(tmp_path: Path):
     assert ids_are_ints(pd.Series(["9223372036854775807", "0"]).to_numpy(dtype=object))
     (tmp_path / "interactions.csv").write_text(f"user_id,item_id\n{big},1\n2,1\n2,3\n")
     _validate(tmp_path, "csv")
+
+
+@pytest.mark.parametrize("root", ["\u0000", "/data/\ud800", "x" * 5000, 5, ""],
+                         ids=["nul", "surrogate", "too-long", "number", "empty"])
+def test_a_saved_dataset_root_the_os_cannot_take_is_a_user_error(tmp_path: Path, root):
+    from fusionrec.models.io import _media_root
+
+    meta_path = tmp_path / "dataset.json"
+    with pytest.raises(UserError, match="'root' must be the path"):
+        _media_root({"root": root}, meta_path)
+    assert _media_root({"root": None}, meta_path) is None
+    assert _media_root({"root": "/srv/shop"}, meta_path) == "/srv/shop"
+
+
+def test_a_lone_surrogate_in_a_file_name_is_a_user_error(tmp_path: Path):
+    from fusionrec.data.checked_files import inside
+
+    with pytest.raises(UserError, match="not a file name this system can store"):
+        inside(tmp_path, "text_\ud800.features.npy", "modality 'text'", "save the model again")
