@@ -63,3 +63,22 @@ def test_eval_config_adds_new_user_keys_to_test_results():
     assert {"new_users@0/recall@2", "new_users@1/recall@2", "recall@2"} <= set(out)
     assert "new_users@0/recall@2" not in ev.evaluate(pop, "valid")
     assert np.isfinite(out["new_users@1/ndcg@2"])
+
+
+def test_arrival_is_the_first_event_and_reaches_a_model_that_reads_it():
+    cases = new_user_cases(_dataset(), "test", (0, 1, 3))
+    assert cases.arrival.tolist() == [1.0]                  # user 3's earliest event, not the file's first row
+    from fusionrec.evaluate.user_cold import model_scorer
+
+    class Reads(torch.nn.Module):
+        user_attr = None
+
+        def new_user_scores(self, codes, histories, times=None):
+            self.times = times
+            return torch.zeros(len(histories), 10)
+
+    model = Reads()
+    model_scorer(model, cases)(cases.users, [[]])
+    assert model.times == [1.0]
+    model_scorer(model)(cases.users, [[]])
+    assert model.times is None                               # no cases: "now", after training

@@ -16,7 +16,11 @@ from fusionrec.config import TrainConfig
 from fusionrec.data.dataset import Dataset, FeatureModality
 from fusionrec.data.split import user_cold_start_split
 from fusionrec.errors import UserError
-from fusionrec.evaluate.user_cold import evaluate_new_users, model_scorer, new_user_cases
+from fusionrec.evaluate.user_cold import (
+    evaluate_new_users,
+    model_scorer,
+    new_user_cases,
+)
 from fusionrec.models.new_user_prior import DAY, NewUserPrior
 from fusionrec.models.registry import build_model
 from fusionrec.train.trainer import Trainer, seed_everything
@@ -117,8 +121,8 @@ def test_recency_reads_only_events_before_the_arrival_bin():
     users = pd.DataFrame({"user_id": np.arange(260), "g": ["a", "b"] * 130})
     prior = NewUserPrior(users, frame, 6, 8, recency_days=7.0)
     origin = frame["timestamp"].min()
-    t = lambda day: origin + day * DAY   # noqa: E731
-    boost = lambda day: float(prior.recent_log[prior.recency_rows([t(day)], 1)][0, 5])   # noqa: E731
+    t = lambda day: origin + day * DAY
+    boost = lambda day: float(prior.recent_log[prior.recency_rows([t(day)], 1)][0, 5])
     # arriving inside the bin of item 5's events: the window is the bin before, without them
     assert boost(15) < boost(22) - 2.0
     # the first bin has no earlier bin, an unknown time no window: no recency term at all
