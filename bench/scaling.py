@@ -43,6 +43,7 @@ gen_s = time.perf_counter() - t0
 params = dict(args["params"])
 data = ds.train_data()
 t1 = time.perf_counter()
+torch.manual_seed(0)  # the initial weights too, not only the trainer's sampling
 model = build_model(args["model"], data, params)
 build_s = time.perf_counter() - t1
 # users scored at once: [batch, n_items] scores of at most ~128M floats (128 users at 1M items)
