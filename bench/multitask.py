@@ -124,18 +124,47 @@ def run_dataset(name: str, seeds: list[int], extra: list[str], only: list[str] |
     return out
 
 
-def combine(save_dir: str) -> dict[str, Any]:
-    """``click x cvr-on-clicks`` from predictions saved by separate processes (--save-preds)."""
-    folder = Path(save_dir)
-    clicks = sorted(folder.glob("click_only_*.npz"))
-    cvrs = sorted(folder.glob("cvr_on_clicks_*.npz"))
-    aucs, losses = [], []
-    for a, b in zip(clicks, cvrs):
-        pa, pb = np.load(a), np.load(b)
-        y, combo = pa["y"], pa["click"] * pb["cvr"]
-        aucs.append(auc(y, combo))
-        losses.append(log_loss(y, combo))
-    return {"test": {"auc_conversion": _mean_std(aucs), "logloss_conversion": _mean_std(losses)}}
+def combine(folders: list[str], dataset: str = "ml100k") -> dict[str, Any]:
+    """Per-model test metrics (mean ± std over seeds) from predictions saved with --save-preds,
+    possibly by several processes (one folder each; files ``<label>_<n>.npz``, sorted by folder
+    then n, so give the folders in seed order), plus ``click x cvr-on-clicks``. Files without
+    click labels (older runs) get them from the evaluator's deterministic test rows of ``dataset``."""
+    files: dict[str, list[Path]] = {}
+    for folder in folders:
+        for f in sorted(Path(folder).glob("*.npz")):
+            stem = f.stem.rsplit("_", 1)[0]   # the label with its spaces as underscores
+            key = next((k for k in OBJECTIVES if stem.startswith(k.replace(" ", "_"))), stem)
+            files.setdefault(key + stem[len(key):].replace("_(", " (", 1), []).append(f)
+    clicks = None
+    if any("y_click" not in np.load(f).files for fs in files.values() for f in fs):
+        from fusionrec.evaluate.pointwise import pointwise_rows
+        clicks = pointwise_rows(load_data(config(dataset, "multitask", [0], [])), "test", 1).labels.astype(bool)
+    out: dict[str, Any] = {"models": {}}
+    preds: dict[str, list[Any]] = {}
+    for label, fs in files.items():
+        per_seed = []
+        for f in fs:
+            z = dict(np.load(f))
+            click = z["y_click"].astype(bool) if "y_click" in z else clicks
+            conv = z["y"].astype(bool)
+            if not (conv <= click).all():
+                raise SystemExit(f"{f}: its conversions are not clicks of the rebuilt test rows")
+            m = {}
+            for task, y, rows in (("click", click, slice(None)), ("conversion", conv, slice(None)),
+                                  ("cvr", conv, click)):
+                if task in z:
+                    m[f"auc_{task}"] = auc(y[rows], z[task][rows])
+                    m[f"logloss_{task}"] = log_loss(y[rows], z[task][rows])
+            per_seed.append(m)
+            preds.setdefault(label, []).append((conv, z))
+        out["models"][label] = {"test": {k: _mean_std([m[k] for m in per_seed]) for k in per_seed[0]},
+                                "files": [str(f) for f in fs]}
+    if "click only" in preds and "cvr on clicks" in preds:
+        combo = [(y, a["click"] * b["cvr"]) for (y, a), (_, b) in zip(preds["click only"], preds["cvr on clicks"])]
+        out["models"]["click x cvr-on-clicks"] = {"test": {
+            "auc_conversion": _mean_std([auc(y, c) for y, c in combo]),
+            "logloss_conversion": _mean_std([log_loss(y, c) for y, c in combo])}}
+    return out
 
 
 def oracle(dataset: Any) -> dict[str, float]:
@@ -175,11 +204,14 @@ def main() -> None:
     ap.add_argument("--suffix", default="", help="appended to the model labels, e.g. ' (mmoe)' with "
                                                  "--set model.params.architecture=mmoe")
     ap.add_argument("--save-preds", default=None, help="folder for each run's test predictions")
-    ap.add_argument("--combine", default=None, help="only combine saved predictions (a --save-preds folder)")
+    ap.add_argument("--combine", nargs="+", default=None, help="only combine saved predictions (--save-preds "
+                                                               "folders, in seed order)")
     ap.add_argument("--out", default="docs/benchmarks/multitask.json")
     args = ap.parse_args()
     if args.combine:
-        print(json.dumps(combine(args.combine)))
+        result = combine(args.combine, args.datasets[0])
+        print(markdown(args.datasets[0], result), flush=True)
+        Path(args.out).write_text(json.dumps(result, indent=2, default=float))
         return
     import torch
 
