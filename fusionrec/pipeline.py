@@ -301,11 +301,25 @@ def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_roo
             continue
         layered = _merge(base, {k: v for k, v in entry.items() if k not in ("name", "label")})
         layered = _merge(layered, {"model": {"name": name}, "output_dir": str(output_dir)})
+        if quick:  # --quick bounds every row, also one that sets its own epochs
+            layered = _quick_bound(layered, settings.get("quick", {}).get("run", {}).get("train", {}))
         cfg = _resolve_from_dict(layered)
         start = time.perf_counter()
         all_results[label] = run_experiment(cfg, dataset, verbose=verbose, test_extra=demo_slices)
         all_results[label]["wall_seconds"] = time.perf_counter() - start
     return all_results
+
+
+def _quick_bound(layered: dict[str, Any], quick_train: dict[str, Any]) -> dict[str, Any]:
+    """A row's epochs (and validation interval) cut to ``--quick``'s epochs."""
+    if "epochs" not in quick_train:
+        return layered
+    train = dict(layered.get("train") or {})
+    epochs = min(int(train.get("epochs", quick_train["epochs"])), int(quick_train["epochs"]))
+    train["epochs"] = epochs
+    if "eval_every" in train:
+        train["eval_every"] = min(int(train["eval_every"]), epochs)
+    return {**layered, "train": train}
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

@@ -125,6 +125,16 @@ def test_cli_train_evaluate_and_quick_demo(tmp_path, monkeypatch, capsys):
     assert "±" not in table and "np." not in table
 
 
+def test_quick_demo_bounds_rows_that_set_their_own_epochs():
+    # demo.yaml's mmgraph-adaptive row trains 90 epochs with one validation at the end
+    row = {"train": {"epochs": 90, "eval_every": 90, "lr": 0.001}, "model": {"name": "mmgraph"}}
+    bounded = pipeline._quick_bound(row, {"epochs": 25, "patience": 5})
+    assert bounded["train"] == {"epochs": 25, "eval_every": 25, "lr": 0.001}
+    assert row["train"]["epochs"] == 90  # the settings themselves are not changed
+    assert pipeline._quick_bound({"train": {"epochs": 10}}, {"epochs": 25})["train"]["epochs"] == 10
+    assert pipeline._quick_bound({"train": {}}, {"epochs": 25})["train"]["epochs"] == 25
+
+
 def test_cli_train_user_errors(tmp_path, capsys):
     assert cli.main(["train", "--model", "bpr"]) == 2
     assert "--dataset" in capsys.readouterr().err
