@@ -115,7 +115,8 @@ def _loss_label(model: str, large: bool) -> str:
     return "sampled softmax (256 uniform)" if large else "exact softmax"
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, time_key: str = "seconds_per_epoch",
+         time_label: str = "seconds per epoch (wall, 1 thread)") -> None:
     """Seconds per epoch and peak RSS against catalogue size (log-log), one curve per model."""
     import matplotlib
 
@@ -126,18 +127,18 @@ def plot(rows: list[dict], path: Path) -> None:
     for model in dict.fromkeys(r["model"] for r in rows):
         ok = sorted((r for r in rows if r["model"] == model and "error" not in r), key=lambda r: r["n_items"])
         x = [r["n_items"] for r in ok]
-        axes[0].plot(x, [r["seconds_per_epoch"] for r in ok], "o-", label=model)
+        axes[0].plot(x, [r[time_key] for r in ok], "o-", label=model)
         axes[1].plot(x, [r["peak_rss_mb"] for r in ok], "o-", label=model)
     if rows:
         lo, hi = min(r["n_items"] for r in rows), max(r["n_items"] for r in rows)
         ref = [r for r in rows if r["n_items"] == lo and "error" not in r]
         if ref and hi > lo:  # a line of slope 1 through the smallest two_tower point: linear growth
-            y0 = ref[0]["seconds_per_epoch"]
+            y0 = ref[0][time_key]
             axes[0].plot([lo, hi], [y0, y0 * hi / lo], "k:", label="linear in items")
-    for ax, label in zip(axes, ("seconds per epoch (1 thread)", "peak RSS (MB)")):
+    for ax, label in zip(axes, (time_label, "peak RSS (MB)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("items (events = 5 x items)")
+        ax.set_xlabel("items in the catalogue")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()

@@ -103,7 +103,12 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--mmgraph-steps", type=int, default=32, help="mmgraph above 50k items: steps an epoch")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--plot", type=Path, default=None, help="CPU s/epoch and peak RSS curves (PNG) here")
+    p.add_argument("--rows", type=Path, nargs="*", default=[], help="plot these JSON rows instead of running")
     args = p.parse_args()
+    if args.rows:
+        rows = [r for f in args.rows for r in json.loads(f.read_text())]
+        return _plot(rows, args.plot)
     rows = []
     for model in args.models:
         for n in args.sizes:
@@ -111,6 +116,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
             if args.out:
                 args.out.write_text(json.dumps(rows, indent=1))
+    _plot(rows, args.plot)
     print("\n| model | items | train events | batch | steps/epoch | CPU s/step | CPU s/epoch (est.) | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -119,6 +125,18 @@ def main() -> None:
             continue
         print(f"| {r['model']} | {r['n_items']:,} | {r['n_train']:,} | {r['batch_size']:,} | {r['steps_per_epoch']} | "
               f"{r['cpu_per_step']:.3f} | {r['cpu_per_epoch_est']:.0f} | {r['peak_rss_mb']:.0f} |")
+
+
+def _plot(rows: list[dict], path: Path | None) -> None:
+    if path is None:
+        return
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scaling", Path(__file__).with_name("scaling.py"))
+    scaling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scaling)
+    ok = [r for r in rows if "error" not in r]
+    scaling.plot(ok, path, time_key="cpu_per_epoch_est", time_label="CPU seconds per epoch (1 thread)")
 
 
 if __name__ == "__main__":
