@@ -407,18 +407,22 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
             u = torch.cat([u] + [self.user_heads[n](u) for n in self.inputs.names], dim=1)
         return u
 
-    def _user_vectors(self, users: torch.Tensor, item_vecs: torch.Tensor,
-                      exclude: torch.Tensor | None = None) -> torch.Tensor:
+    def _user_id_part(self, users: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(which users play new users this step or None, their ID vectors masked or None)."""
         # training: a share of the users play new users (no ID, a few events), so the attribute
         # path and short histories learn to rank on their own, as they must for a real new user
         new = (torch.rand(len(users)) < self.hp.user_id_dropout) if self.training else None
-        u = None
-        if self.use_user_id:
-            # a user without training events has an untrained ID: it carries nothing
-            keep = (self.user_deg[users] > 0).float()
-            if new is not None:
-                keep = keep * (~new).float()
-            u = self.user_id(users) * keep[:, None]
+        if not self.use_user_id:
+            return new, None
+        # a user without training events has an untrained ID: it carries nothing
+        keep = (self.user_deg[users] > 0).float()
+        if new is not None:
+            keep = keep * (~new).float()
+        return new, self.user_id(users) * keep[:, None]
+
+    def _user_vectors(self, users: torch.Tensor, item_vecs: torch.Tensor,
+                      exclude: torch.Tensor | None = None) -> torch.Tensor:
+        new, u = self._user_id_part(users)
         if self.history != "none":
             h = self._encode_history(users, item_vecs, exclude)
             if new is not None and new.any():

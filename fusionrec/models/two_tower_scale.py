@@ -143,13 +143,7 @@ class BatchLocalTraining:
     def _local_user_vectors(self, users: torch.Tensor, vecs: torch.Tensor, uniq: torch.Tensor,
                             hist: torch.Tensor | None, pos: torch.Tensor) -> torch.Tensor:
         """The user tower over the batch's sampled histories (local item indices), target removed."""
-        new = (torch.rand(len(users)) < self.hp.user_id_dropout) if self.training else None
-        u = None
-        if self.use_user_id:
-            keep = (self.user_deg[users] > 0).float()
-            if new is not None:
-                keep = keep * (~new).float()
-            u = self.user_id(users) * keep[:, None]
+        new, u = self._user_id_part(users)
         if hist is not None:
             pos_l = to_local(uniq, pos)
             h = self._encode_history(users, vecs, exclude=pos_l, hist=to_local(uniq, hist))
