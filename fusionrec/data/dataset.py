@@ -108,6 +108,8 @@ class TrainData:
     item_frame: pd.DataFrame | None = None
     # user attributes, one row per internal user (None without a user table)
     user_frame: pd.DataFrame | None = None
+    # the folder relative media paths of item_frame resolve against (image fine-tuning reads the files)
+    root: Path | None = None
 
     @property
     def item_popularity(self) -> np.ndarray:
@@ -381,6 +383,7 @@ class Dataset:
             modalities={n: self.modalities[n] for n in names},
             item_frame=self.items,
             user_frame=self.users,
+            root=self.root,
         )
 
     def user_attribute_masks(self) -> dict[str, np.ndarray]:

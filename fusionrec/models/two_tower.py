@@ -55,7 +55,7 @@ from torch import nn
 from fusionrec.align import Aligner, ModalityProjector
 from fusionrec.align.aligner import ALIGN_METHODS
 from fusionrec.data.dataset import TrainData
-from fusionrec.encoders.finetune.params import TextTuneParams
+from fusionrec.encoders.finetune.params import ImageTuneParams, TextTuneParams
 from fusionrec.errors import UserError
 from fusionrec.fuse import (
     ScoreFusion,
@@ -172,6 +172,9 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
                                                    "training events get the mean bias")
         text_tuning: TextTuneParams = Field(default_factory=TextTuneParams, description=(
             "fine-tune the text encoder with this model's loss (full / lora / side_adapter; docs/guide/finetune.md)"))
+        image_tuning: ImageTuneParams = Field(default_factory=ImageTuneParams, description=(
+            "fine-tune the image encoder (EfficientNet-Lite0's last blocks, full / lora) with this model's loss "
+            "(docs/guide/finetune.md)"))
 
         @model_validator(mode="after")
         def _towers_not_empty(self) -> TwoTower.Params:
@@ -255,6 +258,10 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
             from fusionrec.encoders.finetune.tower import build_text_tower
 
             self.text_tower = build_text_tower(data, hp.text_tuning, hp.feature_norm, self.name)
+            # likewise a fine-tuned image encoder (image_tuning.mode != frozen) for the image features
+            from fusionrec.encoders.finetune.image_tower import build_image_tower
+
+            self.image_tower = build_image_tower(data, hp.image_tuning, hp.feature_norm, self.name)
 
     def _init_user_tower(self, data: TrainData) -> None:
         d = self.dim
@@ -326,6 +333,8 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
             feats, masks = self.inputs.gather(items)
         if getattr(self, "text_tower", None) is not None:  # a fine-tuned text encoder replaces stored features
             feats = self.text_tower.replace(feats, items, self.hp.text_tuning.modality, training)
+        if getattr(self, "image_tower", None) is not None:  # and a fine-tuned image encoder
+            feats = self.image_tower.replace(feats, items, self.hp.image_tuning.modality, training)
         views = self.projector(feats)
         masks = modality_dropout(masks, self.modality_dropout, training)
         if self.blocks:
@@ -504,6 +513,8 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
         users, pos = batch["user"], batch["pos_item"]
         if getattr(self, "text_tower", None) is not None:
             self.text_tower.focus(pos)  # the batch's items get re-encoded with gradient
+        if getattr(self, "image_tower", None) is not None:
+            self.image_tower.focus(pos)
         item_vecs, extras = self._item_vectors(training=True)
         u = self._user_vectors(users, item_vecs, exclude=pos)
         if self.loss_name == "softmax":

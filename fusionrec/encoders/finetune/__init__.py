@@ -1,10 +1,18 @@
-"""Fine-tuning the text encoder with the recommender's loss: full, LoRA (peft) or a cached side adapter.
+"""Fine-tuning the encoders with the recommender's loss.
 
-See :mod:`fusionrec.encoders.finetune.tower` and docs/guide/finetune.md.
+Text: full, LoRA (peft) or a cached side adapter (:mod:`fusionrec.encoders.finetune.tower`).
+Image: the last EfficientNet blocks, full or LoRA, over cached feature maps
+(:mod:`fusionrec.encoders.finetune.image_tower`). See docs/guide/finetune.md.
 """
-from fusionrec.encoders.finetune.params import TUNE_MODES, TextTuneParams
+from fusionrec.encoders.finetune.params import (
+    IMAGE_TUNE_MODES,
+    TUNE_MODES,
+    ImageTuneParams,
+    TextTuneParams,
+)
 
-__all__ = ["TUNE_MODES", "TextTower", "TextTuneParams", "build_text_tower"]
+__all__ = ["IMAGE_TUNE_MODES", "TUNE_MODES", "ImageTower", "ImageTuneParams", "TextTower", "TextTuneParams",
+           "build_image_tower", "build_text_tower"]
 
 
 def __getattr__(name: str):  # torch-free import of the params for configuration checks
@@ -12,4 +20,8 @@ def __getattr__(name: str):  # torch-free import of the params for configuration
         from fusionrec.encoders.finetune import tower
 
         return getattr(tower, name)
+    if name in ("ImageTower", "build_image_tower"):
+        from fusionrec.encoders.finetune import image_tower
+
+        return getattr(image_tower, name)
     raise AttributeError(name)
