@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from fusionrec.allocator import keep_freed_memory
 from fusionrec.api.ids import IdIndex, as_id_list
 from fusionrec.api.setup import (
     build_run_config,
@@ -90,6 +91,7 @@ class Recommender:
             overrides["epochs"] = epochs
         if valid_metric is not None:
             overrides["valid_metric"] = valid_metric
+        keep_freed_memory()  # as the command line does: fusionrec/allocator.py
         if self.auto is not None:
             return self._fit_auto(dataset, overrides)
         cfg = build_run_config(self.model_name, self.params, dataset, overrides)

@@ -24,6 +24,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
+from fusionrec.allocator import keep_freed_memory
 from fusionrec.data.dataset import Dataset, FeatureModality
 from fusionrec.encoders.base import (
     Encoder,
@@ -227,6 +228,7 @@ def encode_items(
     (:mod:`fusionrec.encoders.ray_encode`; ``ray_address`` None = a local Ray).
     """
     started = time.perf_counter()
+    keep_freed_memory()  # the encoders' activations are re-allocated per batch: fusionrec/allocator.py
     root = Path(root) if root is not None else None
     item_ids = list(item_ids) if item_ids is not None else list(range(len(items)))
     if batch_size < 1:

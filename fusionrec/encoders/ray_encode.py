@@ -50,6 +50,9 @@ class _EncodeBatches:
         import ray
         import torch
 
+        from fusionrec.allocator import keep_freed_memory
+
+        keep_freed_memory()  # an actor is its own process: same setting as the driver's
         torch.set_num_threads(max(1, threads))
         self.encoder = encoder
         # the payload list is shared through the object store: one copy per node, not per batch

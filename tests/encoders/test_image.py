@@ -161,3 +161,26 @@ def test_defaults_reproduce_the_ml100k_reference_features(shared_data):
         mod = ds.modalities[name]
         assert mod.mask.all(), name
         assert _cos(mod.features, ref).min() > 0.99, name
+
+
+def test_micro_batches_give_the_vectors_of_one_whole_batch(tmp_path):
+    """Slicing a batch for the network (allocator-friendly) must not change any item's vector."""
+    rng = np.random.default_rng(3)
+    loaded = [rng.normal(size=(64, 64, 3)).astype(np.float32) for _ in range(7)]
+    whole = build_encoder("efficientnet-lite0", micro_batch=64)
+    sliced = build_encoder("efficientnet-lite0", micro_batch=3)
+    sliced._model = whole.model  # one set of weights, loaded once
+    batch = whole.collate(loaded)
+    a, b = whole.encode(batch), sliced.encode(batch)
+    assert a.shape == b.shape == (7, 1280)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert whole.info().encoder_id == sliced.info().encoder_id  # same vectors, same cache entries
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_micro_batch_must_be_a_positive_whole_number(bad):
+    from fusionrec.errors import UserError
+
+    with pytest.raises(UserError, match="micro_batch") as err:
+        build_encoder("efficientnet-lite0", micro_batch=bad)
+    assert "image.micro_batch" in str(err.value.message)
