@@ -12,7 +12,10 @@ the heap, so a batch reuses the pages of the last one.
 
 The cost: memory freed by a step stays with the process (it is reused by the next
 step, not returned), so the resident size reflects the largest step rather than the
-current one. ``FUSIONREC_KEEP_FREED_MEMORY=0`` turns it off.
+current one. ``FUSIONREC_KEEP_FREED_MEMORY=0`` turns it off, and glibc's own settings win:
+when ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or a
+``glibc.malloc`` entry of ``GLIBC_TUNABLES`` is set (for example the fixed small mmap threshold
+of the million-item training runs, docs/benchmarks/scaling.md), nothing is changed.
 """
 from __future__ import annotations
 
@@ -32,14 +35,21 @@ MMAP_THRESHOLD = 32 * 1024 * 1024
 TRIM_THRESHOLD = 1024 * 1024 * 1024
 TOP_PAD = 64 * 1024 * 1024
 
+_GLIBC_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+
 _applied: bool | None = None
+
+
+def _glibc_configured_by_user() -> bool:
+    return any(k in os.environ for k in _GLIBC_MALLOC_ENV) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "")
 
 
 def keep_freed_memory() -> bool:
     """Set glibc's malloc thresholds once per process; True when they are in effect.
 
-    A no-op (False) off Linux/glibc, when ``FUSIONREC_KEEP_FREED_MEMORY=0``, or when
-    ``mallopt`` refuses a value. Forked workers (DataLoader) inherit the setting.
+    A no-op (False) off Linux/glibc, when ``FUSIONREC_KEEP_FREED_MEMORY=0``, when the
+    environment already configures glibc's malloc, or when ``mallopt`` refuses a value.
+    Forked workers (DataLoader) inherit the setting.
     """
     global _applied
     if _applied is not None:
@@ -47,7 +57,7 @@ def keep_freed_memory() -> bool:
     _applied = False
     if os.environ.get("FUSIONREC_KEEP_FREED_MEMORY", "1").strip() in ("0", "false", "no", "off"):
         return False
-    if not sys.platform.startswith("linux"):
+    if _glibc_configured_by_user() or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
