@@ -102,3 +102,14 @@ def test_encoders_from_a_config_section(tiny_clip):
     assert [e.name for e in build_encoders(["text", "attribute"])] == ["minilm", "attributes"]
     with pytest.raises(UserError, match="no encoder named"):
         build_encoders({"smell": None})
+
+
+def test_micro_batches_give_the_vectors_of_one_whole_batch(tiny_text_model):
+    """Slicing a batch for the model (allocator-friendly) must not change any text's vector."""
+    texts = ["red lamp", "a blue mug with a long handle and a chip", "desk", "toy " * 40, "chair", "x"]
+    whole = SentenceTransformerEncoder(model_path=tiny_text_model, micro_batch=64)
+    sliced = SentenceTransformerEncoder(model_path=tiny_text_model, micro_batch=2)
+    np.testing.assert_allclose(whole.encode(texts), sliced.encode(texts), rtol=1e-4, atol=1e-5)
+    assert whole.encoder_id == sliced.encoder_id  # same vectors, same cache entries
+    with pytest.raises(UserError, match="text.micro_batch"):
+        SentenceTransformerEncoder(model_path=tiny_text_model, micro_batch=0)
