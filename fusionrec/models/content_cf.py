@@ -45,6 +45,7 @@ from fusionrec.errors import UserError
 from fusionrec.fuse import build_fusion, modality_dropout
 from fusionrec.fuse.feature import FUSIONS
 from fusionrec.models.base import RecModel
+from fusionrec.models.content import ContentKNN
 from fusionrec.models.modal_inputs import ModalInputs
 from fusionrec.models.params import FeatureNorm, Modalities, ModelParams
 
@@ -85,6 +86,9 @@ class ContentCF(RecModel):
         align_weight: float = Field(0.0, ge=0, description="weight of the alignment loss")
         align_temperature: float = Field(0.2, gt=0, description="temperature of the alignment loss")
         align_batch: int = Field(512, ge=1, description="warm items per step in the alignment loss")
+        knn_weight: float = Field(0.0, ge=0, description=(
+            "decision-level blend with content-kNN over the same modalities: score = the model's score / its "
+            "per-user std + knn_weight x content-kNN's / its per-user std (0 = off; still one inner product)"))
 
     hp: Params
 
@@ -120,6 +124,9 @@ class ContentCF(RecModel):
         self.register_buffer("warm_items", torch.from_numpy(warm.astype(np.int64)), persistent=False)
         # user x warm-item training matrix (row-normalised targets are built per batch)
         self._train_warm = train[:, warm].tocsr()
+        self.knn_weight = hp.knn_weight
+        # the content-kNN blended in at scoring (not trained; its own normalisation, center_l2)
+        self.knn = ContentKNN(data, {"modalities": hp.modalities}) if self.knn_weight else None
 
     # ------------------------------------------------------------------ towers
     def item_vectors(self, items: torch.Tensor | None = None, training: bool = False
@@ -177,20 +184,55 @@ class ContentCF(RecModel):
                 {k: m[pick] for k, m in extras["masks"].items()}, content=extras["content"][pick])
         return loss
 
+    # ------------------------------------------------------------------ scoring
+    def _knn_vectors(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Content-kNN's score as an inner product: user [B, D] x item [N, D] vectors.
+
+        Per modality, the mean of the user's normalised history vectors against the item's; the
+        item side carries the modality weight renormalised over the modalities the item has.
+        """
+        knn = self.knn
+        present = [knn.inputs.mask(n).float() * knn.mod_weights[j] for j, n in enumerate(knn.inputs.names)]
+        total = torch.stack(present).sum(0).clamp_min(1e-12)
+        hist = knn._train[users.numpy()]
+        user_parts, item_parts = [], []
+        for name, share in zip(knn.inputs.names, present):
+            feats, mask = knn.inputs.features(name), knn.inputs.mask(name).float()
+            sums = torch.from_numpy(np.asarray(hist @ feats.numpy(), dtype=np.float32))
+            counts = torch.from_numpy(np.asarray(hist @ mask.numpy(), dtype=np.float32)).clamp_min(1.0)
+            user_parts.append(sums / counts[:, None])
+            item_parts.append(feats * (share / total)[:, None])
+        return torch.cat(user_parts, 1), torch.cat(item_parts, 1)
+
+    def _scoring_vectors(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """User [B, D] and item [N, D] vectors whose inner product is the model's score.
+
+        The content bias rides along as an extra dimension; with ``knn_weight`` the content-kNN
+        vectors follow, each part scaled per user by 1 / (std of its scores over the catalogue), so
+        the blend matches per-user z-scores up to a per-user constant (same ranking).
+        """
+        vecs, bias, _ = self.item_vectors(None, training=False)
+        u = torch.cat([self.user_vectors(users, vecs[self.warm_items]), torch.ones(len(users), 1)], 1)
+        items = torch.cat([vecs, bias[:, None]], 1)
+        if self.knn is None:
+            return u, items
+        ku, ki = self._knn_vectors(users)
+        scale = 1.0 / (u @ items.T).std(1, keepdim=True).clamp_min(1e-8)
+        knn_scale = self.knn_weight / (ku @ ki.T).std(1, keepdim=True).clamp_min(1e-8)
+        return torch.cat([u * scale, ku * knn_scale], 1), torch.cat([items, ki], 1)
+
     @torch.no_grad()
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
-        vecs, bias, _ = self.item_vectors(None, training=False)
-        u = self.user_vectors(users, vecs[self.warm_items])
-        return u @ vecs.T + bias[None, :]
+        if self.knn is None:
+            vecs, bias, _ = self.item_vectors(None, training=False)
+            return self.user_vectors(users, vecs[self.warm_items]) @ vecs.T + bias[None, :]
+        u, items = self._scoring_vectors(users)
+        return u @ items.T
 
     @torch.no_grad()
     def user_embeddings(self) -> torch.Tensor:
-        vecs, _, _ = self.item_vectors(self.warm_items, training=False)
-        u = self.user_vectors(torch.arange(self.n_users), vecs)
-        # the content bias rides along as an extra dimension so serving stays an inner product
-        return torch.cat([u, torch.ones(self.n_users, 1)], dim=1)
+        return self._scoring_vectors(torch.arange(self.n_users))[0]
 
     @torch.no_grad()
     def item_embeddings(self) -> torch.Tensor:
-        vecs, bias, _ = self.item_vectors(None, training=False)
-        return torch.cat([vecs, bias[:, None]], dim=1)
+        return self._scoring_vectors(torch.arange(1))[1]
