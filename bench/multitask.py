@@ -76,6 +76,10 @@ def keep_predictions(store: dict[str, Any], label: str) -> Any:
         targets = model.task_targets(rows.labels.astype(bool), rows.events, rows.ratings)
         store.setdefault(label, []).append({t: p.numpy() for t, p in probs.items()})
         store["targets"] = {t: (y, m) for t, (y, m) in targets.items()}
+        # the served model's valid metrics (with task_checkpoints not those of one epoch): what selects
+        # between configurations; its test metrics per seed
+        store.setdefault(f"{label}/served", []).append({"valid": evaluator.evaluate_pointwise(model, "valid"),
+                                                        "test": evaluator.evaluate_pointwise(model, "test")})
         if store.get("save_dir"):   # runs split over processes: combined later with --combine
             folder = Path(store["save_dir"])
             folder.mkdir(parents=True, exist_ok=True)
@@ -107,7 +111,8 @@ def run_dataset(name: str, seeds: list[int], extra: list[str], only: list[str] |
         out["models"][label] = {"test": res["test"], "valid": res["valid"],
                                 "best_epochs": [r["best_epoch"] for r in res["per_seed"]],
                                 "seconds_per_epoch": res["timing"]["seconds_per_epoch"]["mean"],
-                                "pointwise": res.get("pointwise")}
+                                "pointwise": res.get("pointwise"),
+                                "served_per_seed": preds.get(f"{label}/served")}
         t = res["test"]
         print(f"  {label}: " + ", ".join(f"{k} {t[k]['mean']:.4f}" for k in ("auc_click", "auc_conversion", "auc_cvr")
                                         if k in t) + f" ({time.perf_counter() - start:.0f}s)", flush=True)

@@ -109,6 +109,10 @@ class TrainConfig(_Section):
     lr: float = Field(1e-3, description="Adam learning rate")
     weight_decay: float = Field(0.0, description="Adam weight decay")
     patience: int = Field(20, description="evaluations without valid improvement before stopping")
+    ema_decay: float | None = Field(None, gt=0, lt=1, description=(
+        "exponential moving average of the weights, updated after every optimizer step with this decay "
+        "(e.g. 0.97: about 33 steps); validation, model choice and the returned model use the averaged "
+        "weights (null: the raw weights)"))
     eval_every: int = Field(1, description="validate every N epochs")
     valid_metric: str = Field("recall@20", description="validation metric for early stopping and model "
                                                        "choice, e.g. recall@20, ndcg@10, auc, logloss")

@@ -29,6 +29,13 @@ is at least that (MovieLens: clicked = rated, converted = rated 4 or more).
   loss also trains the click tower through ``pCTR``: a click that did not convert pushes pCTR
   down. ``ctcvr_click_gradient: false`` holds pCTR fixed in that loss, so the click tower
   learns from clicks alone and the CTCVR loss trains the CVR side (and the shared fields);
+  ``conversion_shared_gradient`` scales the CTCVR loss's gradient into what the click task shares
+  (embeddings and input fields; the shared networks of ``shared_bottom`` / ``mmoe``): at 0 the
+  scarce conversion labels, which overfit within a few epochs, cannot reshape the click task's
+  representation, and the CVR side still reads it. ``task_checkpoints`` keeps one valid-best state
+  per task (:mod:`fusionrec.train.averaging`): each task stops training when its own patience runs
+  out, pCTR is served from the click-best state (a frozen copy of the network) and pCVR from the
+  conversion-best one;
 * ``click`` / ``conversion`` -- one task alone over the impressions (single-task baselines,
   same fields and network);
 * ``cvr_clicked`` -- the classic CVR model: ``BCE(pCVR, conversion)`` on clicked rows only;
@@ -55,6 +62,7 @@ from torch import nn
 
 from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
+from fusionrec.models.multitask_tasks import TaskStates
 from fusionrec.models.ranker import DCNRanker
 
 log = logging.getLogger(__name__)
@@ -91,7 +99,7 @@ def _mlp(d_in: int, hidden: list[int], dropout: float) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(d_in, 1))
 
 
-class MultiTaskRanker(DCNRanker):
+class MultiTaskRanker(TaskStates, DCNRanker):
     """Click and conversion towers over the dcn ranker's fields (see the module docstring)."""
 
     name = "multitask"
@@ -117,6 +125,20 @@ class MultiTaskRanker(DCNRanker):
         ctcvr_click_gradient: bool = Field(True, description=(
             "multitask: the CTCVR loss also trains the click tower through pCTR (ESMM as published); false: "
             "pCTR is held fixed in that loss, so the click tower learns from clicks alone"))
+        conversion_shared_gradient: float = Field(1.0, ge=0, le=1, description=(
+            "multitask: scale of the conversion loss's gradient into what the click task shares (the "
+            "embeddings and input fields; with shared_bottom / mmoe also the shared networks): 1 trains them "
+            "from both losses, 0 from the click loss alone -- the conversion side reads the click-trained "
+            "representation but does not reshape it"))
+        shared_fields: bool = Field(True, description=(
+            "esmm: the click and conversion sides share the embeddings and input fields; false: the "
+            "conversion side has fields of its own (and its own random stream), so the click side trains "
+            "exactly as a click-only model would while pCVR is still learned over the entire impression "
+            "space through pCTR x pCVR"))
+        task_checkpoints: bool = Field(False, description=(
+            "multitask: keep one valid-best state per task (click on auc_click, conversion on auc_conversion), "
+            "stop training each task when its own train.patience runs out (the run ends when both have), and "
+            "serve pCTR from the click-best state, pCVR from the conversion-best one (pCTCVR = their product)"))
         n_experts: int = Field(4, ge=1, description="mmoe: networks mixed by the task gates")
         tower_layers: list[int] = Field(default_factory=lambda: [32], description="hidden widths of each task "
                                                                                   "tower")
@@ -145,6 +167,12 @@ class MultiTaskRanker(DCNRanker):
         self._num_negatives = hp.num_negatives if hp.num_negatives is not None else (0 if logged else 4)
         self.register_buffer("conv_keys", torch.from_numpy(self._conversion_keys(data)), persistent=False)
         self._check_has_conversions()
+        self._finished: set[str] = set()   # tasks no longer trained (their patience ran out)
+        self.cvr_net: MultiTaskRanker | None = None
+        if not hp.shared_fields and hp.objective == "multitask":
+            self._init_cvr_net(data)
+        if hp.task_checkpoints and hp.objective == "multitask":
+            self._init_click_state(data)
 
     @property
     def num_negatives(self) -> int:
@@ -185,16 +213,30 @@ class MultiTaskRanker(DCNRanker):
                         "or use objective: click", rule)
 
     # ------------------------------------------------------------------ network
+    def _shared_for_cvr(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with the CVR path's gradient scaled by ``conversion_shared_gradient`` (same value)."""
+        scale = self.hp.conversion_shared_gradient
+        if scale == 1.0 or not torch.is_grad_enabled():
+            return x
+        return x.detach() if scale == 0.0 else x * scale + x.detach() * (1.0 - scale)
+
     def _first_layer_parts(self, user_side: torch.Tensor, item_side: torch.Tensor) -> dict[str, Any]:
-        parts: dict[str, Any] = {"bodies": [b.first_layer_parts(user_side, item_side) for b in self.bodies]}
+        sides = [(user_side, item_side)] * len(self.bodies)
+        if self.hp.architecture == "esmm":   # body 1 is the CVR side's
+            sides[1] = (self._shared_for_cvr(user_side), self._shared_for_cvr(item_side))
+        parts: dict[str, Any] = {"bodies": [b.first_layer_parts(u, i) for b, (u, i) in zip(self.bodies, sides)]}
         if self.hp.architecture == "mmoe":
             du = self.d_user
             for t, gate in self.gates.items():
-                parts[f"gate_u_{t}"] = user_side @ gate.weight[:, :du].T + gate.bias
-                parts[f"gate_i_{t}"] = item_side @ gate.weight[:, du:].T
+                u, i = (user_side, item_side) if t == "click" else (self._shared_for_cvr(user_side),
+                                                                    self._shared_for_cvr(item_side))
+                parts[f"gate_u_{t}"] = u @ gate.weight[:, :du].T + gate.bias
+                parts[f"gate_i_{t}"] = i @ gate.weight[:, du:].T
         return parts
 
     def _needed(self) -> tuple[str, ...]:
+        if self.cvr_net is not None:   # the conversion side is cvr_net's
+            return ("click",)
         return {"multitask": ("click", "cvr"), "click": ("click",)}.get(self.hp.objective, ("cvr",))
 
     def _task_logits(self, user_side: torch.Tensor, item_side: torch.Tensor, parts: dict[str, Any],
@@ -204,18 +246,22 @@ class MultiTaskRanker(DCNRanker):
         arch = self.hp.architecture
         if arch == "esmm":
             index = {"click": 0, "cvr": 1}
-            hidden = {t: self.bodies[index[t]].hidden(user_side, item_side, parts["bodies"][index[t]], u_idx, i_idx)
-                      for t in needed}
+            hidden = {}
+            for t in needed:
+                u, i = (user_side, item_side) if t == "click" else (self._shared_for_cvr(user_side),
+                                                                    self._shared_for_cvr(item_side))
+                hidden[t] = self.bodies[index[t]].hidden(u, i, parts["bodies"][index[t]], u_idx, i_idx)
         else:
             outs = [b.hidden(user_side, item_side, p, u_idx, i_idx) for b, p in zip(self.bodies, parts["bodies"])]
             if arch == "shared_bottom":
-                hidden = {t: outs[0] for t in needed}
+                hidden = {t: outs[0] if t == "click" else self._shared_for_cvr(outs[0]) for t in needed}
             else:
                 stacked = torch.stack(outs, dim=1)                                  # [P, E, H]
                 hidden = {}
                 for t in needed:
                     gate = torch.softmax(parts[f"gate_u_{t}"][u_idx] + parts[f"gate_i_{t}"][i_idx], dim=1)
-                    hidden[t] = (gate[:, :, None] * stacked).sum(1)
+                    experts = stacked if t == "click" else self._shared_for_cvr(stacked)
+                    hidden[t] = (gate[:, :, None] * experts).sum(1)
         return {t: self.towers[t](h).squeeze(-1) for t, h in hidden.items()}
 
     def _log_probs(self, logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -259,18 +305,18 @@ class MultiTaskRanker(DCNRanker):
         conv = (self._converted(users, items) & (clicks > 0)).float()
         # a clicked item leaves its own user's history summary (the held-out item never is in it)
         exclude = torch.where(clicks > 0, items, torch.full_like(items, -1))
-        user_side, item_side = self._sides(users, training=self.training, exclude=exclude)
-        parts = self._first_layer_parts(user_side, item_side)
-        logits = self._task_logits(user_side, item_side, parts, torch.arange(len(users)), items)
+        sets = self._side_sets(users, training=self.training, exclude=exclude)
+        user_side, item_side = sets[0][1], sets[0][2]
+        logits = self._set_logits(sets, torch.arange(len(users)), items)
         objective = self.hp.objective
         if objective == "cvr_clicked":
             weights = weights * (clicks > 0).float()
         total = weights.sum().clamp_min(1.0)
         loss = torch.zeros(())
-        if "click" in logits:
+        if "click" in logits and "click" not in self._finished:
             loss = loss + (F.binary_cross_entropy_with_logits(logits["click"], clicks, reduction="none")
                            * weights).sum() / total
-        if objective == "multitask":
+        if objective == "multitask" and "conversion" not in self._finished:
             click_logit = logits["click"] if self.hp.ctcvr_click_gradient else logits["click"].detach()
             log_p = F.logsigmoid(click_logit) + F.logsigmoid(logits["cvr"])
             log_not = torch.log1p(-log_p.exp().clamp(max=1 - _EPS))
@@ -287,8 +333,22 @@ class MultiTaskRanker(DCNRanker):
     @torch.no_grad()
     def score_tasks(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{task: log p}`` [B, C] of ``items[b, c]`` for ``users[b]`` (``items`` [B, C] or [C] shared)."""
-        user_side, item_side = self._sides(users, training=False)
-        parts = self._first_layer_parts(user_side, item_side)
+        out = self._own_score_tasks(users, items)
+        if self._click_from_state():
+            out["click"] = self.click_state._own_score_tasks(users, items)["click"]
+            out["conversion"] = out["click"] + out["cvr"]
+        return out
+
+    @torch.no_grad()
+    def score_candidates(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Ranking scores [B, C] (``sum_t score_weights[t] * log p_t``) of ``items[b, c]`` for ``users[b]``."""
+        if not self._click_from_state() and self.cvr_net is None:
+            return super().score_candidates(users, items)
+        logp = self.score_tasks(users, items)
+        return sum(w * logp[t] for t, w in self.score_weights.items())
+
+    def _own_score_tasks(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        sets = self._side_sets(users, training=False)
         if items.dim() == 1:
             items = items[None, :].expand(len(users), -1)
         b, c = items.shape
@@ -297,7 +357,7 @@ class MultiTaskRanker(DCNRanker):
         for r0 in range(0, b, rows_per_chunk):
             r1 = min(b, r0 + rows_per_chunk)
             u_idx = torch.arange(r0, r1).repeat_interleave(c)
-            logp = self._log_probs(self._task_logits(user_side, item_side, parts, u_idx, items[r0:r1].reshape(-1)))
+            logp = self._log_probs(self._set_logits(sets, u_idx, items[r0:r1].reshape(-1)))
             for t in self.metric_tasks:
                 out[t][r0:r1] = logp[t].view(r1 - r0, c)
         return out
@@ -306,15 +366,21 @@ class MultiTaskRanker(DCNRanker):
     def predict_tasks(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{task: probability}`` of aligned (user, item) pairs, both [P] (click, conversion over the
         impression space, cvr given a click -- those the objective predicts)."""
+        out = self._own_predict_tasks(users, items)
+        if self._click_from_state():
+            out["click"] = self.click_state._own_predict_tasks(users, items)["click"]
+            out["conversion"] = out["click"] * out["cvr"]
+        return out
+
+    def _own_predict_tasks(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
         users = torch.as_tensor(users, dtype=torch.long)
         items = torch.as_tensor(items, dtype=torch.long)
         uniq, inverse = torch.unique(users, return_inverse=True)
-        user_side, item_side = self._sides(uniq, training=False)
-        parts = self._first_layer_parts(user_side, item_side)
+        sets = self._side_sets(uniq, training=False)
         out = {t: torch.empty(len(users)) for t in self.metric_tasks}
         for p0 in range(0, len(users), self.score_chunk):
             p1 = min(len(users), p0 + self.score_chunk)
-            logp = self._log_probs(self._task_logits(user_side, item_side, parts, inverse[p0:p1], items[p0:p1]))
+            logp = self._log_probs(self._set_logits(sets, inverse[p0:p1], items[p0:p1]))
             for t in self.metric_tasks:
                 out[t][p0:p1] = logp[t].exp()
         return out

@@ -18,6 +18,7 @@ uninterrupted run would have drawn.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import math
@@ -39,6 +40,7 @@ from fusionrec.errors import UserError
 from fusionrec.evaluate.pointwise import LOWER_IS_BETTER, POINTWISE_METRICS
 from fusionrec.models.base import RecModel
 from fusionrec.train import distributed
+from fusionrec.train.averaging import TaskSelection, WeightEMA
 from fusionrec.train.callbacks import Callback, CallbackList
 from fusionrec.train.progress import EpochProgress
 from fusionrec.train.sampling import make_sampler
@@ -107,6 +109,10 @@ class Trainer:
         # under torchrun rank 0 alone logs, calls back and writes checkpoints
         self.callbacks = CallbackList(callbacks if distributed.is_main() else ())
         self.optimizer: torch.optim.Optimizer | None = None
+        # train.ema_decay: the averaged weights are validated, chosen and returned (fusionrec.train.averaging)
+        self.ema: WeightEMA | None = None
+        # a model with task_valid_metrics(): one valid-best state per task (fusionrec.train.averaging)
+        self.tasks: TaskSelection | None = None
 
     # ------------------------------------------------------------------ public
     def fit(self) -> TrainResult:
@@ -167,6 +173,7 @@ class Trainer:
             "eval_seconds": 0.0, "n_evals": 0,
         }
         dctx = distributed.current()
+        self._init_averaging(dctx)
         if cfg.resume and (dctx is None or dctx.is_main):
             self._load_checkpoint(optimizer, state)
         if dctx is not None:
@@ -180,7 +187,7 @@ class Trainer:
         total_start = time.perf_counter()
         progress = EpochProgress(model.name, cfg, initial=state["epoch"])
         # resumed from a run that had already stopped early: nothing left to train
-        stopped_early = bool(self.evaluator is not None and state["n_evals"] and state["bad_evals"] >= cfg.patience)
+        stopped_early = bool(self.evaluator is not None and state["n_evals"] and self._patience_out(state))
         try:
             while state["epoch"] < cfg.epochs and not stopped_early:
                 stopped_early = self._one_epoch(sampler, optimizer, state, progress)
@@ -190,11 +197,18 @@ class Trainer:
             progress.stopped(state)
 
         if self.evaluator is None or state["best_state"] is None:
-            # Without validation the last weights are the result.
+            # Without validation the last weights are the result (the averaged ones with train.ema_decay).
             state["best_epoch"] = state["epoch"]
             state["best_score"] = float("nan")
+            if self.ema is not None:
+                self.ema.copy_to_model()
         else:
             model.load_state_dict(state["best_state"])
+        if self.tasks is not None and self.tasks.states():
+            model.use_task_states(self.tasks.states(), self.tasks.epochs())
+            # the served model mixes states: its own validation is what the run reports and compares
+            state["best_valid"] = self._validate()
+            state["best_score"] = self._score(state["best_valid"])
         total = time.perf_counter() - total_start
         epochs_run = max(sum(1 for h in state["history"] if "loss" in h), 1)
         result = TrainResult(
@@ -236,18 +250,24 @@ class Trainer:
             return self._follow_evaluation(epoch, record, state)
         if evaluate_now:
             t1 = time.perf_counter()
-            valid = self._validate()
+            with self.ema.applied() if self.ema is not None else contextlib.nullcontext():
+                valid = self._validate()
+                score = self._score(valid)
+                improved = self._improved(score, state["best_score"])
+                if improved:   # the weights validated: the averaged ones with train.ema_decay
+                    state.update(best_score=score, best_epoch=epoch, bad_evals=0, best_valid=valid,
+                                 best_state=_clone_state(self.model))
+                else:
+                    state["bad_evals"] += 1
+                finished = self.tasks.observe(self.model, epoch, valid) if self.tasks is not None else []
+            for task in finished:   # that task's patience is spent: the model stops training it
+                self.model.finish_task(task)
             record["valid_seconds"] = time.perf_counter() - t1
             state["eval_seconds"] += record["valid_seconds"]
             state["n_evals"] += 1
-            score = self._score(valid)
             record["valid"] = valid
-            improved = self._improved(score, state["best_score"])
-            if improved:
-                state.update(best_score=score, best_epoch=epoch, bad_evals=0, best_valid=valid,
-                             best_state=_clone_state(self.model))
-            else:
-                state["bad_evals"] += 1
+            if finished:
+                record["tasks_finished"] = finished
             if distributed.current() is not None:  # the other ranks keep or skip these weights likewise
                 distributed.current().broadcast((improved, score, valid, state["bad_evals"]))
             self.callbacks.on_evaluation(self, epoch, valid, improved)
@@ -256,7 +276,25 @@ class Trainer:
         self.callbacks.on_epoch_end(self, record)
         if cfg.checkpoint and self.checkpoint_path is not None and distributed.is_main():
             self._save_checkpoint(optimizer, state)
-        return evaluate_now and state["bad_evals"] >= cfg.patience
+        return evaluate_now and self._patience_out(state)
+
+    def _patience_out(self, state: dict[str, Any]) -> bool:
+        """Early stop: ``patience`` evaluations without improvement -- of every task's metric when
+        the model selects per task, else of ``valid_metric``."""
+        if self.tasks is not None:
+            return self.tasks.all_done
+        return state["bad_evals"] >= self.cfg.patience
+
+    def _init_averaging(self, dctx: distributed.DistContext | None) -> None:
+        """``train.ema_decay`` and per-task selection (:mod:`fusionrec.train.averaging`)."""
+        if self.cfg.ema_decay is not None:
+            self.ema = WeightEMA(self.model, float(self.cfg.ema_decay))
+        if self.evaluator is not None:
+            self.tasks = TaskSelection.for_model(self.model, self.cfg.patience)
+        if self.tasks is not None and dctx is not None:
+            raise UserError(f"model {self.model.name!r} selects one state per task, which torchrun training "
+                            "does not support", "torchrun", "train it in one process, or switch the model's "
+                            "per-task selection off (multitask: model.params.task_checkpoints=false)")
 
     def _train_epoch(self, sampler, optimizer: torch.optim.Optimizer, epoch: int) -> float:
         model = self.model
@@ -281,6 +319,8 @@ class Trainer:
                 return float("nan")
             loss.backward()
             optimizer.step()
+            if self.ema is not None:
+                self.ema.update()
             rows = len(next(iter(batch.values())))
             total += float(loss.detach()) * rows
             n += rows
@@ -305,7 +345,9 @@ class Trainer:
         state["bad_evals"] = bad_evals
         record["valid"] = valid
         if improved:
-            state.update(best_score=score, best_epoch=epoch, best_valid=valid, best_state=_clone_state(self.model))
+            with self.ema.applied() if self.ema is not None else contextlib.nullcontext():
+                state.update(best_score=score, best_epoch=epoch, best_valid=valid,
+                             best_state=_clone_state(self.model))
         state["history"].append(record)
         return state["bad_evals"] >= self.cfg.patience
 
@@ -360,6 +402,10 @@ class Trainer:
             "seed": self.seed,
             "model_name": self.model.name,
         }
+        if self.ema is not None:
+            payload["ema"] = self.ema.state_dict()
+        if self.tasks is not None:
+            payload["tasks"] = self.tasks.state_dict()
         tmp = path.with_suffix(".tmp")
         torch.save(payload, tmp)
         tmp.replace(path)  # atomic: a crash mid-write never leaves a corrupt checkpoint
@@ -398,6 +444,12 @@ class Trainer:
         for key in ("epoch", "best_epoch", "best_score", "bad_evals", "best_state", "best_valid",
                     "history", "train_seconds", "eval_seconds", "n_evals"):
             state[key] = payload[key]
+        if self.ema is not None and "ema" in payload:
+            self.ema.load_state_dict(payload["ema"])
+        if self.tasks is not None and "tasks" in payload:
+            self.tasks.load_state_dict(payload["tasks"])
+            for task in self.tasks.finished():
+                self.model.finish_task(task)
 
 
 def check_valid_metric(metric: str, choices: list[str], model_name: str = "the model") -> None:
