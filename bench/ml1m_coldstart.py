@@ -136,7 +136,7 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
                                 f"{r['seconds_per_epoch']:.1f} s/epoch" for r in res["content_cf"])
         for name, res in results.items())
     lines = [
-        "# ML-1M item cold start: content_cf vs content-kNN (acceptance 3)",
+        "# ML-1M item cold start: content_cf vs content-kNN (issue 13, acceptance 3)",
         "",
         f"Command: `OMP_NUM_THREADS=1 nice python bench/ml1m_coldstart.py {' '.join(sys.argv[1:])}` "
         f"(seeds {args.seeds}; {args.wall / 60:.0f} min wall on the shared 2-core box"
@@ -147,7 +147,7 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
         "6,018 users, 1,811 train / 302 valid / 905 test items). Features from fusionrec's encoders via the "
         "feature store: MiniLM (text: \"{title}. {genres}. {plot}\"), EfficientNet-Lite0 (posters; "
         "5 items without one have mask False and are scored from the other modalities) and the `attributes` "
-        "encoder (attribute: release year one-hot, genres multi-hot, MPAA rating one-hot). Shared `Evaluator`, protocol "
+        "encoder (attribute: release year, MPAA rating and director one-hot, genres multi-hot). Shared `Evaluator`, protocol "
         "`full`; selection on VALID Recall@20 only; test scored once per seed; content_cf rows are mean ± "
         "sample std over seeds (content-kNN is deterministic).",
         "",
@@ -229,6 +229,10 @@ def main() -> int:
     previous = out / "ml1m_coldstart.md"
     if previous.is_file() and "\n## Findings" in previous.read_text():
         md = md.rstrip() + "\n\n## Findings" + previous.read_text().split("\n## Findings", 1)[1]
+    # ... and so is its "## One command" section (the CLI reproduction), in its place above the tables
+    if previous.is_file() and "\n## One command" in previous.read_text():
+        section = "## One command" + previous.read_text().split("\n## One command", 1)[1].split("\n## ", 1)[0]
+        md = md.replace("## Test, cold-start protocol", section.rstrip() + "\n\n## Test, cold-start protocol", 1)
     (out / "ml1m_coldstart.md").write_text(md)
     print(md)
     return 0

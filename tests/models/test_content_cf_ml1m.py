@@ -7,7 +7,7 @@ import pytest
 from fusionrec.config import resolve_config
 from fusionrec.encoders.ensure import build_spec_encoders, encoder_spec
 
-HEADLINE = ["data.modalities=[text,attribute]", "model.params.fusion=concat"]
+HEADLINE = ["data.modalities=[text,attribute]", "model.params.fusion=concat", "model.params.knn_weight=0.5"]
 
 
 def test_ml1m_preset_names_the_attribute_encoder_of_the_headline():
@@ -19,6 +19,7 @@ def test_ml1m_preset_names_the_attribute_encoder_of_the_headline():
         "categorical": ["rated", "year", "director"], "multi_valued": {"genres": "|"}}}
     assert spec["text"]["params"] == {"template": "{title}. {genres}. {plot}"}  # the text features are unchanged
     assert cfg.data.modalities == ["text", "attribute"] and cfg.model.params["fusion"] == "concat"
+    assert cfg.model.params["knn_weight"] == 0.5
 
 
 @pytest.mark.shared_data
