@@ -25,6 +25,11 @@ score by one amount, and ``cold_gate`` (:func:`activity_gate`) lowers it less fo
 training interactions, more for users with few. Every new item in a top-k takes a slot from a warm item;
 a light user usually has one or two held-out items, so a displaced one costs them much, while a heavy
 user has more held-out items of every kind, new arrivals included.
+
+``cold_neighbours`` adds a second view of a new item at serving time: the mean final vector of its warm
+neighbours in the model's content kNN graph (:func:`warm_neighbour_mean`), where the collaborative
+signal placed items that look like it. The head's vector and that mean are summed (the mean weighted)
+and renormalised.
 """
 from __future__ import annotations
 
@@ -102,6 +107,26 @@ def detached_head_loss(head: ContentHead, users: torch.Tensor, pos: torch.Tensor
     b = torch.zeros(cold.shape[0]) if bias is None else bias.detach().masked_fill(rows, 0.0)
     log_z = torch.logsumexp((u[distinct] * scale) @ items.T + b.masked_fill(cold, float("-inf")), dim=1)
     return (log_z[inverse] - scale * (u[users] * items[pos]).sum(dim=1) - b[pos]).mean()
+
+
+def warm_neighbour_mean(graph: sp.spmatrix | None, cold: np.ndarray) -> torch.Tensor | None:
+    """Sparse [n_items, n_items]: row i of a new item averages its *warm* neighbours in the content
+    (modality kNN) graph ``graph``, by edge weight; rows of warm items, and of new items with no warm
+    neighbour, are empty. None without a graph or without new items.
+
+    Why: a warm neighbour's final vector is where the collaborative signal put an item with similar
+    content; averaged, it places a new item by content kNN in the model's own space, a second view
+    next to the head's learned mapping (``cold_neighbours``).
+    """
+    if graph is None or not cold.any():
+        return None
+    g = sp.csr_matrix(graph, dtype=np.float32)
+    g = sp.diags(cold.astype(np.float32)) @ g @ sp.diags((~cold).astype(np.float32))
+    total = np.asarray(g.sum(axis=1)).ravel()
+    g = sp.diags(np.divide(1.0, total, out=np.zeros_like(total), where=total > 0).astype(np.float32)) @ g
+    coo = sp.coo_matrix(g)
+    index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    return torch.sparse_coo_tensor(index, torch.from_numpy(coo.data), g.shape).coalesce()
 
 
 def activity_gate(train: sp.csr_matrix) -> torch.Tensor:

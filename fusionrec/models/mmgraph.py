@@ -49,6 +49,7 @@ from fusionrec.models.adaptive_head import (
     detached_head_loss,
     head_rows,
     replace_rows,
+    warm_neighbour_mean,
 )
 from fusionrec.models.base import RecModel
 from fusionrec.models.graphs import (  # noqa: F401  (re-exported: tests and serving import them from here)
@@ -118,6 +119,9 @@ class MMGraph(RecModel):
         head_detach: bool = Field(False, description=(
             "the content head learns in a loss of its own against the graph's detached final vectors: the "
             "graph trains as without a head, so warm items keep the plain model's scores"))
+        cold_neighbours: float = Field(0.0, ge=0, description=(
+            "at inference, a new item's head vector plus this weight x the mean final vector of its warm "
+            "neighbours in the content kNN graph, renormalised (0 = the head alone; needs cold_dropout > 0)"))
         cold_gate: float = Field(0.0, ge=0, description=(
             "per-user cold margin: cold_margin - cold_gate * (log(1 + user's training interactions) - "
             "mean); more active users see new items more readily (0 = one margin for all)"))
@@ -164,6 +168,9 @@ class MMGraph(RecModel):
             if self.head_detach and self.cold_dropout <= 0:
                 raise ValueError("head_detach trains the content head, and there is none: set cold_dropout "
                                  "> 0 (e.g. 0.3), the share of warm items the head scores per step")
+            if self.cold_neighbours > 0 and self.cold_dropout <= 0:
+                raise ValueError("cold_neighbours is added to the content head's vectors, and there is no head: "
+                                 "set cold_dropout > 0 (e.g. 0.3), or cold_neighbours 0")
             return self
 
     hp: Params
@@ -189,6 +196,10 @@ class MMGraph(RecModel):
                                      dropout=self.hp.head_dropout, normalize=self.normalize, model=self.name)
                          if self.hp.cold_dropout > 0 else None)
         self._cold = torch.from_numpy(np.asarray(train.sum(axis=0)).ravel() <= 0)
+        # new items' warm content neighbours (cold_neighbours), built on first use: the serving-time
+        # knob may be set after training
+        self._nbr_mods = graph_mods or content_mods
+        self._cold_nbr: torch.Tensor | None = None
         self._activity = activity_gate(train)   # per-user factor of cold_gate
         # the softmax of a large catalogue is sampled (models/sampled_softmax.py)
         if self.loss_kind == "softmax" and uses_sampled_softmax(self.n_items, self.hp.full_softmax_max_items):
@@ -264,11 +275,22 @@ class MMGraph(RecModel):
         """The frozen, mask-aware mix of the modality item-item kNN graphs (None when off or empty)."""
         self._mm_adj: torch.Tensor | None = None
         self._mm_adj_t: torch.Tensor | None = None
+        self._mm_graph: sp.csr_matrix | None = None
         if graph_mods and self.n_mm_layers > 0 and self.mm_graph_weight != 0:
             g = modality_item_graph(graph_mods, self.knn_k, self.hp.modality_weights)
             if g is not None and g.nnz > 0:
+                self._mm_graph = g
                 self._mm_adj = _to_torch_sparse(g)
                 self._mm_adj_t = _to_torch_sparse(g.T.tocsr())  # kNN graphs are directed
+
+    def _cold_neighbours(self) -> torch.Tensor | None:
+        """:func:`warm_neighbour_mean` over the mixed modality kNN graph (the smoothing one when built)."""
+        if self._cold_nbr is None:
+            graph = self._mm_graph
+            if graph is None and self._nbr_mods:
+                graph = modality_item_graph(self._nbr_mods, self.knn_k, self.hp.modality_weights)
+            self._cold_nbr = warm_neighbour_mean(graph, self._cold.numpy())
+        return self._cold_nbr
 
     def _init_content(self, data: TrainData, content_mods: dict) -> None:
         """Per-modality projection into the ID space, then mask-aware fusion (None when off)."""
@@ -349,7 +371,13 @@ class MMGraph(RecModel):
             items = F.normalize(items, dim=1)
         if self.head is not None and not (drop and self.hp.head_detach):
             # cold items (and, in training, a random share of warm ones) are scored from content alone
-            items = replace_rows(items, self.head(), head_rows(self._cold, self.hp.cold_dropout, drop))
+            head = self.head()
+            nbr = self._cold_neighbours() if not drop and self.hp.cold_neighbours > 0 else None
+            if nbr is not None:
+                # serving: plus the mean final vector of each new item's warm content neighbours
+                head = head + self.hp.cold_neighbours * torch.sparse.mm(nbr, items)
+                head = F.normalize(head, dim=1) if self.normalize else head
+            items = replace_rows(items, head, head_rows(self._cold, self.hp.cold_dropout, drop))
         return users, items
 
     # ------------------------------------------------------------------ training
