@@ -26,6 +26,12 @@ contains; ``modality_dropout`` hides modalities so any subset works
 (posters can be missing), ``feature_dropout`` on the inputs, ``reg_weight`` L2
 on the batch's user vectors. Alignment losses from :mod:`fusionrec.align`
 (InfoNCE between an item's modalities) are optional via ``align``.
+
+``knn_weight`` blends content-kNN (:class:`~fusionrec.models.content.ContentKNN`, same modalities) in
+at decision level: both scores are divided by their per-user std over the catalogue and summed with
+that weight, which ranks like summed per-user z-scores and is still one inner product (extra user and
+item dimensions), so serving is unchanged. On ML-1M item cold start (text + attributes) it lifts
+test Recall@20 from 0.1516 to 0.1619 (docs/benchmarks/ml1m_coldstart.md).
 """
 from __future__ import annotations
 
