@@ -34,6 +34,7 @@ from fusionrec.encoders.base import (
     media_column,
     resolve_path,
 )
+from fusionrec.encoders.slices import map_slices
 from fusionrec.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -281,12 +282,15 @@ class EfficientNetLiteEncoder(Encoder):
         if not isinstance(batch, torch.Tensor):
             batch = self.collate(batch)
         model = self.model
-        # The network runs on slices of `micro_batch` images: per image it is as fast as a whole
-        # batch, and its activations stay small enough to be reused from the heap instead of being
-        # mapped and zeroed by the kernel on every call (fusionrec/allocator.py). Measured on
-        # 256 posters, 2 torch threads: 64 at once 29 images/s, slices of 4 60 images/s.
-        # Each image's vector does not depend on its neighbours (batch norm in eval mode).
-        step = self.micro_batch
-        with torch.inference_mode():
-            feats = [model.extract_features(batch[s:s + step]).mean(dim=(2, 3)) for s in range(0, len(batch), step)]
+
+        # The network runs on slices of `micro_batch` images, each slice on its own thread
+        # (fusionrec/encoders/slices.py): per image as fast as a whole batch, and the activations
+        # stay small enough to be reused from the heap instead of being mapped and zeroed by the
+        # kernel on every call (fusionrec/allocator.py). Each image's vector does not depend on
+        # its neighbours (batch norm in eval mode).
+        def features(images):
+            with torch.inference_mode():
+                return model.extract_features(images).mean(dim=(2, 3))
+
+        feats = map_slices(features, batch, self.micro_batch)
         return torch.cat(feats).numpy().astype(np.float32, copy=False)
