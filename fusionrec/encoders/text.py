@@ -43,6 +43,7 @@ from fusionrec.encoders.base import (
     is_blank,
     resolve_path,
 )
+from fusionrec.encoders.slices import map_slices
 from fusionrec.errors import UserError
 
 # The item's text as the data description defines it (the standard column of the role table).
@@ -215,6 +216,7 @@ class SentenceTransformerEncoder(Encoder):
             raise UserError(f"text encoder micro_batch must be a whole number >= 1, got {micro_batch!r}",
                             fix="e.g. fusionrec encode --param text.micro_batch=16 (the default)")
         self.micro_batch = micro_batch
+        self._tokenizer_ready = False
         self.model_path = Path(model_path).expanduser() if model_path else default_minilm_path()
         if not self.model_path.is_dir():
             raise UserError(
@@ -270,21 +272,28 @@ class SentenceTransformerEncoder(Encoder):
         return -len(item.payload)
 
     def encode(self, batch: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        # Texts go through the model `micro_batch` at a time, one slice per thread
+        # (fusionrec/encoders/slices.py; the pipeline's batches are sorted by length, so a slice
+        # pads little): attention activations of a 64-text batch pass glibc's 32 MiB mmap limit
+        # and are faulted in afresh on every call (fusionrec/allocator.py), and torch's intra-op
+        # threads spin at barriers when the machine is busy.
+        model, texts = self.model, list(batch)
+        if not self._tokenizer_ready and texts:
+            # the first call sets the tokenizer's padding/truncation state; later calls only read
+            # it, so the slices' threads can share the tokenizer
+            self._encode_texts(model, texts[:1])
+            self._tokenizer_ready = True
+        step = batch_size or self.micro_batch
+        parts = map_slices(lambda part: self._encode_texts(model, part), texts, step)
+        emb = np.concatenate(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
+        return np.ascontiguousarray(emb, dtype=np.float32)
+
+    def _encode_texts(self, model, texts: list[str]) -> np.ndarray:
         import torch
 
-        # Texts go through the model `micro_batch` at a time (the pipeline's batches are sorted by
-        # length, so a slice pads little): attention activations of a 64-text batch pass glibc's
-        # 32 MiB mmap limit and are faulted in afresh on every call (fusionrec/allocator.py).
-        # ml1m plots, one thread: 13.4 CPU s per 256 texts against 18.3 s for whole batches.
-        with torch.inference_mode():
-            emb = self.model.encode(
-                list(batch),
-                batch_size=batch_size or self.micro_batch,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-                normalize_embeddings=self.normalize,
-            )
-        return np.ascontiguousarray(emb, dtype=np.float32)
+        with torch.inference_mode():  # thread-local: entered in the thread that runs the model
+            return model.encode(texts, batch_size=max(1, len(texts)), show_progress_bar=False,
+                                convert_to_numpy=True, normalize_embeddings=self.normalize)
 
     def render_texts(self, items: pd.DataFrame, root: Path | None = None) -> list[str | None]:
         """The exact strings the model would see (None for items without text); for inspection/benchmarks."""

@@ -107,9 +107,17 @@ def test_encoders_from_a_config_section(tiny_clip):
 def test_micro_batches_give_the_vectors_of_one_whole_batch(tiny_text_model):
     """Slicing a batch for the model (allocator-friendly) must not change any text's vector."""
     texts = ["red lamp", "a blue mug with a long handle and a chip", "desk", "toy " * 40, "chair", "x"]
+    import torch
+
     whole = SentenceTransformerEncoder(model_path=tiny_text_model, micro_batch=64)
     sliced = SentenceTransformerEncoder(model_path=tiny_text_model, micro_batch=2)
-    np.testing.assert_allclose(whole.encode(texts), sliced.encode(texts), rtol=1e-4, atol=1e-5)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # the slices then run on 3 threads sharing one tokenizer
+    try:
+        np.testing.assert_allclose(whole.encode(texts), sliced.encode(texts), rtol=1e-4, atol=1e-5)
+        assert torch.get_num_threads() == 3  # restored after the threaded call
+    finally:
+        torch.set_num_threads(before)
     assert whole.encoder_id == sliced.encoder_id  # same vectors, same cache entries
     with pytest.raises(UserError, match="text.micro_batch"):
         SentenceTransformerEncoder(model_path=tiny_text_model, micro_batch=0)
