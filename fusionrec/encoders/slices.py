@@ -18,6 +18,17 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+def checked_slice_size(value: object, setting: str, default: int) -> int:
+    """``value`` when it is a whole number >= 1; else a UserError naming ``setting`` (e.g. image.micro_batch)."""
+    from fusionrec.errors import UserError
+
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        kind = setting.split(".")[0]
+        raise UserError(f"{kind} encoder micro_batch must be a whole number >= 1, got {value!r}",
+                        fix=f"e.g. fusionrec encode --param {setting}={default} (the default)")
+    return value
+
+
 def map_slices(fn: Callable[[Any], T], batch: Sequence[Any], step: int, threads: int | None = None) -> list[T]:
     """``[fn(batch[0:step]), fn(batch[step:2*step]), ...]`` in order, on ``threads`` threads.
 

@@ -43,7 +43,7 @@ from fusionrec.encoders.base import (
     is_blank,
     resolve_path,
 )
-from fusionrec.encoders.slices import map_slices
+from fusionrec.encoders.slices import checked_slice_size, map_slices
 from fusionrec.errors import UserError
 
 # The item's text as the data description defines it (the standard column of the role table).
@@ -212,10 +212,7 @@ class SentenceTransformerEncoder(Encoder):
         micro_batch: int = 16,
     ) -> None:
         super().__init__(modality)
-        if not isinstance(micro_batch, int) or isinstance(micro_batch, bool) or micro_batch < 1:
-            raise UserError(f"text encoder micro_batch must be a whole number >= 1, got {micro_batch!r}",
-                            fix="e.g. fusionrec encode --param text.micro_batch=16 (the default)")
-        self.micro_batch = micro_batch
+        self.micro_batch = checked_slice_size(micro_batch, "text.micro_batch", 16)
         self._tokenizer_ready = False
         self.model_path = Path(model_path).expanduser() if model_path else default_minilm_path()
         if not self.model_path.is_dir():
