@@ -53,6 +53,32 @@ class BankedTower(nn.Module):
         self.register_buffer("norm_mean", mean, persistent=False)
         self.register_buffer("norm_std", torch.where(std > 1e-8, std, torch.ones_like(std)), persistent=False)
 
+    def _train_top(self, hp, setting: str, targets_fix: str, check_targets=None) -> None:
+        """``full``: every weight of ``self.top`` trains; ``lora``: only peft LoRA matrices on
+        ``hp.lora_targets`` of ``self.top``. ``setting`` names the params block in messages
+        (``text_tuning``), ``targets_fix`` says which layer names the model has; ``check_targets``
+        (optional) runs once peft is known to be there, before the LoRA layers are injected."""
+        if hp.mode == "full":
+            self.top.requires_grad_(True)
+            return
+        from fusionrec.errors import UserError
+
+        try:
+            from peft import LoraConfig, inject_adapter_in_model
+        except ImportError as err:
+            raise UserError(f"{setting}.mode lora needs the peft package", f"model.params.{setting}.mode",
+                            "pip install 'fusionrec[finetune]' (or pip install peft)") from err
+        if check_targets is not None:
+            check_targets()
+        config = LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
+                            target_modules=list(hp.lora_targets))
+        try:
+            inject_adapter_in_model(config, self.top)
+        except ValueError as err:
+            raise UserError(f"LoRA: {err}", f"model.params.{setting}.lora_targets", targets_fix) from err
+        for name, p in self.top.named_parameters():
+            p.requires_grad_("lora_" in name)
+
     def _scale_lr(self, lr_mult: float) -> None:
         for p in self.parameters():
             if p.requires_grad:

@@ -75,27 +75,14 @@ class ImageTower(BankedTower):
         self._scale_lr(hp.lr_mult)
 
     def _make_trainable(self, hp: ImageTuneParams) -> None:
-        if hp.mode == "full":
-            self.top.requires_grad_(True)
-            return
-        try:
-            from peft import LoraConfig, inject_adapter_in_model
-        except ImportError as err:
-            raise UserError("image_tuning.mode lora needs the peft package", "model.params.image_tuning.mode",
-                            "pip install 'fusionrec[finetune]' (or pip install peft)") from err
-        field = "model.params.image_tuning.lora_targets"
-        if not plain_pointwise_convs(self.top, list(hp.lora_targets), field):
-            raise UserError(f"LoRA: no layer of the last {hp.blocks} block(s) and the head is named "
-                            f"{list(hp.lora_targets)}", field, "use _expand_conv, _project_conv, _conv_head")
-        config = LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
-                            target_modules=list(hp.lora_targets))
-        try:
-            inject_adapter_in_model(config, self.top)
-        except ValueError as err:
-            raise UserError(f"LoRA: {err}", field, "name 1x1 convolutions: _expand_conv, _project_conv, "
-                                                   "_conv_head") from err
-        for name, p in self.top.named_parameters():
-            p.requires_grad_("lora_" in name)
+        def check_targets() -> None:
+            field = "model.params.image_tuning.lora_targets"
+            if not plain_pointwise_convs(self.top, list(hp.lora_targets), field):
+                raise UserError(f"LoRA: no layer of the last {hp.blocks} block(s) and the head is named "
+                                f"{list(hp.lora_targets)}", field, "use _expand_conv, _project_conv, _conv_head")
+
+        self._train_top(hp, "image_tuning", "name 1x1 convolutions: _expand_conv, _project_conv, _conv_head",
+                        check_targets)
 
     def _encode_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """Features of image rows through the trainable blocks and head (cached input maps)."""

@@ -77,23 +77,7 @@ class TextTower(BankedTower):
 
     # ------------------------------------------------------------------ setup
     def _make_trainable(self, hp: TextTuneParams) -> None:
-        if hp.mode == "full":
-            self.top.requires_grad_(True)
-            return
-        try:
-            from peft import LoraConfig, inject_adapter_in_model
-        except ImportError as err:
-            raise UserError("text_tuning.mode lora needs the peft package", "model.params.text_tuning.mode",
-                            "pip install 'fusionrec[finetune]' (or pip install peft)") from err
-        config = LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
-                            target_modules=list(hp.lora_targets))
-        try:
-            inject_adapter_in_model(config, self.top)
-        except ValueError as err:
-            raise UserError(f"LoRA: {err}", "model.params.text_tuning.lora_targets",
-                            "name linear layers of the model (BERT: query, key, value, dense)") from err
-        for name, p in self.top.named_parameters():
-            p.requires_grad_("lora_" in name)
+        self._train_top(hp, "text_tuning", "name linear layers of the model (BERT: query, key, value, dense)")
 
     # ------------------------------------------------------------------ encoding
     def _encode_rows(self, rows: torch.Tensor) -> torch.Tensor:
