@@ -186,3 +186,15 @@ class PixelStatsEncoder(Encoder):
         self.calls += 1
         x = np.stack(list(batch))
         return np.concatenate([x.mean(axis=(2, 3)), x.std(axis=(2, 3))], axis=1).astype(np.float32)
+
+
+def snapshot(module) -> dict:
+    """A copy of every tensor of ``module``'s state dict, to compare after a training step."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    """Names of the state-dict tensors that differ between two snapshots."""
+    import torch
+
+    return {k for k in before if not torch.equal(before[k], after[k])}

@@ -18,7 +18,7 @@ from fusionrec.errors import UserError
 from fusionrec.models.two_tower import TwoTower
 from fusionrec.train.trainer import make_adam
 
-from .conftest import WORDS
+from .conftest import WORDS, changed, snapshot
 
 N_USERS, N_ITEMS = 12, 10
 
@@ -52,14 +52,6 @@ def one_step(model: TwoTower) -> None:
     opt.zero_grad()
     model.calculate_loss(batch).backward()
     opt.step()
-
-
-def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> set[str]:
-    return {k for k in before if not torch.equal(before[k], after[k])}
 
 
 @pytest.mark.parametrize("mode", ["full", "lora"])

@@ -21,6 +21,8 @@ from fusionrec.errors import UserError
 from fusionrec.models.two_tower import TwoTower
 from fusionrec.train.trainer import make_adam
 
+from .conftest import changed, snapshot
+
 N_USERS, N_ITEMS, SIDE = 12, 10, 64
 
 
@@ -82,14 +84,6 @@ def one_step(model: TwoTower) -> None:
     opt.zero_grad()
     model.calculate_loss({"user": torch.arange(8), "pos_item": torch.arange(8)}).backward()
     opt.step()
-
-
-def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> set[str]:
-    return {k for k in before if not torch.equal(before[k], after[k])}
 
 
 @pytest.mark.parametrize("mode", ["full", "lora"])
