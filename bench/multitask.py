@@ -105,10 +105,11 @@ def run_dataset(name: str, seeds: list[int], extra: list[str], only: list[str] |
         if only and label not in only:
             continue
         label = label + suffix
-        start = time.perf_counter()
+        start, load_start = time.perf_counter(), os.getloadavg()
         res = run_experiment(config(name, objective, seeds, extra), dataset, run_dir=runs / objective,
                              test_extra=keep_predictions(preds, label))
-        out["models"][label] = {"test": res["test"], "valid": res["valid"],
+        out["models"][label] = {"test": res["test"], "valid": res["valid"], "seeds": seeds,
+                                "load_start": load_start, "load_end": os.getloadavg(),
                                 "best_epochs": [r["best_epoch"] for r in res["per_seed"]],
                                 "seconds_per_epoch": res["timing"]["seconds_per_epoch"]["mean"],
                                 "pointwise": res.get("pointwise"),
@@ -212,7 +213,21 @@ def main() -> None:
     ap.add_argument("--combine", nargs="+", default=None, help="only combine saved predictions (--save-preds "
                                                                "folders, in seed order)")
     ap.add_argument("--out", default="docs/benchmarks/multitask.json")
+    ap.add_argument("--key", default=None, help="store this run's rows under this key of --out (added to the "
+                                                "rows already there) instead of under the dataset's name")
+    ap.add_argument("--select", nargs="+", default=None, metavar="FILE[:KEY]",
+                    help="only apply the valid selection rule (bench/multitask_select.py) to these result files "
+                         "(KEY defaults to the first --datasets) and print the chosen model's test row")
+    ap.add_argument("--rows", nargs="+", default=None, help="with --select: only these row labels")
     args = ap.parse_args()
+    if args.select:
+        from multitask_select import load_rows, report_text, select
+
+        result = select(load_rows(args.select, args.datasets[0], args.rows))
+        print(report_text(result), flush=True)
+        if args.out != "docs/benchmarks/multitask.json":   # never overwrite the results with a selection
+            Path(args.out).write_text(json.dumps(result, indent=2, default=float))
+        return
     if args.combine:
         result = combine(args.combine, args.datasets[0])
         print(markdown(args.datasets[0], result), flush=True)
@@ -226,11 +241,27 @@ def main() -> None:
         report[name] = run_dataset(name, args.seeds, args.extra, args.only, args.suffix, args.save_preds)
         print(markdown(name, report[name]), flush=True)
     report["load_end"] = os.getloadavg()
-    out = Path(args.out)
-    if out.is_file():   # keep datasets run separately
-        report = {**json.loads(out.read_text()), **report}
+    save(Path(args.out), report, args.key)
+
+
+def save(out: Path, report: dict[str, Any], key: str | None) -> None:
+    """Write the report; keep what --out already holds (datasets run separately). With ``key`` the
+    rows go under that key, added to its rows, under a lock (parallel runs write the same file)."""
+    import fcntl
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=float))
+    with open(out.with_suffix(out.suffix + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = json.loads(out.read_text()) if out.is_file() and out.stat().st_size else {}
+        if key:
+            entry = old.get(key, {"models": {}})
+            for value in report.values():
+                if isinstance(value, dict) and "models" in value:
+                    entry["models"].update(value["models"])
+            report = {**old, key: entry}
+        else:
+            report = {**old, **report}
+        out.write_text(json.dumps(report, indent=2, default=float))
 
 
 if __name__ == "__main__":
