@@ -8,10 +8,16 @@ keeps the best. Only the winner meets the test split (in :func:`run_auto`), so t
 honest as any single model's early stopping.
 
 Budget: candidates run cheapest first; each gets an equal share of what is left of the budget
-(time a fast one does not use rolls over to the slower ones), and a gradient-trained one stops at
-its deadline with its valid-best weights so far. Once the budget is spent the remaining candidates
-are skipped (the first one always runs, so there is always a model). A closed-form candidate
-cannot be interrupted, so the run can overshoot by one closed-form fit. A candidate that fails (say, out of memory) or
+(time a fast one does not use rolls over to the slower ones). A gradient-trained one runs under
+the Trainer's per-step deadline (:class:`~fusionrec.train.trainer.Trainer`): the time is checked
+after every training step and every validation; when less than one validation pass is left, the
+weights trained since the last validation are validated once more and the valid-best ones kept
+("stopped at budget"). The validation cost is estimated from the candidates validated before
+(then measured by the candidate itself), and :func:`run_auto` also keeps one such pass back for
+the winner's test scoring, so the whole run ends within the budget plus a margin of one training
+step and the estimate's error. Once the budget is spent the remaining candidates are skipped (the
+first one always runs, so there is always a model). A closed-form candidate cannot be interrupted,
+so it can overshoot its share by its own fit time. A candidate that fails (say, out of memory) or
 does not fit the data (content models on data without item content) is reported with the reason
 and skipped; the run never fails for one candidate.
 """
@@ -107,22 +113,6 @@ class AutoResult:
         return "\n".join(rows)
 
 
-class _BudgetTrainer(Trainer):
-    """The Trainer, stopped after the epoch that crosses ``deadline`` (keeping its valid-best weights)."""
-
-    def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.deadline = deadline
-        self.out_of_time = False
-
-    def _one_epoch(self, sampler, optimizer, state, progress) -> bool:  # type: ignore[override]
-        stop = super()._one_epoch(sampler, optimizer, state, progress)
-        if not stop and time.perf_counter() >= self.deadline:
-            self.out_of_time = True
-            return True
-        return stop
-
-
 def portfolio_for(dataset: Dataset, candidates: Sequence[Candidate | str] | None = None) -> list[Candidate]:
     """The candidates that apply to ``dataset``: registered ones, EASE swapped for ItemKNN on large
     catalogues, cold-start variants only when valid/test hold items without training interactions."""
@@ -163,7 +153,8 @@ def _has_cold_items(dataset: Dataset) -> bool:
 
 # ---------------------------------------------------------------------- selection
 def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budget: float,
-                 candidates: Sequence[Candidate | str] | None = None, keep_models: bool = False) -> AutoResult:
+                 candidates: Sequence[Candidate | str] | None = None, keep_models: bool = False,
+                 reserve_test: bool = False) -> AutoResult:
     """Train each candidate on ``dataset`` (one seed: the first of ``train.seeds``) within ``budget``
     seconds and keep the best on the valid split; nothing here reads the test split.
 
@@ -171,6 +162,8 @@ def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budg
     would resolve it (dataset preset, run file and ``--set`` overrides included); the portfolio's
     training settings fill in only what is still at its default there.
     ``keep_models`` keeps every trained candidate in ``AutoResult.trained`` (benchmarks only).
+    ``reserve_test`` keeps the time of one evaluation pass (as measured on the candidates so far) out
+    of the candidates' shares, for the winner's test scoring that follows (:func:`run_auto`).
     """
     from fusionrec.encoders.ensure import features_for_run
     from fusionrec.pipeline import ensure_split, make_evaluator
@@ -187,8 +180,9 @@ def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budg
     reports: list[CandidateReport] = []
     best: tuple[float, Candidate, Any, RunConfig, Any] | None = None
     trained: dict[str, tuple[Any, RunConfig]] = {}
+    eval_cost = 0.0   # seconds of the slowest validation pass so far: the reserve a deadline keeps for one
     for k, cand in enumerate(todo):
-        left = budget - (time.perf_counter() - start)
+        left = budget - (time.perf_counter() - start) - (eval_cost if reserve_test else 0.0)
         if left <= 0 and best is not None:   # the cheapest candidate always runs: there is always a result
             reports.append(CandidateReport(cand.name, cand.model, "skipped: budget spent"))
             continue
@@ -196,8 +190,10 @@ def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budg
             reports.append(CandidateReport(cand.name, cand.model, f"skipped: {content_note}"))
             continue
         deadline = time.perf_counter() + max(left, 0.0) / (len(todo) - k)
-        report, model, cfg, result = _train_candidate(cand, dataset, make_cfg, evaluator, seed, deadline)
+        report, model, cfg, result = _train_candidate(cand, dataset, make_cfg, evaluator, seed, deadline, eval_cost)
         reports.append(report)
+        if result is not None:
+            eval_cost = max(eval_cost, result.eval_seconds_per_epoch)
         output.info(f"[auto] {cand.name}: {report.status}, valid {cfg0.train.valid_metric} "
                     f"{report.valid:.4f}, {report.seconds:.1f}s")
         if model is None or math.isnan(report.valid):
@@ -233,8 +229,10 @@ def _with_content(dataset: Dataset, make_cfg: Callable[[str], RunConfig], todo: 
 
 
 def _train_candidate(cand: Candidate, dataset: Dataset, make_cfg: Callable[[str], RunConfig], evaluator: Any,
-                     seed: int, deadline: float) -> tuple[CandidateReport, Any, RunConfig | None, Any]:
-    """Build and train one candidate until it stops early or reaches ``deadline``; its valid score."""
+                     seed: int, deadline: float, eval_cost: float = 0.0
+                     ) -> tuple[CandidateReport, Any, RunConfig | None, Any]:
+    """Build and train one candidate until it stops early or reaches ``deadline`` (``eval_cost``: the
+    seconds one validation is expected to take, kept back for the last one); its valid score."""
     from fusionrec.models.registry import build_model
 
     t0 = time.perf_counter()
@@ -243,7 +241,8 @@ def _train_candidate(cand: Candidate, dataset: Dataset, make_cfg: Callable[[str]
         seed_everything(seed)
         data = dataset.train_data(cfg.data.modalities)
         model = build_model(cand.model, data, cfg.model.params)
-        trainer = _BudgetTrainer(model, data, cfg.train, evaluator, seed=seed, deadline=deadline)
+        trainer = Trainer(model, data, cfg.train, evaluator, seed=seed, deadline=deadline,
+                          valid_seconds_hint=eval_cost)
         result = trainer.fit()
         valid = result.best_valid or evaluator.evaluate(model, split="valid")
         score = float(valid.get(cfg.train.valid_metric, math.nan))
@@ -284,7 +283,8 @@ def run_auto(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budget: 
     from fusionrec.models.io import save_model
     from fusionrec.pipeline import make_evaluator
 
-    chosen = select_model(dataset, make_cfg, budget=budget, candidates=candidates)
+    run_start = time.perf_counter()
+    chosen = select_model(dataset, make_cfg, budget=budget, candidates=candidates, reserve_test=True)
     cfg, model, data = chosen.cfg, chosen.model, chosen.dataset
     if output_dir is not None:
         cfg = cfg.model_copy(update={"output_dir": output_dir})
@@ -310,12 +310,16 @@ def run_auto(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budget: 
         "timing": mean_std_block([{k: record[k] for k in timing_keys}]), "per_seed": [record],
         "pointwise": None, "features": features,
         "auto": {"winner": chosen.winner, "winner_model": cfg.model.name, "budget_seconds": budget,
-                 "selection_seconds": round(chosen.seconds, 2),
+                 "selection_seconds": round(chosen.seconds, 2), "test_seconds": round(test_seconds, 2),
+                 "run_seconds": round(time.perf_counter() - run_start, 2),
                  "candidates": [c.as_dict() for c in chosen.candidates]},
     }
     write_json(results, run_dir / "results.json")
     (run_dir / "results.md").write_text(results_table_markdown(results) + "\n## Candidates (valid split)\n\n```\n"
                                         + chosen.table() + "\n```\n")
     results["run_dir"] = str(run_dir)
-    results["candidate_table"] = chosen.table()
+    auto = results["auto"]
+    results["candidate_table"] = chosen.table() + (
+        f"\nselection {auto['selection_seconds']:.1f}s + winner's test {auto['test_seconds']:.1f}s: whole run "
+        f"{auto['run_seconds']:.1f}s of the {budget:g}s budget")
     return results

@@ -61,9 +61,11 @@ class EpochProgress:
         return "  ".join(parts)
 
     def stopped(self, state: dict[str, Any]) -> None:
-        """Say why training ended before ``epochs`` (no improvement, or a diverged loss)."""
+        """Say why training ended before ``epochs`` (no improvement, a diverged loss, or the deadline)."""
         if state["history"] and state["history"][-1].get("diverged"):
             reason = "the loss diverged"
+        elif state["history"] and state["history"][-1].get("stopped_at_deadline"):
+            reason = "its time budget ran out (Trainer deadline)"
         else:
             reason = f"no valid improvement in {self.cfg.patience} evaluations"
         best = f"; best epoch {state['best_epoch']}" if state["best_epoch"] else ""

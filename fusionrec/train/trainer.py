@@ -10,6 +10,13 @@
 
 The test split is never looked at here: the pipeline scores it once afterwards.
 
+A ``deadline`` (a ``time.perf_counter()`` value, as ``--model auto`` gives each candidate) is
+checked after every training step and after every validation: training stops once the time left
+is less than one validation pass (measured on this run's validations, ``valid_seconds_hint``
+before the first), the weights trained since the last validation are validated once more, and
+the valid-best weights are restored as usual; ``out_of_time`` then says so. The overshoot is at
+most one training step plus the error of that estimate.
+
 Checkpoints (``out_dir/checkpoint.pt``) hold plain tensors and numbers only
 (state dicts, optimizer state, epoch, best weights, history) so they load with
 ``torch.load(weights_only=True)``. Sampling randomness is derived from
@@ -98,6 +105,8 @@ class Trainer:
         out_dir: str | Path | None = None,
         seed: int | None = None,
         callbacks: Sequence[Callback] = (),
+        deadline: float | None = None,
+        valid_seconds_hint: float = 0.0,
     ) -> None:
         self.model = model
         self.data = data
@@ -113,6 +122,11 @@ class Trainer:
         self.ema: WeightEMA | None = None
         # a model with task_valid_metrics(): one valid-best state per task (fusionrec.train.averaging)
         self.tasks: TaskSelection | None = None
+        # a time budget (perf_counter seconds; see the module docstring): set True when it ended training
+        self.deadline = deadline
+        self.out_of_time = False
+        self._valid_cost = float(valid_seconds_hint)   # seconds one validation takes (estimate, then measured)
+        self._valid_measured = False
 
     # ------------------------------------------------------------------ public
     def fit(self) -> TrainResult:
@@ -236,6 +250,8 @@ class Trainer:
         record: dict[str, Any] = {"epoch": epoch, "loss": loss, "seconds": train_secs,
                                   "lr": float(optimizer.param_groups[0]["lr"])}
         state["epoch"] = epoch
+        if self.out_of_time:   # the deadline came during this epoch: its weights are validated once more
+            record["stopped_at_deadline"] = True
         if not math.isfinite(loss):
             # A diverged model is useless from here on: keep the best weights so far.
             record["diverged"] = True
@@ -243,11 +259,13 @@ class Trainer:
             progress.epoch(record, None, False)
             self.callbacks.on_epoch_end(self, record)
             return True
-        evaluate_now = self.evaluator is not None and (epoch % max(cfg.eval_every, 1) == 0 or epoch == cfg.epochs)
+        evaluate_now = self.evaluator is not None and (epoch % max(cfg.eval_every, 1) == 0 or epoch == cfg.epochs
+                                                       or self.out_of_time)
         improved = False
         score = None
         if evaluate_now and not distributed.is_main():
-            return self._follow_evaluation(epoch, record, state)
+            stop = self._follow_evaluation(epoch, record, state)
+            return self._stop_at_deadline(record, evaluated=True) or stop
         if evaluate_now:
             t1 = time.perf_counter()
             with self.ema.applied() if self.ema is not None else contextlib.nullcontext():
@@ -263,6 +281,7 @@ class Trainer:
             for task in finished:   # that task's patience is spent: the model stops training it
                 self.model.finish_task(task)
             record["valid_seconds"] = time.perf_counter() - t1
+            self._note_valid_cost(record["valid_seconds"])
             state["eval_seconds"] += record["valid_seconds"]
             state["n_evals"] += 1
             record["valid"] = valid
@@ -276,7 +295,28 @@ class Trainer:
         self.callbacks.on_epoch_end(self, record)
         if cfg.checkpoint and self.checkpoint_path is not None and distributed.is_main():
             self._save_checkpoint(optimizer, state)
-        return evaluate_now and self._patience_out(state)
+        return self._stop_at_deadline(record, evaluate_now) or (evaluate_now and self._patience_out(state))
+
+    def _stop_at_deadline(self, record: dict[str, Any], evaluated: bool) -> bool:
+        """True when the deadline ended training: during this epoch, or now, right after a validation
+        (no time left for another step and its validation)."""
+        if self.out_of_time or (evaluated and self._deadline_reached()):
+            self.out_of_time = True
+            record["stopped_at_deadline"] = True
+        return self.out_of_time
+
+    def _deadline_reached(self) -> bool:
+        """True when less than one validation pass is left before ``deadline`` (every rank agrees)."""
+        if self.deadline is None:
+            return False
+        late = time.perf_counter() + self._valid_cost >= self.deadline
+        dctx = distributed.current()
+        return dctx.mean(float(late)) > 0 if dctx is not None else late
+
+    def _note_valid_cost(self, seconds: float) -> None:
+        """The reserve kept for the last validation: the slowest one measured (the hint until then)."""
+        self._valid_cost = max(self._valid_cost, seconds) if self._valid_measured else seconds
+        self._valid_measured = True
 
     def _patience_out(self, state: dict[str, Any]) -> bool:
         """Early stop: ``patience`` evaluations without improvement -- of every task's metric when
@@ -324,6 +364,9 @@ class Trainer:
             rows = len(next(iter(batch.values())))
             total += float(loss.detach()) * rows
             n += rows
+            if self._deadline_reached():   # checked every step: a budget is never overrun by a whole epoch
+                self.out_of_time = True
+                break
         mean = total / max(n, 1)
         return dctx.mean(mean) if dctx is not None else mean
 
