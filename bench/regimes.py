@@ -37,8 +37,9 @@ import torch
 
 from fusionrec.config import RunConfig, resolve_config
 from fusionrec.data.dataset import Dataset, FeatureModality
+from fusionrec.models.registry import model_class
 from fusionrec.pipeline import load_data, make_evaluator
-from fusionrec.train.auto import Candidate, _train_candidate, select_model
+from fusionrec.train.auto import PORTFOLIO, Candidate, _train_candidate, select_model
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "regimes"
 REGIMES: dict[str, dict[str, Any]] = {
@@ -163,6 +164,38 @@ def run(name: str, seed: int, budget: float, baseline_budget: float,
     return result
 
 
+def grid(name: str, seed: int, model: str, configs: list[dict[str, Any]], budget: float) -> None:
+    """Train ``model`` once per config (``{"params": {...}, "train": {...}}`` over the portfolio's entry
+    for it) on the regime's data; one JSON line each (valid and test R@20) in regimes/grid_<regime>.jsonl.
+    The choice among them reads the valid column only."""
+    torch.set_num_threads(1)
+    ds = build_dataset(name)
+    make = make_cfg_factory(REGIMES[name], seed)
+    base = next((c for c in PORTFOLIO if c.name == model), None) or Candidate(model)
+    from fusionrec.pipeline import ensure_split
+
+    ds = ensure_split(ds, make("pop"))
+    if getattr(model_class(base.model), "uses_content", False):
+        from fusionrec.encoders.ensure import features_for_run
+
+        ds = features_for_run(ds, make(base.model))
+    evaluator = make_evaluator(ds, make(base.model))
+    for conf in configs:
+        cand = Candidate(base.model, {**base.params, **conf.get("params", {})},
+                         {**base.train, **conf.get("train", {})}, label=model)
+        report, fitted, _, result = _train_candidate(cand, ds, make, evaluator, seed, time.perf_counter() + budget)
+        test = evaluator.evaluate(fitted, "test") if fitted is not None else {}
+        line = {"regime": name, "seed": seed, "model": model, **conf, "status": report.status,
+                "valid": report.valid, "test": test.get("recall@20"), "test_ndcg": test.get("ndcg@20"),
+                "seconds": round(report.seconds, 1), "epochs": report.epochs,
+                "best_epoch": getattr(result, "best_epoch", None),
+                "load": Path("/proc/loadavg").read_text().split()[:3]}
+        print(json.dumps(line, default=float), flush=True)
+        OUT.mkdir(parents=True, exist_ok=True)
+        with (OUT / f"grid_{name}.jsonl").open("a") as fh:
+            fh.write(json.dumps(line, default=float) + "\n")
+
+
 def table() -> str:
     """One markdown row per regime and seed file: auto's choice and test R@20 against the baselines."""
     rows = [("| regime | seed | train/user | auto's choice (valid) | auto test R@20 | content_knn | ease | lightgcn "
@@ -197,9 +230,17 @@ def main() -> None:
     r.add_argument("--baseline-budget", type=float, default=300.0, help="LightGCN's training budget (seconds)")
     r.add_argument("--candidates", nargs="+", default=None, help="auto's candidates (default: its portfolio)")
     sub.add_parser("table")
+    g = sub.add_parser("grid", help="one model, several settings, on a regime (valid and test per line)")
+    g.add_argument("--regime", required=True, choices=sorted(REGIMES))
+    g.add_argument("--seed", type=int, default=2024)
+    g.add_argument("--model", required=True, help="a portfolio label or registered model")
+    g.add_argument("--configs", required=True, help='JSON list of {"params": {...}, "train": {...}}')
+    g.add_argument("--budget", type=float, default=900.0, help="seconds per config")
     args = parser.parse_args()
     if args.cmd == "run":
         run(args.regime, args.seed, args.budget, args.baseline_budget, args.candidates)
+    elif args.cmd == "grid":
+        grid(args.regime, args.seed, args.model, json.loads(args.configs), args.budget)
     else:
         print(table())
 
