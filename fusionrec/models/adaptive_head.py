@@ -66,6 +66,11 @@ class ContentHead(nn.Module):
             feats, masks = self.inputs.all_features(), self.inputs.all_masks()
         else:
             feats, masks = self.inputs.gather(items)
+        return self.encode(feats, masks)
+
+    def encode(self, feats: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[n, dim] head vectors of items given by their normalised features and presence masks (what
+        ``self.inputs`` holds for the catalogue); serving places posted items with it."""
         masks = modality_dropout(masks, self.modality_dropout, self.training)
         out = self.fusion(self.projector(feats), masks)
         return F.normalize(out, dim=-1) if self.normalize else out

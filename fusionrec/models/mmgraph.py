@@ -474,7 +474,7 @@ class MMGraph(RecModel):
         return self._serving_rows(self._final()[0], torch.arange(self.n_users))
 
     def _serving_rows(self, u: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
-        bias, gate = self._score_bias(), self._gate()
+        bias, gate = self._score_bias(self.bias(), self._cold), self._gate()
         if bias is None and gate is None:
             return u   # without a bias the temperature does not change the ranking
         # with a bias the scale matters: [u / temperature, 1, g_u] . [i, b, cold] = training score
@@ -494,24 +494,37 @@ class MMGraph(RecModel):
             return None
         return self.hp.cold_gate * self._activity
 
-    def _score_bias(self) -> torch.Tensor | None:
-        """[n_items] serving bias in logit units: the item bias, minus ``cold_margin`` (cosine units)
-        for items without training interactions; None when there is neither."""
-        b = self.bias()
+    def _score_bias(self, bias: torch.Tensor | None, cold: torch.Tensor) -> torch.Tensor | None:
+        """Serving bias in logit units: the item ``bias``, minus ``cold_margin`` (cosine units) for the
+        ``cold`` items; None when there is neither. The margin column exists when the training catalogue
+        has items without interactions (the users' vectors were built to match)."""
+        b = bias
         if self.hp.cold_margin > 0 and bool(self._cold.any()):
             scale = 1.0 / self.temperature if self.normalize else 1.0
-            margin = -self.hp.cold_margin * scale * self._cold.float()
+            margin = -self.hp.cold_margin * scale * cold.float()
             b = margin if b is None else b + margin
         return b
 
     def item_embeddings(self) -> torch.Tensor:
-        i = self._final()[1]
-        b, gate = self._score_bias(), self._gate()
+        return self.serving_rows(self._final()[1], self.bias(), self._cold)
+
+    def serving_rows(self, vectors: torch.Tensor, bias: torch.Tensor | None, cold: torch.Tensor) -> torch.Tensor:
+        """Item rows of the serving space from final item ``vectors`` [n, dim], their item ``bias`` [n]
+        (None when ``item_bias`` is off) and ``cold`` [n] (no training interaction): the vectors, then the
+        score-bias column (the bias minus ``cold_margin`` on cold items) and the cold-flag column that
+        the users' ``cold_gate`` multiplies, each only when the model scores with it. Serving builds a
+        posted item's row with this too (``serve/placement.py``), so it matches the catalogue's."""
+        b, gate = self._score_bias(bias, cold), self._gate()
         if b is None and gate is None:
-            return i
-        cols = [i] + ([b[:, None]] if b is not None else []) + ([self._cold.float()[:, None]] if gate is not None else [])
+            return vectors
+        cols = [vectors] + ([b[:, None]] if b is not None else []) + ([cold.float()[:, None]] if gate is not None else [])
         with torch.no_grad():
             return torch.cat(cols, dim=1)
+
+    @property
+    def neighbour_modalities(self) -> dict:
+        """The modalities of the content kNN graph that ``cold_neighbours`` reads (name -> FeatureModality)."""
+        return dict(self._nbr_mods)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
         self._cache = None  # restored weights (e.g. the valid-best ones) invalidate cached vectors

@@ -1,8 +1,9 @@
 """Placing a new item with the served model's own content path.
 
 A model that computes item vectors from content (``two_tower``'s item tower,
-``content_cf``'s content tower, ``mmgraph``'s projected content plus its
-modality graph) already knows where an item with given text/image features
+``content_cf``'s content tower, ``mmgraph``'s content head with its warm
+content neighbours, or without a head its projected content plus its modality
+graph) already knows where an item with given text/image features
 belongs: the same function it applies to the cold items of its catalogue.
 :func:`content_placer` wraps that function for one item at a time, so a posted
 item gets exactly the vector the model would have given it, in the space of
@@ -126,29 +127,66 @@ class ContentCFPlacer(ContentPlacer):
         return torch.cat([vec, bias.reshape(1, 1)], dim=1)
 
 
-class MMGraphPlacer(ContentPlacer):
-    """``mmgraph``: projected, fused content, LightGCN layer mean of an isolated node, plus the modality graph.
+class ContentNeighbours:
+    """The row a posted item would have in a model's mixed modality kNN graph.
 
-    The modality-graph row of a new item is its cosine kNN among the catalogue items
-    that have each modality, normalised like the model's graph (``1/sqrt(k)`` times
-    ``1/sqrt(column degree)``, the degree counting the new edge), mixed over the
-    item's present modalities with the model's ``modality_weights``.
+    Mirrors :func:`fusionrec.models.graphs.modality_item_graph`: per modality, the item's
+    cosine kNN among the catalogue items that have that modality, each edge weighted
+    ``1/sqrt(k) * 1/sqrt(column degree)`` (the degree counting the new edge), the
+    modalities mixed with the model's ``modality_weights`` renormalised over the ones
+    the item has.
     """
+
+    def __init__(self, modalities: Mapping[str, Any], k: int, weights: Mapping[str, float] | None) -> None:
+        from fusionrec.models.graphs import knn_graph
+
+        self.k = k
+        self.graph: dict[str, tuple[torch.Tensor, np.ndarray, np.ndarray]] = {}
+        for name, mod in modalities.items():
+            g = knn_graph(mod.features, mod.mask, k)
+            unit = torch.nn.functional.normalize(torch.from_numpy(mod.features.astype(np.float32)), dim=1)
+            self.graph[name] = (unit, mod.mask.copy(), np.asarray(g.sum(axis=0)).ravel())
+        self.weights = {n: float((weights or {}).get(n, 1.0)) for n in self.graph}
+
+    def row(self, feats_raw: Mapping[str, np.ndarray | None], row: int | None) -> tuple[np.ndarray, torch.Tensor]:
+        """(catalogue rows, edge weights) of the item's graph row; a row may repeat across modalities.
+
+        ``row``: the item's own catalogue row when the catalogue holds it (not its own neighbour).
+        """
+        present = [n for n in self.graph if feats_raw.get(n) is not None]
+        total = sum(self.weights[n] for n in present)
+        rows, weights = [np.zeros(0, np.int64)], [torch.zeros(0)]
+        for name in present if total > 0 else []:
+            unit, mask, cdeg = self.graph[name]
+            q = torch.nn.functional.normalize(torch.from_numpy(np.asarray(feats_raw[name], np.float32)), dim=0)
+            candidates = mask.copy()
+            if row is not None:
+                candidates[row] = False  # the catalogue's own copy of this item is not its neighbour
+            idx = np.flatnonzero(candidates)
+            if len(idx) == 0:
+                continue
+            k = min(self.k, len(idx))
+            nbr = idx[torch.topk(unit[idx] @ q, k).indices.numpy()]
+            # a catalogue item's degree already counts its own edges; a new item adds one to each neighbour
+            deg = cdeg[nbr] + (0.0 if row is not None else 1.0)
+            coef = (1.0 / np.sqrt(k) / np.sqrt(np.maximum(deg, 1e-12))) * self.weights[name] / total
+            rows.append(nbr)
+            weights.append(torch.from_numpy(coef.astype(np.float32)))
+        return np.concatenate(rows), torch.cat(weights)
+
+
+class MMGraphPlacer(ContentPlacer):
+    """``mmgraph`` without a content head: projected, fused content, LightGCN layer mean of an isolated
+    node, plus the modality graph row (:class:`ContentNeighbours`) over the catalogue's item vectors."""
 
     def __init__(self, model: Any, normalisers: dict[str, Normaliser], dataset: Dataset) -> None:
         super().__init__(model, normalisers)
-        from fusionrec.models.mmgraph import knn_graph
-
-        self.graph: dict[str, tuple[torch.Tensor, np.ndarray, np.ndarray]] = {}
+        self.graph: dict[str, Any] = {}
         if model._mm_adj is None:
             return
-        for name in model.modality_names:
-            mod = dataset.modalities[name]
-            g = knn_graph(mod.features, mod.mask, model.knn_k)
-            unit = torch.nn.functional.normalize(torch.from_numpy(mod.features.astype(np.float32)), dim=1)
-            self.graph[name] = (unit, mod.mask.copy(), np.asarray(g.sum(axis=0)).ravel())
-        weights = _param(model, "modality_weights") or {}
-        self.weights = {n: float(weights.get(n, 1.0)) for n in self.graph}
+        self.neighbours = ContentNeighbours({n: dataset.modalities[n] for n in model.modality_names},
+                                            model.knn_k, _param(model, "modality_weights"))
+        self.graph = self.neighbours.graph
         with torch.no_grad():
             h = model.item_inputs(drop=False)
             for _ in range(model.n_mm_layers - 1):
@@ -166,37 +204,47 @@ class MMGraphPlacer(ContentPlacer):
             item0 = m.content_weight * m.fusion(views, masks)
         out = item0 / (m.n_ui_layers + 1)  # an item without interactions: only layer 0 of the mean
         if self.graph:
-            out = out + m.mm_graph_weight * self._graph_row({n: vectors.get(n) for n in self.graph}, row)
+            nbr, w = self.neighbours.row({n: vectors.get(n) for n in self.graph}, row)
+            out = out + m.mm_graph_weight * (w[:, None] * self._h_prev[nbr]).sum(0, keepdim=True)
         if m.normalize:
             out = torch.nn.functional.normalize(out, dim=1)
-        if m.item_bias is not None:
-            out = torch.cat([out, torch.zeros(1, 1)], dim=1)  # no trained bias for an unseen item
-        return out
+        # no trained bias for an unseen item; cold_margin and the cold_gate flag as for the catalogue's new items
+        return m.serving_rows(out, None if m.item_bias is None else torch.zeros(1), torch.ones(1, dtype=torch.bool))
 
-    def _graph_row(self, feats_raw: dict[str, np.ndarray | None], row: int | None) -> torch.Tensor:
-        """The new item's row of the modality graph applied to the catalogue's item vectors."""
-        present = [n for n, v in feats_raw.items() if v is not None]
-        total = sum(self.weights[n] for n in present)
-        h = torch.zeros(1, self._h_prev.shape[1])
-        if total <= 0:
-            return h
-        for name in present:
-            unit, mask, cdeg = self.graph[name]
-            q = torch.nn.functional.normalize(torch.from_numpy(np.asarray(feats_raw[name], np.float32)), dim=0)
-            candidates = mask.copy()
-            if row is not None:
-                candidates[row] = False  # the catalogue's own copy of this item is not its neighbour
-            idx = np.flatnonzero(candidates)
-            if len(idx) == 0:
-                continue
-            k = min(self.model.knn_k, len(idx))
-            sims = unit[idx] @ q
-            nbr = idx[torch.topk(sims, k).indices.numpy()]
-            # a catalogue item's degree already counts its own edges; a new item adds one to each neighbour
-            deg = cdeg[nbr] + (0.0 if row is not None else 1.0)
-            coef = torch.from_numpy((1.0 / np.sqrt(k) / np.sqrt(np.maximum(deg, 1e-12))).astype(np.float32))
-            h = h + (self.weights[name] / total) * (coef[:, None] * self._h_prev[nbr]).sum(0, keepdim=True)
-        return h
+
+class MMGraphHeadPlacer(ContentPlacer):
+    """``mmgraph`` with a content head (``cold_dropout > 0``): the path its own new items take.
+
+    The head's vector of the item's content (its own feature normalisation), plus with
+    ``cold_neighbours`` that weight times the edge-weighted mean final vector of the item's
+    *warm* neighbours in the model's content kNN graph, renormalised; then the serving columns
+    (no item bias, ``cold_margin``, the ``cold_gate`` flag) as for the catalogue's new items.
+    """
+
+    def __init__(self, model: Any, normalisers: dict[str, Normaliser], dataset: Dataset) -> None:
+        super().__init__(model, normalisers)
+        self.neighbours: ContentNeighbours | None = None
+        self.graph: dict[str, Any] = {}
+        if model.hp.cold_neighbours > 0 and model.neighbour_modalities:
+            self.neighbours = ContentNeighbours({n: dataset.modalities[n] for n in model.neighbour_modalities},
+                                                model.knn_k, model.hp.modality_weights)
+            self.graph = self.neighbours.graph
+            with torch.no_grad():
+                self._final_items = model._final()[1]
+            self._warm = ~model._cold.numpy()
+
+    def _vector(self, vectors, feats, masks, row):
+        m = self.model
+        out = m.head.encode(feats, masks)
+        if self.neighbours is not None:
+            nbr, w = self.neighbours.row({n: vectors.get(n) for n in self.graph}, row)
+            keep = self._warm[nbr]
+            if keep.any():   # no warm neighbour: the head alone, as adaptive_head.warm_neighbour_mean
+                w = w[torch.from_numpy(keep)]
+                mean = (w[:, None] * self._final_items[nbr[keep]]).sum(0, keepdim=True) / w.sum()
+                out = out + m.hp.cold_neighbours * mean
+                out = torch.nn.functional.normalize(out, dim=1) if m.normalize else out
+        return m.serving_rows(out, None if m.item_bias is None else torch.zeros(1), torch.ones(1, dtype=torch.bool))
 
 
 def _param(model: Any, key: str) -> Any:
@@ -206,8 +254,9 @@ def _param(model: Any, key: str) -> Any:
     return (getattr(model, "params", None) or {}).get(key)
 
 
-def _normalisers(model: Any, dataset: Dataset) -> dict[str, Normaliser] | None:
-    inputs = getattr(model, "inputs", None)
+def _normalisers(model: Any, dataset: Dataset, inputs: Any = None) -> dict[str, Normaliser] | None:
+    """One :class:`Normaliser` per modality of ``inputs`` (default: the model's own ``inputs``)."""
+    inputs = getattr(model, "inputs", None) if inputs is None else inputs
     if inputs is None:
         return {}
     out: dict[str, Normaliser] = {}
@@ -231,6 +280,10 @@ def content_placer(model: Any, dataset: Dataset) -> ContentPlacer | None:
     if kind == "content_cf":
         normalisers = _normalisers(model, dataset)
         return ContentCFPlacer(model, normalisers) if normalisers else None
+    if kind == "mmgraph" and getattr(model, "head", None) is not None:
+        # new items of a model with a content head are scored by the head (adaptive_head.py)
+        normalisers = _normalisers(model, dataset, model.head.inputs)
+        return MMGraphHeadPlacer(model, normalisers, dataset) if normalisers else None
     if kind == "mmgraph" and (model.fusion is not None or model._mm_adj is not None):
         normalisers = _normalisers(model, dataset)
         if normalisers is None:

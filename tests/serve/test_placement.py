@@ -31,11 +31,23 @@ def tiny_world(seed: int = 0) -> Dataset:
 
 
 MODELS = {
-    "two_tower": {"embedding_size": 8, "fusion": "attention"},
-    "two_tower_late": {"embedding_size": 8, "fusion": "late"},
-    "content_cf": {"embedding_size": 8, "hidden": 16, "feature_norm": "standard"},
-    "mmgraph": {"embedding_size": 8, "knn_k": 5, "item_bias": True},
-    "mmgraph_two_layers": {"embedding_size": 8, "knn_k": 4, "n_mm_layers": 2, "feature_norm": "center_l2"},
+    "two_tower": ("two_tower", {"embedding_size": 8, "fusion": "attention"}),
+    "two_tower_late": ("two_tower", {"embedding_size": 8, "fusion": "late"}),
+    "content_cf": ("content_cf", {"embedding_size": 8, "hidden": 16, "feature_norm": "standard"}),
+    "mmgraph": ("mmgraph", {"embedding_size": 8, "knn_k": 5, "item_bias": True}),
+    "mmgraph_two_layers": ("mmgraph", {"embedding_size": 8, "knn_k": 4, "n_mm_layers": 2,
+                                       "feature_norm": "center_l2"}),
+    # new items' margin and the users' activity gate are serving columns: a posted item carries them too
+    "mmgraph_margin_gate": ("mmgraph", {"embedding_size": 8, "knn_k": 5, "item_bias": True, "cold_margin": 0.1,
+                                        "cold_gate": 0.2}),
+    # the content head scores new items; with cold_neighbours mixed with their warm content neighbours
+    "mmgraph_head": ("mmgraph", {"embedding_size": 8, "knn_k": 5, "cold_dropout": 0.3}),
+    "mmgraph_adaptive": ("mmgraph", {"embedding_size": 8, "knn_k": 5, "item_bias": True, "cold_dropout": 0.3,
+                                     "head_detach": True, "cold_margin": 0.125, "cold_gate": 0.16,
+                                     "cold_neighbours": 2.0}),
+    "mmgraph_adaptive_no_graph": ("mmgraph", {"embedding_size": 8, "knn_k": 3, "modality_graph": False,
+                                              "cold_dropout": 0.3, "cold_neighbours": 1.0,
+                                              "modality_weights": {"text": 0.7, "image": 0.3}}),
 }
 
 
@@ -43,7 +55,8 @@ MODELS = {
 def test_cold_catalogue_items_get_the_models_own_vectors(case):
     ds = tiny_world()
     torch.manual_seed(0)
-    model = build_model(case.split("_late")[0].split("_two")[0], ds.train_data(), MODELS[case])
+    name, params = MODELS[case]
+    model = build_model(name, ds.train_data(), params)
     model.eval()
     placer = content_placer(model, ds)
     assert placer is not None
