@@ -47,7 +47,9 @@ class Candidate:
     params: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     label: str = ""
-    when: str = "always"   # always | cold_items (only when valid/test items have no training interaction)
+    # always | cold_items (only when valid/test hold items without training interactions) |
+    # timestamps (sequential models: only when the training rows carry times, else their order is arbitrary)
+    when: str = "always"
 
     @property
     def name(self) -> str:
@@ -66,8 +68,8 @@ PORTFOLIO: tuple[Candidate, ...] = (
               label="mmgraph-adaptive", when="cold_items"),
     Candidate("lightgcn", train={"batch_size": 2048, "lr": 0.001, "eval_every": 5, "patience": 5}),
     Candidate("two_tower", train={"batch_size": 1024, "lr": 0.005, "patience": 8}),
-    Candidate("sasrec", train={"patience": 8}),
-    Candidate("gru4rec", train={"patience": 8}),
+    Candidate("sasrec", train={"patience": 8}, when="timestamps"),
+    Candidate("gru4rec", train={"patience": 8}, when="timestamps"),
 )
 
 
@@ -143,6 +145,12 @@ def _by_name(name: str) -> Candidate:
                     f"({', '.join(c.name for c in PORTFOLIO)})")
 
 
+def _has_timestamps(dataset: Dataset) -> bool:
+    """True when the training rows carry event times (sequential models read each user's events in order)."""
+    frame = dataset.split_frame("train") if dataset.has_split else dataset.interactions
+    return "timestamp" in frame and bool(frame["timestamp"].notna().any())
+
+
 def _has_cold_items(dataset: Dataset) -> bool:
     """True when some valid/test item never occurs in the train split (item cold start)."""
     if not dataset.has_split:
@@ -188,6 +196,9 @@ def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budg
             continue
         if content_note and _uses_content(cand.model):
             reports.append(CandidateReport(cand.name, cand.model, f"skipped: {content_note}"))
+            continue
+        if cand.when == "timestamps" and candidates is None and not _has_timestamps(dataset):
+            reports.append(CandidateReport(cand.name, cand.model, "skipped: no timestamps (a sequence needs them)"))
             continue
         deadline = time.perf_counter() + max(left, 0.0) / (len(todo) - k)
         report, model, cfg, result = _train_candidate(cand, dataset, make_cfg, evaluator, seed, deadline, eval_cost)

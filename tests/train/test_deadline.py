@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import torch
 
 from fusionrec.config import TrainConfig
-from fusionrec.data.dataset import TrainData
+from fusionrec.data.dataset import Dataset, TrainData
 from fusionrec.train import Trainer, auto
 from tests.models.test_mmgraph import _clustered
 from tests.train.test_auto import _make_cfg
@@ -116,3 +116,14 @@ def test_auto_whole_run_stays_within_a_few_seconds_budget(tmp_path):
     assert statuses == {"pop": "ok", "bpr": "stopped at budget", "lightgcn": "stopped at budget"}
     assert all(c["valid"] is not None for c in block["candidates"])
     assert "whole run" in results["candidate_table"]
+
+
+def test_sequential_candidates_are_skipped_without_timestamps(tmp_path, monkeypatch):
+    ds, _, _ = _clustered(n_users=60, n_items=40, cold_items=4, per_user=10)   # no timestamp column
+    monkeypatch.setattr(auto, "PORTFOLIO", (auto.Candidate("pop"), auto.Candidate("sasrec", when="timestamps")))
+    chosen = auto.select_model(ds, _make_cfg(tmp_path), budget=30)
+    assert {c.name: c.status for c in chosen.candidates} == {
+        "pop": "ok", "sasrec": "skipped: no timestamps (a sequence needs them)"}
+    assert not auto._has_timestamps(ds)
+    timed = ds.interactions.assign(timestamp=range(len(ds.interactions)))
+    assert auto._has_timestamps(Dataset(ds.name, ds.user_ids, ds.item_ids, timed))
