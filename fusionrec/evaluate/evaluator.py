@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,54 +49,44 @@ import torch
 
 from fusionrec.data.dataset import Dataset, FeatureModality, positive_rows
 from fusionrec.errors import UserError
+from fusionrec.evaluate import ranking
+from fusionrec.evaluate.beyond import beyond_accuracy_metrics
+from fusionrec.evaluate.metric_keys import (
+    model_metric_keys,
+    validation_metric_keys,
+    values_keys,
+)
 from fusionrec.evaluate.metrics import (
     RANKING_METRICS,
     canonical_metrics,
     check_ks,
-    intra_list_diversity_per_user,
     normalise_features,
-    novelty_per_user,
     ranking_metrics_per_user,
     self_information,
 )
 from fusionrec.evaluate.pointwise import (
-    POINTWISE_METRICS,
     PointwiseRows,
     evaluate_pairs,
     pointwise_rows,
     supports_pointwise,
-    task_metric_keys,
 )
 from fusionrec.evaluate.rating import (
-    RATING_METRICS,
     RatingRows,
     evaluate_ratings,
     rating_rows,
     supports_ratings,
 )
+from fusionrec.evaluate.split_truth import (
+    EVAL_SAMPLE_SEED,
+    EVAL_SPLITS,
+    SplitTruth,
+    build_split_truth,
+    seen_mask,
+)
 
 PROTOCOLS = ("full", "mmrec")
 CANDIDATES = ("all", "test_items")
-EVAL_SPLITS = ("valid", "test")
-# seeds the user sample of eval.max_users (fixed: every run and model sees the same users)
-EVAL_SAMPLE_SEED = 20240517
-
 ScoreFn = Callable[[np.ndarray], np.ndarray | torch.Tensor]
-
-
-@dataclass
-class _SplitTruth:
-    """Precomputed ground truth and mask of one split, rows aligned with ``users``."""
-
-    users: np.ndarray             # [U] internal user ids evaluated, ascending
-    truth: sp.csr_matrix          # [U, n_items] held-out positives
-    mask: sp.csr_matrix           # [U, n_items] items to exclude from the ranking
-    truth_keys: np.ndarray        # [nnz(truth)] sorted keys local_row * n_items + item
-    mask_keys: np.ndarray         # [nnz(mask)] flat positions local_row * n_items + item
-    mask_keys_t: torch.Tensor     # the same on ``device`` (for masking on an accelerator)
-    n_pos: np.ndarray             # [U] int64
-    candidates: np.ndarray | None     # [n_items] bool, None = all items
-    non_candidates_t: torch.Tensor | None  # [n_items] bool on device: True = never ranked
 
 
 class Evaluator:
@@ -154,37 +143,17 @@ class Evaluator:
         pointwise_negatives: int = 1,
         max_users: int = 0,
     ) -> None:
-        if protocol not in PROTOCOLS:
-            raise UserError(f"unknown evaluation protocol {protocol!r}", where="eval.protocol",
-                            fix=f"use one of {list(PROTOCOLS)}")
-        if candidates not in CANDIDATES:
-            raise UserError(f"unknown candidate set {candidates!r}", where="eval.candidates",
-                            fix=f"use one of {list(CANDIDATES)}")
-        if isinstance(batch_users, bool) or not isinstance(batch_users, (int, np.integer)) or batch_users <= 0:
-            raise UserError(f"batch_users={batch_users!r} is not a positive integer",
-                            where="eval.batch_users", fix="use e.g. 1024 (lower it if memory is short)")
-        if not dataset.has_split:
-            raise UserError(
-                f"dataset {dataset.name!r} has no train/valid/test split, so there is nothing to evaluate",
-                where="data.split", fix="set data.split.method (random, temporal, leave_last_out, cold_start)",
-            )
+        _check_arguments(dataset, protocol, candidates, batch_users, max_users, beyond_accuracy_splits)
         self.dataset = dataset
         self.ks = check_ks(ks)
         self.kmax = max(self.ks)
         self.protocol = protocol
         self.metrics = canonical_metrics(metrics)
         self.batch_users = int(batch_users)
-        if isinstance(max_users, bool) or not isinstance(max_users, (int, np.integer)) or max_users < 0:
-            raise UserError(f"max_users={max_users!r} is not a non-negative integer", where="eval.max_users",
-                            fix="use 0 (every user) or a sample size such as 100000")
         # a seeded sample of users per split (0 = all): the same users at every validation
         self.max_users = int(max_users)
         self.candidates = candidates
         self.beyond_accuracy = bool(beyond_accuracy)
-        bad = [x for x in beyond_accuracy_splits if x not in EVAL_SPLITS]
-        if bad:
-            raise UserError(f"beyond_accuracy_splits has unknown split(s) {bad}",
-                            where="Evaluator(beyond_accuracy_splits=...)", fix=f"use some of {list(EVAL_SPLITS)}")
         self.beyond_accuracy_splits = tuple(beyond_accuracy_splits)
         self.device = torch.device(device)
         # CPU: write masks through numpy (see _apply_mask); elsewhere torch index_fill_
@@ -198,7 +167,7 @@ class Evaluator:
             name: dataset.interaction_matrix(name, positives_only=True) for name in ("train", "valid", "test")
         }
         self.item_popularity = np.asarray(self._positives["train"].sum(axis=0)).ravel().astype(np.float64)
-        self._cache: dict[str, _SplitTruth] = {}
+        self._cache: dict[str, SplitTruth] = {}
         self._n_users_total: dict[str, int] = {}
         self.pointwise_negatives = int(pointwise_negatives)
         self._pointwise: dict[str, PointwiseRows] = {}
@@ -260,155 +229,32 @@ class Evaluator:
             raise UserError(f"cannot evaluate on split {split!r}", where="evaluate(split=...)",
                             fix=f"use one of {list(EVAL_SPLITS)}")
 
-    def _mask_matrix(self, split: str) -> sp.csr_matrix:
-        """Items hidden from the ranking when scoring ``split`` (full user x item CSR)."""
-        mask = self._positives["train"]
-        if split == "test" and self.protocol == "full":
-            mask = mask + self._positives["valid"]
-        elif split == "all":
-            mask = mask + self._positives["valid"] + self._positives["test"]
-        mask = sp.csr_matrix(mask, copy=True)
-        mask.data[:] = 1.0
-        return mask
-
-    def split_truth(self, split: str) -> _SplitTruth:
+    def split_truth(self, split: str) -> SplitTruth:
         """Ground truth and masks for ``split`` (computed once, then cached)."""
         self._check_split(split)
-        if split in self._cache:
-            return self._cache[split]
-        mask_full = self._mask_matrix(split)
-        truth_full = self._positives[split]
-        if self.protocol == "full":
-            # a held-out positive that is also masked can never be ranked: drop it from the truth
-            truth_full = truth_full - truth_full.multiply(mask_full)
-            truth_full = sp.csr_matrix(truth_full)
-            truth_full.eliminate_zeros()
-        n_pos_all = np.diff(truth_full.indptr)
-        users = np.flatnonzero(n_pos_all > 0).astype(np.int64)
-        self._n_users_total[split] = len(users)
-        if 0 < self.max_users < len(users):
-            rng = np.random.default_rng([EVAL_SAMPLE_SEED, EVAL_SPLITS.index(split)])
-            users = np.sort(rng.choice(users, size=self.max_users, replace=False))
-        truth = truth_full[users]
-        mask = mask_full[users]
-        candidates = non_candidates_t = None
-        if self.candidates == "test_items":
-            candidates = np.zeros(self.n_items, dtype=bool)
-            candidates[self._positives[split].indices] = True
-            non_candidates_t = torch.from_numpy(~candidates).to(self.device)
-        truth.sort_indices()
-        mask_keys = _flat_keys(mask, self.n_items)
-        info = _SplitTruth(
-            users=users, truth=truth, mask=mask, truth_keys=_flat_keys(truth, self.n_items),
-            mask_keys=mask_keys, mask_keys_t=torch.from_numpy(mask_keys).to(self.device),
-            n_pos=np.diff(truth.indptr).astype(np.int64),
-            candidates=candidates, non_candidates_t=non_candidates_t,
-        )
-        self._cache[split] = info
-        return info
+        if split not in self._cache:
+            self._cache[split], self._n_users_total[split] = build_split_truth(
+                self._positives, split, self.protocol, self.candidates, self.max_users, self.device)
+        return self._cache[split]
 
     def eval_users(self, split: str) -> np.ndarray:
         """Internal ids of the users evaluated on ``split``."""
         return self.split_truth(split).users.copy()
 
     # ------------------------------------------------------------------ scoring
-    def _scorer(self, model_or_fn: Any) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[], None], set[int]]:
-        """Uniform ``LongTensor users -> float scores`` callable, a cleanup hook, and the
-        storage pointers of the model's parameters/buffers (scores sharing them are copied).
-
-        A model is switched to eval mode (no dropout) for the pass and put back
-        in its previous mode afterwards, since the trainer validates mid-training.
-        """
-        if hasattr(model_or_fn, "full_sort_predict"):
-            model = model_or_fn
-            was_training = bool(getattr(model, "training", False))
-            if hasattr(model, "eval"):
-                model.eval()
-
-            def restore() -> None:
-                if was_training and hasattr(model, "train"):
-                    model.train(True)
-
-            owned: set[int] = set()
-            if isinstance(model, torch.nn.Module):
-                for t in (*model.parameters(), *model.buffers()):
-                    owned.add(t.untyped_storage().data_ptr())
-            return (lambda users: model.full_sort_predict(users)), restore, owned
-        if callable(model_or_fn):
-            fn = model_or_fn
-
-            def from_numpy(users: torch.Tensor) -> torch.Tensor:
-                out = fn(users.cpu().numpy())
-                # a numpy result may be the caller's own array: always work on a copy
-                return torch.tensor(out) if isinstance(out, np.ndarray) else torch.as_tensor(out).clone()
-
-            return from_numpy, (lambda: None), set()
-        raise TypeError(
-            f"expected a RecModel or a score function users -> [B, n_items], got {type(model_or_fn).__name__}"
-        )
-
     def _scores(self, score: Callable[[torch.Tensor], torch.Tensor], users: np.ndarray,
                 owned: set[int]) -> torch.Tensor:
-        """Scores of a batch as a float32 tensor on ``self.device`` that may be written in place."""
-        users_t = torch.from_numpy(users).to(self.device)
-        raw = torch.as_tensor(score(users_t))
-        if raw.shape != (len(users), self.n_items):
-            raise ValueError(
-                f"scores for {len(users)} users have shape {tuple(raw.shape)}; expected "
-                f"({len(users)}, {self.n_items}) = (users in the batch, items in the dataset)"
-            )
-        scores = raw.to(device=self.device, dtype=torch.float32)
-        # Masking writes -inf in place. A fresh result (e.g. a matmul) is ours to modify;
-        # a view (a broadcast popularity row, a slice of a cached score matrix) or storage
-        # shared with a parameter/buffer is copied first so the model is never corrupted.
-        if scores is raw and (raw._base is not None or raw.untyped_storage().data_ptr() in owned
-                              or not raw.is_contiguous()):
-            scores = raw.clone(memory_format=torch.contiguous_format)
-        return scores
+        return ranking.writable_scores(score, users, owned, self.n_items, self.device)
 
     def _batches(self, n: int) -> Iterator[tuple[int, int]]:
         for start in range(0, n, self.batch_users):
             yield start, min(start + self.batch_users, n)
 
-    def _apply_mask(self, scores: torch.Tensor, flat_keys: np.ndarray, flat_keys_t: torch.Tensor | None,
-                    non_candidates: torch.Tensor | None) -> None:
-        """Set masked positions (flat indices into the contiguous batch) and non-candidates to -inf."""
-        if self._numpy_mask and scores.device.type == "cpu":
-            # numpy fancy assignment: single-threaded, so no thread-pool wake-up for a few
-            # thousand writes (that overhead dominated on a busy 2-core machine)
-            scores.numpy().reshape(-1)[flat_keys] = -np.inf
-        else:
-            keys = flat_keys_t if flat_keys_t is not None else torch.from_numpy(flat_keys).to(scores.device)
-            scores.view(-1).index_fill_(0, keys, float("-inf"))
-        if non_candidates is not None:
-            scores.masked_fill_(non_candidates, float("-inf"))
-
-    def _masked_topk(self, scores: torch.Tensor, k: int, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``torch.topk`` of masked scores as numpy ``(ids with -1 for empty slots, values)``, width ``k``."""
-        kk = min(k, self.n_items)
-        vals_t, idx_t = torch.topk(scores, kk, dim=1)
-        vals, idx = vals_t.cpu().numpy(), idx_t.cpu().numpy()
-        # topk ranks NaN above every number, so any NaN that survived masking shows up here;
-        # checking the [B, k] result is far cheaper than scanning the [B, n_items] scores
-        nan_rows = np.isnan(vals).any(axis=1)
-        if nan_rows.any():
-            bad = int(users[int(np.flatnonzero(nan_rows)[0])])
-            raise ValueError(
-                f"the model produced NaN scores (first for user {bad}); "
-                "check for diverged training (lower the learning rate) or NaN features"
-            )
-        ids = np.full((len(users), k), -1, dtype=np.int64)
-        values = np.full((len(users), k), -np.inf, dtype=np.float32)
-        valid = vals > -np.inf   # fewer rankable items than K: empty slots
-        ids[:, :kk] = np.where(valid, idx, -1)
-        values[:, :kk] = np.where(valid, vals, -np.inf)
-        return ids, values
-
     def _ranked_batches(self, model_or_fn: Any, split: str) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
         """Yield ``(start, end, top-kmax item ids [B, kmax] with -1 for empty slots, hits [B, kmax])``."""
         info = self.split_truth(split)
         self.share_context(model_or_fn, split)
-        score, restore, owned = self._scorer(model_or_fn)
+        score, restore, owned = ranking.batch_scorer(model_or_fn)
         n_users = len(info.users)
         t_ptr, m_ptr = info.truth.indptr, info.mask.indptr
         try:
@@ -417,10 +263,10 @@ class Evaluator:
                     scores = self._scores(score, info.users[b0:b1], owned)
                     m0, m1 = int(m_ptr[b0]), int(m_ptr[b1])
                     offset = b0 * self.n_items
-                    self._apply_mask(scores, info.mask_keys[m0:m1] - offset,
-                                     None if self._numpy_mask else info.mask_keys_t[m0:m1] - offset,
-                                     info.non_candidates_t)
-                    lists, _ = self._masked_topk(scores, self.kmax, info.users[b0:b1])
+                    ranking.apply_mask(scores, info.mask_keys[m0:m1] - offset,
+                               None if self._numpy_mask else info.mask_keys_t[m0:m1] - offset,
+                               info.non_candidates_t, self._numpy_mask)
+                    lists, _ = ranking.masked_topk(scores, self.kmax, info.users[b0:b1])
                     del scores
                     # hit test by binary search of (row, item) keys in the sorted truth keys:
                     # O(B * K * log nnz) instead of materialising a dense [B, n_items] truth
@@ -553,38 +399,11 @@ class Evaluator:
             keys += [f"{m}@{k}" for m in ("coverage", "novelty", "diversity") for k in self.ks]
         return keys
 
-    def _beyond(self, lists: np.ndarray, info: _SplitTruth, chunk: int = 4096) -> dict[str, float]:
+    def _beyond(self, lists: np.ndarray, info: SplitTruth) -> dict[str, float]:
         """Coverage, novelty and diversity of the recommended lists at every K."""
-        out: dict[str, float] = {}
-        valid = lists >= 0
         n_cand = int(info.candidates.sum()) if info.candidates is not None else self.n_items
-        # best (smallest) rank at which each item was recommended to anyone: coverage@K = #(rank < K)
-        best_rank = np.full(self.n_items, self.kmax, dtype=np.int64)
-        positions = np.broadcast_to(np.arange(self.kmax), lists.shape)
-        np.minimum.at(best_rank, lists[valid], positions[valid])
-        sums = {f"{name}@{k}": [0.0, 0] for name in ("novelty", "diversity") for k in self.ks}
-        div_ks = [k for k in self.ks if k >= 2]  # a 1-item list has no pair
-        # per-user work in chunks: diversity gathers [chunk, K, d] feature blocks
-        for c0 in range(0, lists.shape[0], chunk):
-            part = lists[c0:c0 + chunk]
-            if self._self_info is not None:
-                for k, (val, defined) in novelty_per_user(part, self._self_info, self.ks).items():
-                    sums[f"novelty@{k}"][0] += float(val[defined].sum())
-                    sums[f"novelty@{k}"][1] += int(defined.sum())
-            if self._unit_features is not None and div_ks:
-                per = intra_list_diversity_per_user(part, self._unit_features, self._feature_present, div_ks)
-                for k, (val, defined) in per.items():
-                    sums[f"diversity@{k}"][0] += float(val[defined].sum())
-                    sums[f"diversity@{k}"][1] += int(defined.sum())
-        for k in self.ks:
-            out[f"coverage@{k}"] = float((best_rank < k).sum()) / n_cand if n_cand else float("nan")
-            if self._self_info is not None:
-                total, count = sums[f"novelty@{k}"]
-                out[f"novelty@{k}"] = total / count if count else float("nan")
-            if self._unit_features is not None and k >= 2:
-                total, count = sums[f"diversity@{k}"]
-                out[f"diversity@{k}"] = total / count if count else float("nan")
-        return out
+        return beyond_accuracy_metrics(lists, self.n_items, n_cand, self.ks, self._self_info,
+                                       self._unit_features, self._feature_present)
 
     def topk(self, model_or_fn: Any, users: Sequence[int] | np.ndarray, k: int, split: str = "test",
              return_scores: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -606,13 +425,13 @@ class Evaluator:
             raise UserError(f"user index {bad} is out of range", where="topk(users=...)",
                             fix=f"pass internal user ids in 0..{self.n_users - 1}")
         if split not in self._serve_masks:
-            self._serve_masks[split] = self._mask_matrix(split)
+            self._serve_masks[split] = seen_mask(self._positives, split, self.protocol)
         mask_full = self._serve_masks[split]
         non_candidates = None
         if split != "all" and self.candidates == "test_items":
             non_candidates = self.split_truth(split).non_candidates_t
         self.share_context(model_or_fn, split)
-        score, restore, owned = self._scorer(model_or_fn)
+        score, restore, owned = ranking.batch_scorer(model_or_fn)
         out_ids = np.full((len(users), k), -1, dtype=np.int64)
         out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
         try:
@@ -622,8 +441,8 @@ class Evaluator:
                     sub = mask_full[users[b0:b1]]
                     flat = np.repeat(np.arange(b1 - b0, dtype=np.int64), np.diff(sub.indptr)) * self.n_items
                     flat += sub.indices
-                    self._apply_mask(scores, flat, None, non_candidates)
-                    out_ids[b0:b1], out_scores[b0:b1] = self._masked_topk(scores, k, users[b0:b1])
+                    ranking.apply_mask(scores, flat, None, non_candidates, self._numpy_mask)
+                    out_ids[b0:b1], out_scores[b0:b1] = ranking.masked_topk(scores, k, users[b0:b1])
         finally:
             restore()
         return (out_ids, out_scores) if return_scores else out_ids
@@ -634,30 +453,32 @@ class Evaluator:
                 f"beyond_accuracy={self.beyond_accuracy})")
 
 
-def _flat_keys(mat: sp.csr_matrix, n_items: int) -> np.ndarray:
-    """``row * n_items + col`` of every stored entry, in CSR order (sorted when indices are)."""
-    rows = np.repeat(np.arange(mat.shape[0], dtype=np.int64), np.diff(mat.indptr))
-    return rows * n_items + mat.indices.astype(np.int64)
+
+def _check_arguments(dataset: Dataset, protocol: str, candidates: str, batch_users: Any, max_users: Any,
+                     beyond_accuracy_splits: Sequence[str]) -> None:
+    """Reject a bad evaluator argument with a message naming the config key and a fix."""
+    if protocol not in PROTOCOLS:
+        raise UserError(f"unknown evaluation protocol {protocol!r}", where="eval.protocol",
+                        fix=f"use one of {list(PROTOCOLS)}")
+    if candidates not in CANDIDATES:
+        raise UserError(f"unknown candidate set {candidates!r}", where="eval.candidates",
+                        fix=f"use one of {list(CANDIDATES)}")
+    if isinstance(batch_users, bool) or not isinstance(batch_users, (int, np.integer)) or batch_users <= 0:
+        raise UserError(f"batch_users={batch_users!r} is not a positive integer",
+                        where="eval.batch_users", fix="use e.g. 1024 (lower it if memory is short)")
+    if not dataset.has_split:
+        raise UserError(
+            f"dataset {dataset.name!r} has no train/valid/test split, so there is nothing to evaluate",
+            where="data.split", fix="set data.split.method (random, temporal, leave_last_out, cold_start)",
+        )
+    if isinstance(max_users, bool) or not isinstance(max_users, (int, np.integer)) or max_users < 0:
+        raise UserError(f"max_users={max_users!r} is not a non-negative integer", where="eval.max_users",
+                        fix="use 0 (every user) or a sample size such as 100000")
+    bad = [x for x in beyond_accuracy_splits if x not in EVAL_SPLITS]
+    if bad:
+        raise UserError(f"beyond_accuracy_splits has unknown split(s) {bad}",
+                        where="Evaluator(beyond_accuracy_splits=...)", fix=f"use some of {list(EVAL_SPLITS)}")
 
 
-def validation_metric_keys(ks: Sequence[int], metrics: Sequence[str], pointwise: bool | Sequence[str]) -> list[str]:
-    """Metric keys a validation pass reports: every ranking ``metric@K``, plus ``auc`` and
-    ``logloss`` for a model that predicts pair probabilities (``pointwise`` True), or the
-    model's own extra keys when ``pointwise`` is a list (:func:`model_metric_keys`)."""
-    keys = values_keys(canonical_metrics(metrics), check_ks(ks))
-    if isinstance(pointwise, bool):
-        return keys + list(POINTWISE_METRICS) if pointwise else keys
-    return keys + list(pointwise)
-
-
-def model_metric_keys(model: Any) -> list[str]:
-    """The keys a model (an instance or a class) adds to the ranking metrics: ``auc``/``logloss``
-    when it predicts pair probabilities, per-task AUC / log loss for a multi-task ranker, and
-    ``rmse``/``mae`` when it predicts ratings."""
-    keys = list(POINTWISE_METRICS) + task_metric_keys(model) if supports_pointwise(model) else []
-    return keys + (list(RATING_METRICS) if supports_ratings(model) else [])
-
-
-def values_keys(metrics: Sequence[str], ks: Sequence[int]) -> list[str]:
-    """Result keys in a stable order: metric-major, K ascending (``recall@10, recall@20, ...``)."""
-    return [f"{m}@{k}" for m in metrics for k in ks]
+__all__ = ["CANDIDATES", "EVAL_SAMPLE_SEED", "EVAL_SPLITS", "PROTOCOLS", "Evaluator", "ScoreFn",
+           "model_metric_keys", "validation_metric_keys", "values_keys"]
