@@ -76,12 +76,7 @@ regenerating. With ``root=None`` the data goes to ``$FUSIONREC_CACHE/demo/<key>`
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import os
-import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +84,23 @@ import numpy as np
 import pandas as pd
 
 from fusionrec.data.dataset import Dataset
+from fusionrec.data.demo_cache import (
+    GENERATOR_VERSION,
+    DemoParams,
+    default_root,
+    load_cached,
+    to_dataset,
+    write_cache,
+)
 from fusionrec.data.demo_images import render_images, render_item_image
+from fusionrec.data.demo_users import (
+    DAY,
+    NEW_ARRIVAL_CUTOFF,
+    T0,
+    WINDOW,
+    DemoWeights,
+    simulate_interactions,
+)
 from fusionrec.data.demo_vocab import (
     BRANDS,
     CATEGORIES,
@@ -109,6 +120,7 @@ __all__ = [
     "COLOURS",
     "DEMO_TEXT_COLUMN",
     "FORBIDDEN_TEXT_WORDS",
+    "GENERATOR_VERSION",
     "IMAGE_TRAITS",
     "MATERIALS",
     "NEW_ARRIVAL_CUTOFF",
@@ -122,10 +134,6 @@ __all__ = [
     "render_item_image",
 ]
 
-# Bump when the generator's output changes for the same parameters, so stale caches
-# are regenerated instead of silently reused.
-GENERATOR_VERSION = 4
-
 DEMO_TEXT_COLUMN = "text"
 """Column of ``dataset.items`` that text encoders should read (title + description)."""
 
@@ -133,51 +141,6 @@ TEXT_TRAITS = ("trait_category", "trait_material")
 IMAGE_TRAITS = ("trait_colour", "trait_shape")
 TRAIT_COLUMNS = TEXT_TRAITS + IMAGE_TRAITS + ("trait_new_arrival",)
 """Hidden ground truth in ``dataset.items``; for tests and diagnostics only, never for models."""
-
-_T0 = 1_704_067_200.0  # 2024-01-01 UTC: start of the interaction window
-_DAY = 86_400.0
-_WINDOW = 180 * _DAY
-NEW_ARRIVAL_CUTOFF = _T0 + _WINDOW - 30 * _DAY
-"""Training cut-off of the demo split: items listed from then on are new arrivals (cold)."""
-
-@dataclass(frozen=True)
-class DemoWeights:
-    """Weights of the simulated users' utility (see the module docstring for the formula)."""
-
-    category: float = 2.2
-    material: float = 1.0
-    colour: float = 2.2
-    shape: float = 1.0
-    interaction: float = 1.5
-    secondary_affinity: float = 0.45
-    popularity: float = 0.8
-    zipf_exponent: float = 1.0
-    latent: float = 0.5
-    latent_dim: int = 8
-    new_arrival_penalty: float = 1.0
-
-
-@dataclass(frozen=True)
-class _Params:
-    """Everything the output depends on: the cache key."""
-
-    n_users: int
-    n_items: int
-    seed: int
-    image_size: int
-    min_per_user: int
-    max_per_user: int
-    mean_per_user: float
-    new_arrival_fraction: float
-    missing_image_fraction: float
-    jpeg_quality: int
-    weights: dict[str, Any] = field(default_factory=dict)
-    version: int = GENERATOR_VERSION
-
-    def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
-
 
 # ---------------------------------------------------------------------------- public API
 def make_demo_dataset(
@@ -246,16 +209,16 @@ def make_demo_dataset(
     weights = weights or DemoWeights()
     _check_args(n_users, n_items, image_size, min_per_user, max_per_user, mean_per_user,
                 new_arrival_fraction, missing_image_fraction, jpeg_quality)
-    params = _Params(
+    params = DemoParams(
         n_users=int(n_users), n_items=int(n_items), seed=int(seed), image_size=int(image_size),
         min_per_user=int(min_per_user), max_per_user=int(max_per_user),
         mean_per_user=float(mean_per_user), new_arrival_fraction=float(new_arrival_fraction),
         missing_image_fraction=float(missing_image_fraction), jpeg_quality=int(jpeg_quality),
         weights=asdict(weights),
     )
-    root = Path(root) if root is not None else _default_root(params)
+    root = Path(root) if root is not None else default_root(params)
     if use_cache:
-        cached = _load_cached(root, params)
+        cached = load_cached(root, params)
         if cached is not None:
             return _finish(cached, params.seed, split_seed, events)
 
@@ -264,12 +227,13 @@ def make_demo_dataset(
     ss = np.random.SeedSequence([params.seed, 0xDE40])
     item_ss, user_ss, event_ss, image_ss = ss.spawn(4)
     items = _make_items(params, np.random.default_rng(item_ss))
-    interactions = _simulate_interactions(params, weights, items, np.random.default_rng(user_ss),
-                                          np.random.default_rng(event_ss))
+    interactions = simulate_interactions(params.n_users, params.mean_per_user, params.min_per_user,
+                                         params.max_per_user, weights, items, np.random.default_rng(user_ss),
+                                         np.random.default_rng(event_ss))
     render_images(items, root, params.image_size, params.jpeg_quality, image_ss, progress)
 
-    _write_cache(root, params, items, interactions)
-    return _finish(_to_dataset(items, interactions, root), params.seed, split_seed, events)
+    write_cache(root, params, items, interactions)
+    return _finish(to_dataset(items, interactions, root), params.seed, split_seed, events)
 
 
 def _finish(dataset: Dataset, seed: int, split_seed: int | None, events: bool | dict[str, Any] | None) -> Dataset:
@@ -306,7 +270,7 @@ def new_arrival_split(dataset: Dataset, ratios: tuple[float, float, float] = (0.
 
 
 # ---------------------------------------------------------------------------- items
-def _make_items(params: _Params, rng: np.random.Generator) -> pd.DataFrame:
+def _make_items(params: DemoParams, rng: np.random.Generator) -> pd.DataFrame:
     n = params.n_items
     cat_names = list(CATEGORIES)
     mat_names = list(MATERIALS)
@@ -336,11 +300,11 @@ def _make_items(params: _Params, rng: np.random.Generator) -> pd.DataFrame:
     price = np.maximum(price, 2.99)
 
     # Listing time: old items anywhere in the 200 days before the window, new arrivals in its
-    # last 30 days (the window is [0, WINDOW) seconds after _T0).
+    # last 30 days (the window is [0, WINDOW) seconds after T0).
     listed = np.where(
         new_arrival,
-        _T0 + rng.uniform(_WINDOW - 30 * _DAY, _WINDOW - 3 * _DAY, size=n),
-        _T0 - rng.uniform(0, 200 * _DAY, size=n),
+        T0 + rng.uniform(WINDOW - 30 * DAY, WINDOW - 3 * DAY, size=n),
+        T0 - rng.uniform(0, 200 * DAY, size=n),
     )
 
     titles, descriptions = [], []
@@ -374,152 +338,6 @@ def _make_items(params: _Params, rng: np.random.Generator) -> pd.DataFrame:
     )
     frame.insert(3, DEMO_TEXT_COLUMN, [demo_text(r) for r in frame[["title", "description"]].to_dict("records")])
     return frame
-
-
-# ---------------------------------------------------------------------------- users / events
-
-
-def _simulate_interactions(
-    params: _Params,
-    w: DemoWeights,
-    items: pd.DataFrame,
-    rng: np.random.Generator,
-    event_rng: np.random.Generator,
-) -> pd.DataFrame:
-    n_u, n_i = params.n_users, params.n_items
-    cat = pd.Categorical(items["trait_category"], categories=list(CATEGORIES)).codes
-    mat = pd.Categorical(items["trait_material"], categories=list(MATERIALS)).codes
-    col = pd.Categorical(items["trait_colour"], categories=list(COLOURS)).codes
-    shp = pd.Categorical(items["trait_shape"], categories=list(SHAPES)).codes
-    new_arrival = items["trait_new_arrival"].to_numpy(bool)
-
-    # Users: primary/secondary category and colour, one material and shape, text/image mix.
-    def two_distinct(k: int) -> tuple[np.ndarray, np.ndarray]:
-        first = rng.integers(k, size=n_u)
-        second = (first + rng.integers(1, k, size=n_u)) % k
-        return first, second
-
-    cat1, cat2 = two_distinct(len(CATEGORIES))
-    col1, col2 = two_distinct(len(COLOURS))
-    mat_u = rng.integers(len(MATERIALS), size=n_u)
-    shp_u = rng.integers(len(SHAPES), size=n_u)
-    mix = rng.beta(2.0, 2.0, size=n_u)
-    p_u = rng.normal(0, 1 / math.sqrt(w.latent_dim), size=(n_u, w.latent_dim))
-    q_i = rng.normal(0, 1, size=(n_i, w.latent_dim))
-    # Zipf-like popularity over a random ranking of the items.
-    rank = rng.permutation(n_i) + 1
-    log_pop = -w.zipf_exponent * np.log(rank)
-
-    n_events = np.clip(
-        np.round(rng.lognormal(math.log(params.mean_per_user) - 0.5 * 0.7**2, 0.7, size=n_u)),
-        params.min_per_user, min(params.max_per_user, n_i),
-    ).astype(np.int64)
-
-    item_bias = (w.popularity * log_pop - w.new_arrival_penalty * new_arrival).astype(np.float32)
-    rows_u, rows_i = [], []
-    # Users in blocks: the dense utility block stays small (block x n_items floats).
-    block = 512
-    for start in range(0, n_u, block):
-        us = np.arange(start, min(start + block, n_u))
-        aff_cat = (cat[None, :] == cat1[us, None]) + w.secondary_affinity * (cat[None, :] == cat2[us, None])
-        aff_col = (col[None, :] == col1[us, None]) + w.secondary_affinity * (col[None, :] == col2[us, None])
-        text_u = w.category * aff_cat + w.material * (mat[None, :] == mat_u[us, None])
-        image_u = w.colour * aff_col + w.shape * (shp[None, :] == shp_u[us, None])
-        util = (
-            2 * mix[us, None] * text_u
-            + 2 * (1 - mix[us, None]) * image_u
-            + w.interaction * ((cat[None, :] == cat1[us, None]) & (col[None, :] == col1[us, None]))
-            + w.latent * (p_u[us] @ q_i.T)
-            + item_bias[None, :]
-        ).astype(np.float32)
-        # Gumbel-top-k: the k largest of utility + Gumbel noise are a draw without replacement
-        # from the softmax over utilities (Plackett-Luce).
-        perturbed = util + event_rng.gumbel(size=util.shape).astype(np.float32)
-        k_max = int(n_events[us].max())
-        # Only each row's top k_max matter: partition, then order just those.
-        top = np.argpartition(-perturbed, k_max - 1, axis=1)[:, :k_max]
-        top_vals = np.take_along_axis(perturbed, top, axis=1)
-        order = np.take_along_axis(top, np.argsort(-top_vals, axis=1, kind="stable"), axis=1)
-        for r, u in enumerate(us):
-            chosen = order[r, : n_events[u]]
-            rows_u.append(np.full(len(chosen), u, dtype=np.int64))
-            rows_i.append(chosen.astype(np.int64))
-    users = np.concatenate(rows_u)
-    its = np.concatenate(rows_i)
-
-    # Timestamps: each user is active over a random stretch of the window; events are spread
-    # uniformly inside it in random order (the draw order above is by utility, not time).
-    start_t = event_rng.uniform(0, _WINDOW * 0.6, size=n_u)
-    span = event_rng.uniform(3 * _DAY, _WINDOW * 0.4, size=n_u)
-    ts = _T0 + start_t[users] + event_rng.uniform(0, 1, size=len(users)) * span[users]
-    # An event cannot precede its item's listing: move such events into [listing, window end).
-    listed = items["listed_at"].to_numpy(np.float64)[its]
-    early = ts < listed
-    ts[early] = listed[early] + event_rng.uniform(0, 1, size=int(early.sum())) * (_T0 + _WINDOW - listed[early])
-    ts = np.floor(ts)
-
-    frame = pd.DataFrame({"user": users, "item": its, "timestamp": ts})
-    frame = frame.sort_values(["user", "timestamp", "item"], kind="stable").reset_index(drop=True)
-    return frame
-
-
-# ---------------------------------------------------------------------------- cache
-_MANIFEST = "demo.json"
-
-
-def _default_root(params: _Params) -> Path:
-    base = Path(os.environ.get("FUSIONREC_CACHE", Path.home() / ".cache" / "fusionrec"))
-    return base / "demo" / params.key()
-
-
-def _load_cached(root: Path, params: _Params) -> Dataset | None:
-    manifest = root / _MANIFEST
-    if not manifest.is_file():
-        return None
-    try:
-        meta = json.loads(manifest.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if meta.get("key") != params.key() or meta.get("params") != json.loads(json.dumps(asdict(params))):
-        return None
-    try:
-        items = pd.read_parquet(root / "items.parquet")
-        interactions = pd.read_parquet(root / "interactions.parquet")
-    except (OSError, ValueError):
-        return None
-    paths = items["image_path"].dropna()
-    if len(items) != params.n_items or not all((root / p).is_file() for p in paths):
-        return None  # files were removed since: regenerate rather than hand back broken paths
-    return _to_dataset(items, interactions, root)
-
-
-def _write_cache(root: Path, params: _Params, items: pd.DataFrame, interactions: pd.DataFrame) -> None:
-    # Tables first, manifest last and atomically: a crash mid-way leaves no manifest, so the
-    # next call regenerates instead of loading half-written data.
-    (root / _MANIFEST).unlink(missing_ok=True)
-    items.to_parquet(root / "items.parquet", index=False)
-    interactions.to_parquet(root / "interactions.parquet", index=False)
-    meta = {"key": params.key(), "params": asdict(params), "n_interactions": len(interactions)}
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".demo-", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(meta, fh, indent=2, sort_keys=True)
-    os.replace(tmp, root / _MANIFEST)
-
-
-def _to_dataset(items: pd.DataFrame, interactions: pd.DataFrame, root: Path) -> Dataset:
-    n_users = int(interactions["user"].max()) + 1 if len(interactions) else 0
-    width = max(5, len(str(max(n_users - 1, 0))))
-    user_ids = [f"user{u:0{width}d}" for u in range(n_users)]
-    inter = pd.DataFrame(
-        {
-            "user": interactions["user"].to_numpy(np.int64),
-            "item": interactions["item"].to_numpy(np.int64),
-            "rating": np.float32(np.nan),
-            "timestamp": interactions["timestamp"].to_numpy(np.float64),
-            "label": np.float32(1.0),
-        }
-    )
-    return Dataset("demo", user_ids, items["item_id"].tolist(), inter, items, root=root)
 
 
 def _check_args(n_users: int, n_items: int, image_size: int, min_per_user: int, max_per_user: int,

@@ -38,9 +38,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fusionrec.data.demo_users import DAY as _DAY
+from fusionrec.data.demo_users import T0, WINDOW, DemoWeights
+from fusionrec.data.demo_vocab import CATEGORIES, COLOURS, MATERIALS, SHAPES
 from fusionrec.errors import UserError
-
-_DAY = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,6 @@ class EventSettings:
 
 
 def _user_tastes(n_users: int, items: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    from fusionrec.data.demo import CATEGORIES, COLOURS, MATERIALS, SHAPES
-
     def two(k: int) -> tuple[np.ndarray, np.ndarray]:
         first = rng.integers(k, size=n_users)
         return first, (first + rng.integers(1, k, size=n_users)) % k
@@ -94,8 +93,6 @@ def _user_tastes(n_users: int, items: pd.DataFrame, rng: np.random.Generator) ->
 
 
 def _item_codes(items: pd.DataFrame) -> dict[str, np.ndarray]:
-    from fusionrec.data.demo import CATEGORIES, COLOURS, MATERIALS, SHAPES
-
     def codes(col: str, names: tuple[str, ...]) -> np.ndarray:
         return pd.Categorical(items[col], categories=list(names)).codes.astype(np.int64)
 
@@ -109,8 +106,6 @@ def simulate_events(items: pd.DataFrame, n_users: int, seed: int,
                     settings: EventSettings | None = None) -> pd.DataFrame:
     """The event log: ``user, item, timestamp, label`` (0 shown, 1 clicked, 2 bought) plus the true
     ``p_click`` and ``p_convert`` (given a click) of every impression."""
-    from fusionrec.data.demo import _T0, _WINDOW, DemoWeights
-
     s = settings or EventSettings()
     w = DemoWeights()
     taste_ss, item_ss, show_ss, event_ss = np.random.SeedSequence([int(seed), 0xE7E175]).spawn(4)
@@ -144,7 +139,7 @@ def simulate_events(items: pd.DataFrame, n_users: int, seed: int,
     clicked = event_rng.random(len(frame)) < frame["p_click"].to_numpy()
     bought = clicked & (event_rng.random(len(frame)) < frame["p_convert"].to_numpy())
     frame["label"] = np.where(bought, 2.0, np.where(clicked, 1.0, 0.0)).astype(np.float32)
-    frame["timestamp"] = _timestamps(frame, items, event_rng, _T0, _WINDOW)
+    frame["timestamp"] = _timestamps(frame, items, event_rng, T0, WINDOW)
     frame = frame.sort_values(["user", "timestamp", "item"], kind="stable").reset_index(drop=True)
     return frame[["user", "item", "timestamp", "label", "p_click", "p_convert"]]
 
