@@ -64,7 +64,7 @@ def _serve(case: str, shop, tmp_path):
     from fusionrec.serve.loader import load_service
     from fusionrec.train.trainer import Trainer
 
-    root, ds, records = shop
+    _, ds, records = shop
     name, params, _ = MODELS[case]
     cfg = RunConfig.model_validate({
         "data": {"name": "shop", "format": "csv"}, "model": {"name": name, "params": params},
