@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,45 @@ class StoredItem:
     features: dict[str, np.ndarray]
 
 
-class EventStore:
+class SqlEventReads:
+    """Reads both stores make the same way. The SQLite and PostgreSQL stores differ here only
+    in the parameter placeholder and the user column's name (``user`` is reserved in PostgreSQL)."""
+
+    _PLACEHOLDER = "?"
+    _USER_COLUMN = "user"
+    _lock: threading.Lock
+    _conn: Any
+    _salt: bytes
+
+    def user_hash(self, user: str) -> str:
+        """Salted hash of a user id (the salt is per database, so hashes cannot be looked up elsewhere)."""
+        return hashlib.sha256(self._salt + user.encode("utf-8")).hexdigest()
+
+    def events(self, after_seq: int = 0, user: str | None = None) -> Iterator[StoredEvent]:
+        ph = self._PLACEHOLDER
+        sql = f"SELECT seq, event_id, {self._USER_COLUMN}, item, type, weight, ts FROM events WHERE seq > {ph}"
+        args: list = [after_seq]
+        if user is not None:
+            sql += f" AND {self._USER_COLUMN} = {ph}"
+            args.append(user)
+        sql += " ORDER BY seq"
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        for r in rows:
+            yield StoredEvent(int(r[0]), r[1], r[2], r[3], r[4], float(r[5]), float(r[6]))
+
+    def count_events(self, after_seq: int = 0) -> int:
+        with self._lock:
+            sql = f"SELECT COUNT(*) FROM events WHERE seq > {self._PLACEHOLDER}"
+            return int(self._conn.execute(sql, (after_seq,)).fetchone()[0])
+
+    def max_seq(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT MAX(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+
+class EventStore(SqlEventReads):
     """Thread-safe SQLite store; one connection serialised by a lock (SQLite has one writer anyway)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -121,10 +160,6 @@ class EventStore:
             self._conn.execute("INSERT OR REPLACE INTO forgotten VALUES (?, ?, ?)", (self.user_hash(user), 1, now))
         self._conn.execute("DROP TABLE forgotten_users")
         self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def user_hash(self, user: str) -> str:
-        """Salted hash of a user id (the salt is per database, so hashes cannot be looked up elsewhere)."""
-        return hashlib.sha256(self._salt + user.encode("utf-8")).hexdigest()
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and truncate it (so deleted rows are gone from both)."""
@@ -170,27 +205,6 @@ class EventStore:
                 cur.execute("ROLLBACK")
                 raise
         return seqs
-
-    def events(self, after_seq: int = 0, user: str | None = None) -> Iterator[StoredEvent]:
-        sql = "SELECT seq, event_id, user, item, type, weight, ts FROM events WHERE seq > ?"
-        args: list = [after_seq]
-        if user is not None:
-            sql += " AND user = ?"
-            args.append(user)
-        sql += " ORDER BY seq"
-        with self._lock:
-            rows = self._conn.execute(sql, args).fetchall()
-        for r in rows:
-            yield StoredEvent(int(r[0]), r[1], r[2], r[3], r[4], float(r[5]), float(r[6]))
-
-    def count_events(self, after_seq: int = 0) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM events WHERE seq > ?", (after_seq,)).fetchone()[0])
-
-    def max_seq(self) -> int:
-        with self._lock:
-            row = self._conn.execute("SELECT MAX(seq) FROM events").fetchone()
-        return int(row[0] or 0)
 
     # ------------------------------------------------------------------ items
     def upsert_items(self, items: Iterable[StoredItem]) -> None:

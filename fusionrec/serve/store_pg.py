@@ -21,20 +21,19 @@ file. What changes with a server:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fusionrec.errors import UserError
-from fusionrec.serve.store import StoredEvent, StoredItem
+from fusionrec.serve.store import SqlEventReads, StoredItem
 
 EVENTS_CHANNEL = "fusionrec_events"
 ITEMS_CHANNEL = "fusionrec_items"
@@ -92,8 +91,11 @@ def _connect(dsn: str):
                         "(pg_lsclusters / pg_ctlcluster 15 main start)") from None
 
 
-class PostgresEventStore:
+class PostgresEventStore(SqlEventReads):
     """Thread-safe PostgreSQL store: one connection serialised by a lock, like the SQLite store."""
+
+    _PLACEHOLDER = "%s"
+    _USER_COLUMN = "user_id"
 
     def __init__(self, dsn: str, local_dir: str | Path | None = None) -> None:
         self.dsn = dsn
@@ -114,10 +116,6 @@ class PostgresEventStore:
                            (secrets.token_bytes(16).hex(),))
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'user_hash_salt'").fetchone()
         return bytes.fromhex(row[0])
-
-    def user_hash(self, user: str) -> str:
-        """Salted hash of a user id (the salt is per database, shared by the replicas)."""
-        return hashlib.sha256(self._salt + user.encode("utf-8")).hexdigest()
 
     def checkpoint(self) -> None:
         """Nothing to copy on this host: the server owns its WAL (see the module docstring)."""
@@ -149,27 +147,6 @@ class PostgresEventStore:
                 seqs.append(int(got[0]))
             self._conn.execute(f"NOTIFY {EVENTS_CHANNEL}")
         return seqs
-
-    def events(self, after_seq: int = 0, user: str | None = None) -> Iterator[StoredEvent]:
-        sql = "SELECT seq, event_id, user_id, item, type, weight, ts FROM events WHERE seq > %s"
-        args: list = [after_seq]
-        if user is not None:
-            sql += " AND user_id = %s"
-            args.append(user)
-        sql += " ORDER BY seq"
-        with self._lock:
-            rows = self._conn.execute(sql, args).fetchall()
-        for r in rows:
-            yield StoredEvent(int(r[0]), r[1], r[2], r[3], r[4], float(r[5]), float(r[6]))
-
-    def count_events(self, after_seq: int = 0) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM events WHERE seq > %s", (after_seq,)).fetchone()[0])
-
-    def max_seq(self) -> int:
-        with self._lock:
-            row = self._conn.execute("SELECT MAX(seq) FROM events").fetchone()
-        return int(row[0] or 0)
 
     # ------------------------------------------------------------------ items
     def upsert_items(self, items: Iterable[StoredItem]) -> None:
