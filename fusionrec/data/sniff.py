@@ -146,6 +146,10 @@ def id_column(columns: list[str], role: str, exclude: tuple[str, ...] = ()) -> t
     for col in candidates:
         if words.search(col) and _ID_SUFFIX.search(col):
             return col, f"name says {role} id ('{words.search(col).group(0)}' + id)"
+    # a bare word as the whole name ('customer', 'Product', 'skus'): exports often drop the suffix
+    for col in candidates:
+        if re.fullmatch(words.pattern + "s?", col.strip(), re.IGNORECASE):
+            return col, f"name '{col}' says {role} (no id suffix)"
     return None, f"no column is named like a{'n' if role == 'item' else ''} {role} id"
 
 

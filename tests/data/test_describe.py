@@ -207,6 +207,19 @@ def test_undecidable_columns_are_todos(tmp_path: Path, capsys: pytest.CaptureFix
         load_dataset(load_description(root))
 
 
+def test_bare_customer_and_product_columns_are_ids(tmp_path: Path) -> None:
+    """Exports often name the id columns by the bare word ('customer', 'Product'), no _id suffix."""
+    root = tmp_path / "shop"
+    root.mkdir()
+    pd.DataFrame({"customer": ["C01", "C02", "C01"], "Product": ["007", "008", "008"],
+                  "date": ["2025-01-02", "2025-01-03", "2025-02-01"]}).to_parquet(root / "events.parquet")
+    desc = describe_folder(root)
+    assert not desc.blocking
+    data = yaml.safe_load(render_yaml(desc))
+    assert data["columns"]["user"] == "customer" and data["columns"]["item"] == "Product"
+    assert data["columns"]["timestamp"] == "date"
+
+
 def test_no_tables_at_all(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "notes.md").write_text("hello")
     assert main(["data", "init", str(tmp_path)]) == 2
