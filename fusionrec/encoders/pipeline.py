@@ -259,6 +259,12 @@ def encode_items(
         if sort_key is not None:
             # Similar lengths in a batch -> less padding (what sentence-transformers does per call).
             work.sort(key=sort_key)
+        if work and progress and len(work) < len(items):
+            from fusionrec import output
+
+            # the bar counts distinct uncached inputs, not items: say why it is shorter
+            output.info(f"encode {encoder.modality} ({encoder.name}): {len(items)} items, {report.n_cached} cached, "
+                        f"{len(work)} distinct input(s) to encode")
         if work and ray_workers > 0:
             from fusionrec.encoders.ray_encode import run_work_ray
 
@@ -296,7 +302,7 @@ def _run_work(
     started = time.perf_counter()
     n_done = 0
     # a bar on a terminal, plain lines in logs and pipes, nothing with -q (fusionrec.output)
-    bar = output.progress_bar(len(work), f"encode {encoder.modality} ({encoder.name})", "item", progress)
+    bar = output.progress_bar(len(work), f"encode {encoder.modality} ({encoder.name})", "input", progress)
     try:
         for indices, batch, problems in _batches(encoder, [w.payload for w in work], batch_size, num_workers):
             for index, reason in problems:

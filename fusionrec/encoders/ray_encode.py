@@ -110,7 +110,7 @@ def run_work_ray(
         )
         n_done = 0
         bar = output.progress_bar(len(work), f"encode {encoder.modality} ({encoder.name}, ray x{workers})",
-                                  "item", progress)
+                                  "input", progress)
         try:
             for row in results.iter_rows():
                 n_done += _store_result(row, work, store)
