@@ -61,14 +61,40 @@ def nomask_metrics(model: Any, evaluator: Any, split: str = "test", ks: tuple[in
     return out
 
 
+# (cold_neighbours, cold_mix) settings scored on the trained model after the run (--cold-sweep); they only
+# change how items without training events are placed at inference, so one training serves them all
+COLD_SWEEP: list[tuple[int, float]] = []
+
+
+def cold_sweep(model: Any, evaluator: Any) -> dict[str, float]:
+    """Valid and test metrics (all events, warm and cold slices) of each ``COLD_SWEEP`` setting."""
+    from fusionrec.evaluate.slices import slice_metrics
+
+    items = getattr(model, "items", None)
+    if not COLD_SWEEP or not hasattr(items, "set_cold_neighbours") or items.repr == "id":
+        return {}
+    keep = (items.cold_neighbours, items.cold_mix)
+    out: dict[str, float] = {}
+    for k, mix in COLD_SWEEP:
+        items.set_cold_neighbours(k, mix)
+        for split in ("valid", "test"):
+            res = {**evaluator.evaluate(model, split), **slice_metrics(evaluator, model, split)}
+            out.update({f"sweep:{k}:{mix}:{split}:{m}": v for m, v in res.items() if "@10" in m or "@20" in m})
+    items.set_cold_neighbours(*keep)
+    return out
+
+
 def test_extra(model: Any, evaluator: Any) -> dict[str, float]:
     from fusionrec.evaluate.slices import slice_metrics
 
     out = slice_metrics(evaluator, model, "test")
+    # the valid split's cold/warm slices: what settings for new items are chosen on (never test)
+    out.update({f"valid_{k}": v for k, v in slice_metrics(evaluator, model, "valid").items()})
     if hasattr(model, "set_context_events"):
         out.update(nomask_metrics(model, evaluator))
         # the chosen model's valid score under RecBole's protocol, to compare with RecBole's valid curve
         out.update({f"valid_{k}": v for k, v in nomask_metrics(model, evaluator, "valid").items()})
+    out.update(cold_sweep(model, evaluator))
     return out
 
 
@@ -93,6 +119,49 @@ def run_one(dataset: str, model: str, seed: int, sets: list[str], out: Path) -> 
     return row
 
 
+def rescore(run_dir: str, out: Path) -> dict[str, Any]:
+    """``COLD_SWEEP`` on the model a finished run saved (``RUN_DIR/model``), without training again."""
+    from fusionrec.models.io import load_model
+    from fusionrec.pipeline import make_evaluator
+
+    torch.set_num_threads(1)
+    c0 = time.process_time()
+    loaded = load_model(Path(run_dir) / "model")
+    result = json.loads((Path(run_dir) / "results.json").read_text())
+    seed = result["per_seed"][0]["seed"] if "per_seed" in result else loaded.config.train.seeds[0]
+    sweep = cold_sweep(loaded.model, make_evaluator(loaded.dataset, loaded.config))
+    row = {"system": "fusionrec", "kind": "cold_sweep", "model": loaded.model.name, "seed": seed,
+           "params": {k: loaded.model.params.get(k) for k in ("item_repr", "projection", "id_dropout")},
+           "run_dir": str(run_dir), "sweep": sweep, "cpu_seconds": round(time.process_time() - c0, 1),
+           "loadavg_end": os.getloadavg()}
+    with out.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    return row
+
+
+def sweep_report(paths: list[str]) -> str:
+    """Per run with a cold sweep: every setting's valid / test NDCG@10 and cold Recall/NDCG@10."""
+    rows = [json.loads(line) for p in paths if Path(p).is_file() for line in Path(p).read_text().splitlines()
+            if line.strip()]
+    lines = [("| run | seed | cold_neighbours:cold_mix | valid NDCG@10 | valid cold NDCG@10 | test NDCG@10 | "
+              "test Recall@10 | cold Recall@10 | cold NDCG@10 | warm Recall@10 |"), "|" + "---|" * 10]
+    for r in rows:
+        sweep = r.get("sweep") or {k: v for k, v in r.get("test", {}).items() if k.startswith("sweep:")}
+        if not sweep:
+            continue
+        name = r["model"] + "".join(f" {k}={v}" for k, v in (r.get("params") or {}).items())
+        name += "".join(f" {x.split('.')[-1]}" for x in r.get("sets", []) if "model.params" in x)
+        for setting in sorted({":".join(k.split(":")[1:3]) for k in sweep},
+                              key=lambda s: tuple(map(float, s.split(":")))):
+            def g(split: str, m: str, setting: str = setting, sweep: dict = sweep) -> float:
+                return sweep.get(f"sweep:{setting}:{split}:{m}", float("nan"))
+            lines.append(f"| {name} | {r['seed']} | {setting} | {g('valid', 'ndcg@10'):.4f} | "
+                         f"{g('valid', 'cold:ndcg@10'):.4f} | {g('test', 'ndcg@10'):.4f} | {g('test', 'recall@10'):.4f} | "
+                         f"{g('test', 'cold:recall@10'):.4f} | {g('test', 'cold:ndcg@10'):.4f} | "
+                         f"{g('test', 'warm:recall@10'):.4f} |")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------- report
 def _fmt(values: list[float]) -> str:
     if not values:
@@ -106,6 +175,8 @@ def report(paths: list[str]) -> str:
             if line.strip()]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
+        if r.get("kind") == "cold_sweep":
+            continue  # sweep_report
         # runs with other overrides (split, epochs cap, parameters) are other experiments
         name = r["model"] + "".join(f" {k.split('.')[-1]}={v}" for k, _, v in
                                     (x.partition("=") for x in r.get("sets", [])))
@@ -143,9 +214,22 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="*", type=int, default=[2024])
     ap.add_argument("--out", default="docs/benchmarks/sequential_fusionrec.jsonl")
     ap.add_argument("--report", nargs="*", help="print the table of these JSONL files and exit")
+    ap.add_argument("--cold-sweep", nargs="*", default=[], metavar="K:MIX",
+                    help="after each content model's run, also score these cold_neighbours:cold_mix settings "
+                         "on valid and test (the same trained model; e.g. 5:1 10:0.5)")
+    ap.add_argument("--rescore", nargs="*", metavar="RUN_DIR",
+                    help="run the --cold-sweep on the saved models of these finished runs (no training)")
     args = ap.parse_args()
+    COLD_SWEEP[:] = [(int(k), float(m)) for k, _, m in (x.partition(":") for x in args.cold_sweep)]
     if args.report:
         print(report(args.report))
+        if COLD_SWEEP or any("sweep" in line for p in args.report if Path(p).is_file()
+                             for line in Path(p).read_text().splitlines()):
+            print("\n" + sweep_report(args.report))
+        return
+    if args.rescore:
+        for run_dir in args.rescore:
+            rescore(run_dir, Path(args.out))
         return
     for seed in args.seeds:
         for model in args.models:

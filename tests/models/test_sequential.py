@@ -159,6 +159,27 @@ def test_content_item_vectors_rank_items_never_seen_in_training(world):
     assert scores["mm_sasrec"]["cold:recall@5"] > scores["seq_content_knn"]["cold:recall@5"] + 0.2
 
 
+def test_cold_neighbours_place_new_items_by_their_warm_content_neighbours(world):
+    torch.manual_seed(0)
+    plain = build_model("mm_sasrec", world.train_data(), {"embedding_size": 16})
+    torch.manual_seed(0)
+    placed = build_model("mm_sasrec", world.train_data(), {"embedding_size": 16, "cold_neighbours": 3,
+                                                          "cold_mix": 0.5})
+    placed.load_state_dict(plain.state_dict())
+    plain.eval(), placed.eval()
+    before, after = plain.items.table(training=False)[1:], placed.items.table(training=False)[1:]
+    warm = placed.items.warm
+    new = torch.nonzero(~warm).ravel()
+    assert len(new) and torch.equal(before[warm], after[warm])         # warm items keep their vectors
+    nbr = placed.items._cold_nbr.to_dense()
+    assert (nbr[:, ~warm] == 0).all() and torch.allclose(nbr[new].sum(1), torch.ones(len(new)))
+    assert torch.allclose(after[new], 0.5 * before[new] + 0.5 * nbr[new] @ before, atol=1e-5)
+    # training never sees the mix (new items have no training events), and 0 switches it off
+    assert torch.equal(placed.items.table(training=True)[1:][new].detach(), before[new])
+    placed.items.set_cold_neighbours(0)
+    assert torch.equal(placed.items.table(training=False)[1:], before)
+
+
 # ---------------------------------------------------------------------- contract details
 @pytest.mark.parametrize("name", SEQ_MODELS)
 def test_every_sequential_model_trains_and_scores_the_catalogue(world, name):

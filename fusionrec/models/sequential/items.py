@@ -14,6 +14,15 @@
   interactions (their embedding was never trained) and dropped at random in training
   (``id_dropout``) so the content path learns to carry an item alone.
 
+**New items at inference** (``cold_neighbours`` > 0, ``content`` / ``both``): an item without
+training events gets ``(1 - cold_mix) x`` its own vector ``+ cold_mix x`` the mean vector of its
+warm neighbours in the content kNN graph (the graph mmgraph builds,
+:func:`~fusionrec.models.graphs.modality_item_graph`). Why: the content projection is
+trained only on warm items and, with features of a thousand-plus dimensions, can fit each of
+them almost freely, so a new item's own projected vector drifts away from the warm ones as
+training goes on; its warm look-alikes' vectors (ID part included) sit where the sequence
+model's signal put items like it. Training never reads it (new items have no training events).
+
 The same table is the input embedding of the sequence encoder and the output
 embedding the next item is scored against (weight tying, as in SASRec), so a cold
 item can be both recommended and read from a history. Row 0 is the padding item.
@@ -28,7 +37,9 @@ from torch import nn
 from fusionrec.align import ModalityProjector
 from fusionrec.data.dataset import TrainData
 from fusionrec.fuse import build_fusion, modality_dropout
-from fusionrec.models.modal_inputs import ModalInputs
+from fusionrec.models.adaptive_head import warm_neighbour_mean
+from fusionrec.models.graphs import modality_item_graph
+from fusionrec.models.modal_inputs import ModalInputs, select_modalities
 
 ITEM_REPRS = ("id", "content", "both")
 
@@ -60,6 +71,19 @@ class SequenceItemTable(nn.Module):
 
             self.tuning = getattr(hp, "text_tuning", None)
             self.text_tower = build_text_tower(data, self.tuning, hp.feature_norm, model)
+            self._modalities = {m.name: m for m in select_modalities(data, hp.modalities, model)}
+        self._cold_nbr: torch.Tensor | None = None
+        self.cold_neighbours, self.cold_mix = 0, 1.0
+        if self.repr != "id":
+            self.set_cold_neighbours(int(getattr(hp, "cold_neighbours", 0)), float(getattr(hp, "cold_mix", 1.0)))
+
+    def set_cold_neighbours(self, k: int, mix: float = 1.0) -> None:
+        """Place items without training events by their ``k`` content neighbours at inference (0 = off)."""
+        self.cold_neighbours, self.cold_mix = int(k), float(mix)
+        self._cold_nbr = None
+        if k > 0 and self.repr != "id":
+            graph = modality_item_graph(self._modalities, int(k))
+            self._cold_nbr = warm_neighbour_mean(graph, (~self.warm).cpu().numpy())
 
     def focus(self, targets: torch.Tensor) -> None:
         """Next-item targets of a training batch (item index + 1, 0 = pad): the text tower's items this step."""
@@ -84,4 +108,10 @@ class SequenceItemTable(nn.Module):
             if training and self.id_dropout > 0:
                 keep = keep * (torch.rand(self.n_items, device=keep.device) >= self.id_dropout).float()
             content = content + self.item_id.weight[1:] * keep[:, None]
+        if not training and self._cold_nbr is not None:
+            nbr = self._cold_nbr.to(content.device)
+            placed = torch.zeros(self.n_items, dtype=torch.bool, device=content.device)
+            placed[nbr.indices()[0].unique()] = True      # new items with at least one warm neighbour
+            mixed = (1 - self.cold_mix) * content + self.cold_mix * torch.sparse.mm(nbr, content)
+            content = torch.where(placed[:, None], mixed, content)
         return torch.cat([content.new_zeros(1, self.dim), content], dim=0)
