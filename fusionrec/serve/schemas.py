@@ -113,7 +113,7 @@ class ScoredItem(_Out):
     item_id: str
     score: float
     title: str | None = None
-    cold: bool | None = Field(None, description="true: placed by content, no interactions yet")
+    cold: bool = Field(False, description="true: placed by content, no interactions yet")
 
 
 class RecommendationsOut(_Out):

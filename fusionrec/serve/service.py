@@ -183,8 +183,7 @@ class RecService(RecommendMixin, IngestMixin, ItemsMixin, ExplainMixin, PrivacyM
             title = cat.title(r)
             if title:
                 entry["title"] = title
-            if cat.cold[r]:
-                entry["cold"] = True
+            entry["cold"] = bool(cat.cold[r])
             out.append(entry)
         return out
 
