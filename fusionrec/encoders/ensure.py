@@ -291,8 +291,12 @@ def _log_missing(modality: str, issues: list) -> None:
     """Items without this modality keep their others: say which, never stop the run."""
     if not issues:
         return
-    shown = "; ".join(f"{i.item_id}: {i.reason}" for i in issues[:SHOWN_ISSUES])
     more = f" (and {len(issues) - SHOWN_ISSUES} more)" if len(issues) > SHOWN_ISSUES else ""
+    reasons = {i.reason for i in issues}
+    if len(reasons) == 1:  # one reason for all: say it once, then the items
+        shown = f"{reasons.pop()}: " + ", ".join(str(i.item_id) for i in issues[:SHOWN_ISSUES])
+    else:
+        shown = "; ".join(f"{i.item_id}: {i.reason}" for i in issues[:SHOWN_ISSUES])
     log.warning("%d item(s) have no %s (mask=False, they keep their other modalities): %s%s",
                 len(issues), modality, shown, more)
 

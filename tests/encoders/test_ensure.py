@@ -216,3 +216,19 @@ def test_a_modality_asked_for_by_name_gets_its_default_encoder_or_a_clear_error(
         ensure_features(make_dataset(items, root), DataConfig(encoders={"text": "counted-text"}),
                         modalities=["colour"], store_dir=root / "store", progress=False)
     assert "encoders: {colour: {name: <one of" in err.value.fix
+
+
+def test_missing_items_with_one_reason_name_it_once(caplog: pytest.LogCaptureFixture) -> None:
+    from fusionrec.encoders.base import ItemIssue
+    from fusionrec.encoders.ensure import _log_missing
+
+    same = [ItemIssue(f"{i:03d}", "image", None, "no usable image") for i in range(7)]
+    with caplog.at_level("WARNING", logger="fusionrec.encoders"):
+        _log_missing("image", same)
+    text = caplog.text
+    assert text.count("no usable image") == 1 and "000, 001, 002" in text and "(and 2 more)" in text
+    caplog.clear()
+    mixed = [ItemIssue("a", "text", None, "empty text"), ItemIssue("b", "text", None, "too long")]
+    with caplog.at_level("WARNING", logger="fusionrec.encoders"):
+        _log_missing("text", mixed)
+    assert "a: empty text; b: too long" in caplog.text
