@@ -354,6 +354,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="--model auto: seconds for training all candidates (default 600)")
     p.add_argument("--candidates", nargs="+", default=None, metavar="MODEL",
                    help="--model auto: only these candidates (default: the whole portfolio)")
+    p.add_argument("--no-blend", action="store_true",
+                   help="--model auto: do not try the blend of the two best candidates (fusionrec/train/auto_blend.py)")
     p.add_argument("--out", help="output folder for run directories (default: output_dir of the config)")
     p.add_argument("--tensorboard", metavar="DIR", default=None,
                    help="write TensorBoard logs under DIR (same as --set train.tensorboard=DIR)")
@@ -427,7 +429,7 @@ def _cmd_train_auto(args: argparse.Namespace) -> int:
         return run_config_from_args(args, model=model, command="fusionrec train --model auto")
 
     results = run_auto(load_data(make_cfg("pop")), make_cfg, budget=args.budget, candidates=args.candidates,
-                       output_dir=args.out)
+                       output_dir=args.out, blend=not args.no_blend)
     print(results["candidate_table"])
     print(run_summary_text(results))
     print(f"run directory: {results['run_dir']}")

@@ -35,12 +35,14 @@ def check_model(model: str) -> None:
 
 
 def check_auto(params: dict[str, Any]) -> dict[str, Any]:
-    """``Recommender("auto", budget=600, candidates=[...])``: the options of :func:`fusionrec.train.auto.select_model`."""
-    unknown = sorted(set(params) - {"budget", "candidates"})
+    """``Recommender("auto", budget=600, candidates=[...], blend=True)``: the options of
+    :func:`fusionrec.train.auto.select_model`."""
+    unknown = sorted(set(params) - {"budget", "candidates", "blend"})
     if unknown:
-        raise UserError(f"Recommender('auto') takes budget and candidates, not {unknown}",
+        raise UserError(f"Recommender('auto') takes budget, candidates and blend, not {unknown}",
                         "fusionrec.Recommender('auto', ...)", "e.g. fusionrec.Recommender('auto', budget=600)")
-    return {"budget": float(params.get("budget", 600.0)), "candidates": params.get("candidates")}
+    return {"budget": float(params.get("budget", 600.0)), "candidates": params.get("candidates"),
+            "blend": bool(params.get("blend", True))}
 
 
 def check_params(model: str, params: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ from fusionrec.config import RunConfig, deep_merge
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import UserError
 from fusionrec.models.registry import available_models, model_class
+from fusionrec.train.auto_blend import Trained, blend_top_two, evaluations_needed
 from fusionrec.train.trainer import Trainer, seed_everything
 
 EASE_MAX_ITEMS = 20_000   # EASE inverts an items x items matrix; above this ItemKNN stands in for it
@@ -162,7 +163,7 @@ def _has_cold_items(dataset: Dataset) -> bool:
 # ---------------------------------------------------------------------- selection
 def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budget: float,
                  candidates: Sequence[Candidate | str] | None = None, keep_models: bool = False,
-                 reserve_test: bool = False) -> AutoResult:
+                 reserve_test: bool = False, blend: bool = True) -> AutoResult:
     """Train each candidate on ``dataset`` (one seed: the first of ``train.seeds``) within ``budget``
     seconds and keep the best on the valid split; nothing here reads the test split.
 
@@ -172,6 +173,8 @@ def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budg
     ``keep_models`` keeps every trained candidate in ``AutoResult.trained`` (benchmarks only).
     ``reserve_test`` keeps the time of one evaluation pass (as measured on the candidates so far) out
     of the candidates' shares, for the winner's test scoring that follows (:func:`run_auto`).
+    ``blend`` adds a last candidate, the two best on valid blended (:mod:`fusionrec.train.auto_blend`);
+    the time of its scoring passes is kept out of the other candidates' shares likewise.
     """
     from fusionrec.encoders.ensure import features_for_run
     from fusionrec.pipeline import ensure_split, make_evaluator
@@ -186,12 +189,13 @@ def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budg
     evaluator = make_evaluator(dataset, make_cfg(next((c.model for c in todo if _uses_content(c.model)), "pop")))
     seed = cfg0.train.seeds[0]
     reports: list[CandidateReport] = []
-    best: tuple[float, Candidate, Any, RunConfig, Any] | None = None
+    top: list[Trained] = []   # the two best on valid so far, best first
     trained: dict[str, tuple[Any, RunConfig]] = {}
     eval_cost = 0.0   # seconds of the slowest validation pass so far: the reserve a deadline keeps for one
+    passes_kept = (1 if reserve_test else 0) + (evaluations_needed() if blend else 0)
     for k, cand in enumerate(todo):
-        left = budget - (time.perf_counter() - start) - (eval_cost if reserve_test else 0.0)
-        if left <= 0 and best is not None:   # the cheapest candidate always runs: there is always a result
+        left = budget - (time.perf_counter() - start) - passes_kept * eval_cost
+        if left <= 0 and top:   # the cheapest candidate always runs: there is always a result
             reports.append(CandidateReport(cand.name, cand.model, "skipped: budget spent"))
             continue
         if content_note and _uses_content(cand.model):
@@ -211,14 +215,38 @@ def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budg
             continue
         if keep_models:
             trained[cand.name] = (model, cfg)
-        if best is None or report.valid > best[0]:
-            best = (report.valid, cand, model, cfg, result)
-    if best is None:
+        top = sorted([*top, Trained(cand.name, report.valid, model, cfg, result)], key=lambda t: -t.valid)[:2]
+    if not top:
         raise UserError("no candidate model could be trained", "--model auto",
                         "see the reasons in the candidate table above; raise --budget or name --candidates")
-    _, cand, model, cfg, result = best
-    return AutoResult(cand.name, model, cfg, dataset, reports, cfg0.train.valid_metric, budget,
-                      time.perf_counter() - start, result, trained)
+    if blend and len(top) == 2:
+        end = start + budget - (eval_cost if reserve_test else 0.0)
+        top = _add_blend(top, dataset, evaluator, cfg0.train.valid_metric, end, eval_cost, reports,
+                         trained if keep_models else None)
+    win = top[0]
+    return AutoResult(win.name, win.model, win.cfg, dataset, reports, cfg0.train.valid_metric, budget,
+                      time.perf_counter() - start, win.result, trained)
+
+
+def _add_blend(top: list[Trained], dataset: Dataset, evaluator: Any, metric: str, deadline: float,
+               eval_cost: float, reports: list[CandidateReport],
+               trained: dict[str, tuple[Any, RunConfig]] | None) -> list[Trained]:
+    """The blend of the two best as one more row of the table; ``top`` with it first when it wins on valid."""
+    try:
+        blended, row = blend_top_two(top[0], top[1], dataset, evaluator, metric, deadline, eval_cost)
+    except Exception as err:  # noqa: BLE001 - like a failed candidate: reported, never fatal
+        first = (str(err).splitlines() or [""])[0][:120]
+        reports.append(CandidateReport(f"blend({top[0].name}+{top[1].name})", "cascade",
+                                       f"failed: {type(err).__name__}: {first}"))
+        return top
+    status = row["status"] + (f", weight {row['weight']}" if row["weight"] is not None else "")
+    reports.append(CandidateReport(row["name"], "cascade", status, row["valid"], row["seconds"], 0))
+    output.info(f"[auto] {row['name']}: {status}, valid {metric} {row['valid']:.4f}, {row['seconds']:.1f}s")
+    if blended is None:
+        return top
+    if trained is not None:
+        trained[blended.name] = (blended.model, blended.cfg)
+    return [blended, *top] if blended.valid > top[0].valid else top
 
 
 def _uses_content(model: str) -> bool:
@@ -282,7 +310,8 @@ def candidate_config(cfg: RunConfig, cand: Candidate) -> RunConfig:
 
 # ---------------------------------------------------------------------- the run
 def run_auto(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budget: float,
-             candidates: Sequence[Candidate | str] | None = None, output_dir: str | None = None) -> dict[str, Any]:
+             candidates: Sequence[Candidate | str] | None = None, output_dir: str | None = None,
+             blend: bool = True) -> dict[str, Any]:
     """:func:`select_model`, then the winner scored on the test split once; writes a run directory
     like ``fusionrec train`` (``results.json`` with an ``auto`` block: every candidate's valid score,
     seconds and status, the winner, the budget) and saves the winner's model for ``serve``."""
@@ -295,7 +324,7 @@ def run_auto(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budget: 
     from fusionrec.pipeline import make_evaluator
 
     run_start = time.perf_counter()
-    chosen = select_model(dataset, make_cfg, budget=budget, candidates=candidates, reserve_test=True)
+    chosen = select_model(dataset, make_cfg, budget=budget, candidates=candidates, reserve_test=True, blend=blend)
     cfg, model, data = chosen.cfg, chosen.model, chosen.dataset
     if output_dir is not None:
         cfg = cfg.model_copy(update={"output_dir": output_dir})

@@ -36,7 +36,7 @@ def test_select_model_chooses_on_valid_and_never_reads_test(tmp_path, monkeypatc
 
     monkeypatch.setattr(Evaluator, "evaluate", spy)
     chosen = auto.select_model(ds, _make_cfg(tmp_path), budget=120,
-                               candidates=["pop", "content_knn", "ease"], keep_models=True)
+                               candidates=["pop", "content_knn", "ease"], keep_models=True, blend=False)
     assert "test" not in splits
     ok = [c for c in chosen.candidates if not math.isnan(c.valid)]
     assert {c.name for c in ok} == {"pop", "content_knn", "ease"}
@@ -89,7 +89,7 @@ def test_run_auto_tests_the_winner_and_writes_the_run(tmp_path):
     results = auto.run_auto(ds, _make_cfg(tmp_path), budget=60, candidates=["pop", "content_knn"])
     saved = json.loads((tmp_path / results["run_dir"].split("/")[-1] / "results.json").read_text())
     assert saved["auto"]["winner"] == results["model"]
-    assert [c["name"] for c in saved["auto"]["candidates"]] == ["pop", "content_knn"]
+    assert [c["name"] for c in saved["auto"]["candidates"]] == ["pop", "content_knn", "blend(content_knn+pop)"]
     assert "recall@10" in saved["test"] and (tmp_path / results["run_dir"].split("/")[-1] / "model").is_dir()
 
 
