@@ -103,3 +103,14 @@ def test_python_api_recommender_auto(tmp_path):
     assert len(rec.recommend(ds.user_ids[0], k=5)) == 5
     with pytest.raises(UserError, match="budget"):
         fusionrec.Recommender("auto", bugdet=60)
+
+
+def test_sparse_users_get_mmgraph_at_its_sparse_temperature():
+    dense = clustered_dataset(n_users=60, n_items=40, per_user=20)          # 16 training rows per user
+    sparse, _, _ = _clustered(n_users=60, n_items=40, cold_items=4, per_user=8)   # 6-7
+    assert auto._is_sparse(sparse) and not auto._is_sparse(dense)
+    names = {d: [c.name for c in auto.portfolio_for(ds)] for d, ds in (("dense", dense), ("sparse", sparse))}
+    assert "mmgraph" in names["dense"] and "mmgraph-sparse" not in names["dense"]
+    assert "mmgraph-sparse" in names["sparse"] and "mmgraph" not in names["sparse"]
+    (cand,) = auto.portfolio_for(sparse, ["mmgraph-sparse"])
+    assert cand.params == {"temperature": 0.5}
