@@ -86,7 +86,8 @@ class ContentSequentialParams(SequentialParams):
     modality_dropout: float = Field(0.1, ge=0, lt=1, description="share of modalities hidden in training")
     cold_neighbours: int = Field(0, ge=0, description=(
         "at inference, items without training events are placed by this many content kNN neighbours per "
-        "modality: their warm neighbours' mean item vector is mixed in (cold_mix; 0 = their own content only)"))
+        "modality: their warm neighbours' mean item vector (mean direction, mean length) is mixed in (cold_mix; 0 = "
+        "their own content only)"))
     cold_mix: float = Field(1.0, ge=0, le=1, description=(
         "cold_neighbours: share of the warm neighbours' mean in a new item's vector (the rest: its own)"))
     text_tuning: TextTuneParams = Field(default_factory=TextTuneParams, description=(

@@ -15,8 +15,8 @@
   (``id_dropout``) so the content path learns to carry an item alone.
 
 **New items at inference** (``cold_neighbours`` > 0, ``content`` / ``both``): an item without
-training events gets ``(1 - cold_mix) x`` its own vector ``+ cold_mix x`` the mean vector of its
-warm neighbours in the content kNN graph (the graph mmgraph builds,
+training events gets ``(1 - cold_mix) x`` its own vector ``+ cold_mix x`` the mean direction of
+its warm neighbours' vectors in the content kNN graph, at their mean length (the graph mmgraph builds,
 :func:`~fusionrec.models.graphs.modality_item_graph`). Why: the content projection is
 trained only on warm items and, with features of a thousand-plus dimensions, can fit each of
 them almost freely, so a new item's own projected vector drifts away from the warm ones as
@@ -112,6 +112,11 @@ class SequenceItemTable(nn.Module):
             nbr = self._cold_nbr.to(content.device)
             placed = torch.zeros(self.n_items, dtype=torch.bool, device=content.device)
             placed[nbr.indices()[0].unique()] = True      # new items with at least one warm neighbour
-            mixed = (1 - self.cold_mix) * content + self.cold_mix * torch.sparse.mm(nbr, content)
+            # the neighbours' mean direction at their mean length: a plain weighted mean of vectors that
+            # point different ways is shorter than each of them, and so scores below every neighbour
+            mean = torch.sparse.mm(nbr, content)
+            length = torch.sparse.mm(nbr, content.norm(dim=1, keepdim=True))
+            mean = mean * length / mean.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            mixed = (1 - self.cold_mix) * content + self.cold_mix * mean
             content = torch.where(placed[:, None], mixed, content)
         return torch.cat([content.new_zeros(1, self.dim), content], dim=0)
