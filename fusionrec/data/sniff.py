@@ -16,6 +16,7 @@ import pandas as pd
 
 from fusionrec.data.media import MEDIA_EXTENSIONS
 from fusionrec.data.roles import ROLE_ALIASES, SPLIT_VALUES, find_column
+from fusionrec.data.validation.dates import parse_dates
 
 # content checks look at this many non-empty values per column (dates parse one by one)
 CONTENT_SAMPLE = 1000
@@ -111,7 +112,7 @@ def column_stats(name: str, values: pd.Series) -> ColumnStats:
     # only text that looks like a date is parsed (dateutil is slow on titles and descriptions)
     if numeric_share < 0.5 and sample.str.contains(_DATE_LIKE).mean() >= 0.5:
         # the validator parses timestamps with the same call, so a date accepted here loads later
-        parsed = pd.to_datetime(sample, errors="coerce", utc=True, format="mixed")
+        parsed = parse_dates(sample)
         date_share = float(parsed.notna().mean())
         date_example = str(sample[parsed.notna()].iloc[0]) if parsed.notna().any() else ""
     lower = sample.str.lower()

@@ -63,3 +63,33 @@ def test_unparseable_timestamp_is_reported_with_its_line(tmp_path: Path) -> None
     issue = report.by_code("bad_timestamp")[0]
     assert issue.line == 3 and "'soon'" in issue.examples[0]
     assert ds.n_interactions == 2 and ds.interactions["timestamp"].notna().all()
+
+
+@pytest.mark.parametrize(("values", "expected_days"), [
+    # European day-first dates keep their order whatever the day: 01.03 is March 1st, not January 3rd
+    (["01.03.2025", "15.03.2025", "02.04.2025 10:30"], ["2025-03-01", "2025-03-15", "2025-04-02"]),
+    # a day above 12 in first place decides day-first for the whole column, slashes too
+    (["13/04/2025", "01/02/2025"], ["2025-04-13", "2025-02-01"]),
+    # a second field above 12 decides month-first
+    (["04/13/2025", "01/02/2025"], ["2025-04-13", "2025-01-02"]),
+    # ISO dates in the same column are never read day-first
+    (["01.03.2025", "2025-03-02"], ["2025-03-01", "2025-03-02"]),
+])
+def test_year_last_dates_take_the_columns_day_month_order(values: list[str], expected_days: list[str]) -> None:
+    secs, bad = to_seconds(pd.Series(values))
+    assert not bad.any()
+    got = pd.to_datetime(secs, unit="s", utc=True).strftime("%Y-%m-%d").tolist()
+    assert got == expected_days
+
+
+def test_init_and_validation_order_day_first_events(tmp_path: Path) -> None:
+    from fusionrec.data.sniff import column_stats
+
+    stats = column_stats("Bestelldatum", pd.Series(["01.03.2025", "15.03.2025"]))
+    assert stats.date_share == 1.0
+    path = tmp_path / "log.csv"
+    pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"],
+                  "timestamp": ["15.03.2025", "01.04.2025"]}).to_csv(path, index=False)
+    dataset, _ = validate_path(path)
+    ts = dataset.interactions.sort_values("item")["timestamp"].to_numpy()
+    assert ts[0] < ts[1]  # March 15th before April 1st (month-first would put January 4th first)

@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fusionrec.data.validation.dates import parse_dates
+
 INT_RE = re.compile(r"^-?(0|[1-9][0-9]*)$")
 # Numeric timestamps above these bounds are milli-, micro- or nanoseconds: 1e11 s is the year 5138.
 _EPOCH_UNITS = ((1e17, 1e9), (1e14, 1e6), (1e11, 1e3))
@@ -113,7 +115,8 @@ def to_seconds(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     Numbers are unix times (seconds, or ms/us/ns when the column's values are
     that large); text that is not a number is parsed as a date or datetime by
     pandas (``2018-09-20``, ISO 8601 with or without zone, ``20 Sep 2018``...;
-    naive values are taken as UTC).
+    naive values are taken as UTC); ``03.04.2025``-style dates with the column's own
+    day/month order (:mod:`fusionrec.data.validation.dates`).
     """
     if pd.api.types.is_datetime64_any_dtype(series):
         parsed = pd.to_datetime(series, utc=True)
@@ -126,7 +129,7 @@ def to_seconds(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     values = np.array(_epoch_seconds(values), dtype=np.float64)
     if bad.any():
         text = pd.Series(to_numpy(arrow_text(series)), dtype=object)[bad]
-        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+        parsed = parse_dates(text)
         ok = parsed.notna().to_numpy()
         rows = np.flatnonzero(bad)
         # subtracting the epoch is independent of the ns/us/s unit pandas picked
