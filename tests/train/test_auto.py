@@ -113,4 +113,4 @@ def test_sparse_users_get_mmgraph_at_its_sparse_temperature():
     assert "mmgraph" in names["dense"] and "mmgraph-sparse" not in names["dense"]
     assert "mmgraph-sparse" in names["sparse"] and "mmgraph" not in names["sparse"]
     (cand,) = auto.portfolio_for(sparse, ["mmgraph-sparse"])
-    assert cand.params == {"temperature": 0.5}
+    assert cand.params == {"temperature": 1.0}
