@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 from pyarrow import ArrowException
 
+from fusionrec.data.describe_ids import ids_from_keys, repeating_id_column
 from fusionrec.data.media import discover_pattern
 from fusionrec.data.readers import guess_format
 from fusionrec.data.sniff import (
@@ -224,7 +225,9 @@ def _describe_tables(root: Path, paths: list[Path]) -> Description:
         inter = max(both, key=lambda t: (_named(t, INTERACTION_NAMES), t.size))
         why = "named like an interaction log" if _named(inter, INTERACTION_NAMES) else "largest table"
         desc.files["interactions"] = f"{inter.rel} (has a user and an item column; {why})"
-    user, item = _interaction_columns(inter, guesses)
+    user, item = _interaction_columns(inter, [t for t in tables if t is not inter], guesses)
+    if not both and user and item:
+        desc.files["interactions"] = f"{inter.rel} (largest / best-named table; user and item columns found by content)"
     frame = inter.frame.head(INTERACTION_SAMPLE)
     data: dict[str, Any] = {"format": guess_format(inter.path), "path": inter.rel}
     roles = interaction_roles(frame_stats(frame), user or "", item or "", "interactions") if user or item else []
@@ -262,18 +265,32 @@ def describe_side_tables(root: Path, tables: list[Table], frame: pd.DataFrame, u
         desc.guesses.append(Guess("files", t.rel, "not used", "neither interactions nor an item/user table"))
 
 
-def _interaction_columns(inter: Table, guesses: list[Guess]) -> tuple[str | None, str | None]:
+def _interaction_columns(inter: Table, others: list[Table], guesses: list[Guess]) -> tuple[str | None, str | None]:
+    """The user and item columns: by name, else by content (another table's keys, a repeating id)."""
     cols = list(inter.frame.columns)
-    found = []
+    found: dict[str, tuple[str | None, str]] = {}
     for role in ("user", "item"):
-        col, why = id_column(cols, role, exclude=tuple(c for c in found if c))
-        found.append(col)
+        found[role] = id_column(cols, role, exclude=tuple(c for c, _ in found.values() if c))
+    if found["user"][0] is None or found["item"][0] is None:
+        taken = {c for c, _ in found.values() if c}
+        by_keys = ids_from_keys(inter.frame, others, taken, lambda t: _named(t, USER_NAMES))
+        for role, (col, why) in by_keys.items():
+            if found[role][0] is None and col not in taken:
+                found[role] = (col, why)
+                taken.add(col)
+        missing = [r for r in ("user", "item") if found[r][0] is None]
+        if len(missing) == 1:  # the other side is known: the remaining repeating id is this one
+            col, why = repeating_id_column(inter.frame, taken, missing[0])
+            if col is not None:
+                found[missing[0]] = (col, why)
+    for role in ("user", "item"):
+        col, why = found[role]
         if col is None:
             guesses.append(Guess("interactions", None, None, f"{why} in {inter.rel} (columns: {', '.join(cols)}); "
                                  f"write columns.{role}: <column> in fusionrec.yaml", todo=True, blocking=True))
         else:
             guesses.append(Guess("interactions", col, role, why))
-    return found[0], found[1]
+    return found["user"][0], found["item"][0]
 
 
 def _pick_side(tables: list[Table], key: str | None, role: str, words: tuple[str, ...],

@@ -285,3 +285,31 @@ def test_shared_folders_read_like_their_presets(shared_data: Path) -> None:
     assert lfm["format"] == "mmrec" and lfm["split"] == {"method": "predefined"}
     assert {spec["kind"] for spec in lfm["features"].values()} == {"text", "audio"}
     assert lfm["item_columns"]["text"] == "name,tags" and "text" not in lfm["encoders"]
+
+
+def test_ids_no_name_gives_away_are_found_by_content(tmp_path: Path) -> None:
+    """A German export: the item column holds the article table's keys, the user column is the
+    remaining id that repeats; quantities, prices written 12,34 and dates are not ids."""
+    root = tmp_path / "laden"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    n = 300
+    pd.DataFrame({
+        "Kundennummer": [f"K{rng.integers(40):03d}" for _ in range(n)],
+        "Artikelnummer": [f"{rng.integers(60):05d}" for _ in range(n)],
+        "Bestelldatum": [f"{rng.integers(1, 28):02d}.0{rng.integers(1, 9)}.2025" for _ in range(n)],
+        "Menge": rng.integers(1, 4, size=n),
+        "Preis": [f"{rng.integers(1, 9)},{rng.integers(0, 99):02d}" for _ in range(n)],
+    }).to_csv(root / "bestellungen.csv", sep=";", index=False)
+    pd.DataFrame({"Artikelnummer": [f"{i:05d}" for i in range(60)],
+                  "Beschreibung": [f"Ein schönes Ding aus Holz Nummer {i}" for i in range(60)]}
+                 ).to_csv(root / "artikel.csv", sep=";", index=False)
+    desc = describe_folder(root)
+    assert not desc.blocking
+    data = yaml.safe_load(render_yaml(desc))
+    assert data["columns"]["user"] == "Kundennummer" and data["columns"]["item"] == "Artikelnummer"
+    assert data["columns"]["timestamp"] == "Bestelldatum"
+    assert any("check it" in g.reason for g in desc.guesses if g.column == "Kundennummer")
+    assert main(["data", "init", str(root)]) == 0
+    dataset = load_dataset(load_description(root))
+    assert dataset.n_users == 40 and dataset.item_ids[0].startswith("0")
