@@ -53,10 +53,12 @@ def load_rows(sources: list[str], default_key: str, rows: list[str] | None = Non
                 served = [{part: {k: v["mean"] for k, v in model[part].items()} for part in ("valid", "test")}]
             if not served or not seeds or len(served) != len(seeds):
                 continue   # combined rows (click x cvr-on-clicks) and runs without per-seed metrics
-            if label in out:
-                raise SystemExit(f"{path}:{key}: row {label!r} is also in an earlier source; pass each once "
-                                 f"or pick rows with --rows")
-            out[label] = dict(zip((int(s) for s in seeds), served))
+            seen = out.setdefault(label, {})   # a row run one seed per process: merged over the sources
+            for seed, metrics in zip((int(s) for s in seeds), served):
+                if seed in seen:
+                    raise SystemExit(f"{path}:{key}: row {label!r}, seed {seed} is also in an earlier source; "
+                                     f"pass each once or pick rows with --rows")
+                seen[seed] = metrics
     return out
 
 
