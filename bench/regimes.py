@@ -196,12 +196,12 @@ def grid(name: str, seed: int, model: str, configs: list[dict[str, Any]], budget
             fh.write(json.dumps(line, default=float) + "\n")
 
 
-def table() -> str:
+def table(folder: Path = OUT) -> str:
     """One markdown row per regime and seed file: auto's choice and test R@20 against the baselines."""
     rows = [("| regime | seed | train/user | auto's choice (valid) | auto test R@20 | content_knn | ease | lightgcn "
-            "| auto vs best baseline | best candidate (test) | auto vs best candidate | selection s | load |"),
+            "| auto vs best baseline | best candidate (test) | auto vs best candidate | run s / budget | load |"),
             "|---|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---|"]
-    for path in sorted(OUT.glob("*.json")):
+    for path in sorted(folder.glob("*.json")):
         r = json.loads(path.read_text())
         cands = {c["name"]: c for c in r["auto"]["candidates"]}
         win = cands[r["auto"]["winner"]]
@@ -214,7 +214,8 @@ def table() -> str:
                  f"{win['name']} ({win['valid']:.4f})", f"{win['test']:.4f}",
                  *[f"{base[b]:.4f}" if base[b] is not None else "-" for b in BASELINES],
                  f"{100 * (win['test'] / best_base - 1):+.1f}%", f"{best_name} ({tested[best_name]:.4f})",
-                 f"{100 * (win['test'] / tested[best_name] - 1):+.1f}%", f"{r['auto']['selection_seconds']:.0f}",
+                 f"{100 * (win['test'] / tested[best_name] - 1):+.1f}%",
+                 f"{r['auto'].get('run_seconds', r['auto']['selection_seconds']):.0f} / {r['budget']:.0f}",
                  " ".join(r["load"])]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
@@ -229,7 +230,8 @@ def main() -> None:
     r.add_argument("--budget", type=float, default=900.0, help="auto's training budget (seconds)")
     r.add_argument("--baseline-budget", type=float, default=300.0, help="LightGCN's training budget (seconds)")
     r.add_argument("--candidates", nargs="+", default=None, help="auto's candidates (default: its portfolio)")
-    sub.add_parser("table")
+    t = sub.add_parser("table")
+    t.add_argument("--dir", type=Path, default=OUT, help="folder of the JSON files (default docs/benchmarks/regimes)")
     g = sub.add_parser("grid", help="one model, several settings, on a regime (valid and test per line)")
     g.add_argument("--regime", required=True, choices=sorted(REGIMES))
     g.add_argument("--seed", type=int, default=2024)
@@ -242,7 +244,7 @@ def main() -> None:
     elif args.cmd == "grid":
         grid(args.regime, args.seed, args.model, json.loads(args.configs), args.budget)
     else:
-        print(table())
+        print(table(args.dir))
 
 
 if __name__ == "__main__":
