@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -63,7 +64,7 @@ def nomask_metrics(model: Any, evaluator: Any, split: str = "test", ks: tuple[in
 
 # (cold_neighbours, cold_mix) settings scored on the trained model after the run (--cold-sweep); they only
 # change how items without training events are placed at inference, so one training serves them all
-COLD_SWEEP: list[tuple[int, float]] = []
+COLD_SWEEP: list[tuple[int, float, float]] = []
 
 
 def cold_sweep(model: Any, evaluator: Any) -> dict[str, float]:
@@ -73,13 +74,14 @@ def cold_sweep(model: Any, evaluator: Any) -> dict[str, float]:
     items = getattr(model, "items", None)
     if not COLD_SWEEP or not hasattr(items, "set_cold_neighbours") or items.repr == "id":
         return {}
-    keep = (items.cold_neighbours, items.cold_mix)
+    keep = (items.cold_neighbours, items.cold_mix, items.cold_scale)
     out: dict[str, float] = {}
-    for k, mix in COLD_SWEEP:
-        items.set_cold_neighbours(k, mix)
+    for k, mix, scale in COLD_SWEEP:
+        items.set_cold_neighbours(k, mix, scale)
+        label = f"{k}:{mix}" + (f":{scale}" if scale != 1.0 else "")
         for split in ("valid", "test"):
             res = {**evaluator.evaluate(model, split), **slice_metrics(evaluator, model, split)}
-            out.update({f"sweep:{k}:{mix}:{split}:{m}": v for m, v in res.items() if "@10" in m or "@20" in m})
+            out.update({f"sweep:{label}:{split}:{m}": v for m, v in res.items() if "@10" in m or "@20" in m})
     items.set_cold_neighbours(*keep)
     return out
 
@@ -143,7 +145,7 @@ def sweep_report(paths: list[str]) -> str:
     """Per run with a cold sweep: every setting's valid / test NDCG@10 and cold Recall/NDCG@10."""
     rows = [json.loads(line) for p in paths if Path(p).is_file() for line in Path(p).read_text().splitlines()
             if line.strip()]
-    lines = [("| run | seed | cold_neighbours:cold_mix | valid NDCG@10 | valid cold NDCG@10 | test NDCG@10 | "
+    lines = [("| run | seed | cold_neighbours:cold_mix[:cold_scale] | valid NDCG@10 | valid cold NDCG@10 | test NDCG@10 | "
               "test Recall@10 | cold Recall@10 | cold NDCG@10 | warm Recall@10 |"), "|" + "---|" * 10]
     for r in rows:
         sweep = r.get("sweep") or {k: v for k, v in r.get("test", {}).items() if k.startswith("sweep:")}
@@ -151,8 +153,8 @@ def sweep_report(paths: list[str]) -> str:
             continue
         name = r["model"] + "".join(f" {k}={v}" for k, v in (r.get("params") or {}).items())
         name += "".join(f" {x.split('.')[-1]}" for x in r.get("sets", []) if "model.params" in x)
-        for setting in sorted({":".join(k.split(":")[1:3]) for k in sweep},
-                              key=lambda s: tuple(map(float, s.split(":")))):
+        labels = {re.match(r"sweep:(.+?):(?:valid|test):", k).group(1) for k in sweep}
+        for setting in sorted(labels, key=lambda s: tuple(map(float, s.split(":")))):
             def g(split: str, m: str, setting: str = setting, sweep: dict = sweep) -> float:
                 return sweep.get(f"sweep:{setting}:{split}:{m}", float("nan"))
             lines.append(f"| {name} | {r['seed']} | {setting} | {g('valid', 'ndcg@10'):.4f} | "
@@ -215,12 +217,13 @@ def main() -> None:
     ap.add_argument("--out", default="docs/benchmarks/sequential_fusionrec.jsonl")
     ap.add_argument("--report", nargs="*", help="print the table of these JSONL files and exit")
     ap.add_argument("--cold-sweep", nargs="*", default=[], metavar="K:MIX",
-                    help="after each content model's run, also score these cold_neighbours:cold_mix settings "
-                         "on valid and test (the same trained model; e.g. 5:1 10:0.5)")
+                    help="after each content model's run, also score these cold_neighbours:cold_mix[:cold_scale] "
+                         "settings on valid and test (the same trained model; e.g. 5:1 10:0.5 20:1:1.5)")
     ap.add_argument("--rescore", nargs="*", metavar="RUN_DIR",
                     help="run the --cold-sweep on the saved models of these finished runs (no training)")
     args = ap.parse_args()
-    COLD_SWEEP[:] = [(int(k), float(m)) for k, _, m in (x.partition(":") for x in args.cold_sweep)]
+    COLD_SWEEP[:] = [(int(p[0]), float(p[1]) if len(p) > 1 else 1.0, float(p[2]) if len(p) > 2 else 1.0)
+                     for p in (x.split(":") for x in args.cold_sweep)]
     if args.report:
         print(report(args.report))
         if COLD_SWEEP or any("sweep" in line for p in args.report if Path(p).is_file()

@@ -180,6 +180,9 @@ def test_cold_neighbours_place_new_items_by_their_warm_content_neighbours(world)
     assert torch.equal(placed.items.table(training=True)[1:][new].detach(), before[new])
     placed.items.set_cold_neighbours(0)
     assert torch.equal(placed.items.table(training=False)[1:], before)
+    placed.items.set_cold_neighbours(0, scale=2.0)                      # cold_scale: new items' scores x 2
+    scaled = placed.items.table(training=False)[1:]
+    assert torch.equal(scaled[warm], before[warm]) and torch.allclose(scaled[new], 2 * before[new])
 
 
 # ---------------------------------------------------------------------- contract details

@@ -90,6 +90,9 @@ class ContentSequentialParams(SequentialParams):
         "their own content only)"))
     cold_mix: float = Field(1.0, ge=0, le=1, description=(
         "cold_neighbours: share of the warm neighbours' mean in a new item's vector (the rest: its own)"))
+    cold_scale: float = Field(1.0, gt=0, description=(
+        "at inference, every vector of an item without training events is multiplied by this: how readily "
+        "new items enter the lists (1 = as placed)"))
     text_tuning: TextTuneParams = Field(default_factory=TextTuneParams, description=(
         "fine-tune the text encoder with this model's loss (full / lora / side_adapter; docs/guide/finetune.md)"))
 

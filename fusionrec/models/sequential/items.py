@@ -21,7 +21,9 @@ its warm neighbours' vectors in the content kNN graph, at their mean length (the
 trained only on warm items and, with features of a thousand-plus dimensions, can fit each of
 them almost freely, so a new item's own projected vector drifts away from the warm ones as
 training goes on; its warm look-alikes' vectors (ID part included) sit where the sequence
-model's signal put items like it. Training never reads it (new items have no training events).
+model's signal put items like it. ``cold_scale`` then multiplies every new item's vector (its
+scores for every user): how readily new items enter the lists, chosen on valid like the rest.
+Training never reads any of this (new items have no training events).
 
 The same table is the input embedding of the sequence encoder and the output
 embedding the next item is scored against (weight tying, as in SASRec), so a cold
@@ -73,13 +75,15 @@ class SequenceItemTable(nn.Module):
             self.text_tower = build_text_tower(data, self.tuning, hp.feature_norm, model)
             self._modalities = {m.name: m for m in select_modalities(data, hp.modalities, model)}
         self._cold_nbr: torch.Tensor | None = None
-        self.cold_neighbours, self.cold_mix = 0, 1.0
+        self.cold_neighbours, self.cold_mix, self.cold_scale = 0, 1.0, 1.0
         if self.repr != "id":
-            self.set_cold_neighbours(int(getattr(hp, "cold_neighbours", 0)), float(getattr(hp, "cold_mix", 1.0)))
+            self.set_cold_neighbours(int(getattr(hp, "cold_neighbours", 0)), float(getattr(hp, "cold_mix", 1.0)),
+                                     float(getattr(hp, "cold_scale", 1.0)))
 
-    def set_cold_neighbours(self, k: int, mix: float = 1.0) -> None:
-        """Place items without training events by their ``k`` content neighbours at inference (0 = off)."""
-        self.cold_neighbours, self.cold_mix = int(k), float(mix)
+    def set_cold_neighbours(self, k: int, mix: float = 1.0, scale: float = 1.0) -> None:
+        """Place items without training events by their ``k`` content neighbours at inference (0 = off),
+        their vectors then scaled by ``scale``."""
+        self.cold_neighbours, self.cold_mix, self.cold_scale = int(k), float(mix), float(scale)
         self._cold_nbr = None
         if k > 0 and self.repr != "id":
             graph = modality_item_graph(self._modalities, int(k))
@@ -119,4 +123,7 @@ class SequenceItemTable(nn.Module):
             mean = mean * length / mean.norm(dim=1, keepdim=True).clamp_min(1e-12)
             mixed = (1 - self.cold_mix) * content + self.cold_mix * mean
             content = torch.where(placed[:, None], mixed, content)
+        if not training and self.cold_scale != 1.0:
+            # how readily new items enter the lists: every score of a new item times cold_scale
+            content = torch.where(self.warm[:, None], content, content * self.cold_scale)
         return torch.cat([content.new_zeros(1, self.dim), content], dim=0)
