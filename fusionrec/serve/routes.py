@@ -48,25 +48,39 @@ WRITE = {"openapi_extra": {"x-role": "write"}, "responses": _errors(*KEYED, 400,
 ADMIN = {"openapi_extra": {"x-role": "admin"}, "responses": _errors(*KEYED, 404, 409, 422)}
 
 
+class _Params:
+    """The request parameter types of one service (their bounds come from its config)."""
+
+    def __init__(self, service: RecService) -> None:
+        cfg = service.cfg
+        max_k = cfg.max_k
+        self.EventsIn, self.ItemsIn, self.RecommendIn = bounded_requests(
+            sorted(cfg.online.event_weights), max_k, cfg.max_events_per_request, cfg.max_items_per_request)
+        self.K = Annotated[int, Query(ge=1, le=max_k, description=f"number of items, 1..{max_k}")]
+        self.Filters = Annotated[str | None, Query(max_length=1000, description="e.g. genres:Comedy;year>=1990")]
+        self.UserId = Annotated[str, Path(max_length=MAX_ID_CHARS, description="a user id")]
+        self.ItemId = Annotated[str, Path(max_length=MAX_ID_CHARS, description="an item id")]
+
+
 def add_routes(router: FastAPI, service: RecService, metrics: ServeMetrics) -> None:
     """Add the API's routes over ``service`` to the app (see the module docstring).
 
     They go on the app itself, not through an included APIRouter, so that the access
     middleware finds each route and its ``x-role`` by matching the request's scope.
     """
-    cfg = service.cfg
-    max_k = cfg.max_k
-    EventsIn, ItemsIn, RecommendIn = bounded_requests(
-        sorted(cfg.online.event_weights), max_k, cfg.max_events_per_request, cfg.max_items_per_request)
-    K = Annotated[int, Query(ge=1, le=max_k, description=f"number of items, 1..{max_k}")]
-    Filters = Annotated[str | None, Query(max_length=1000, description="e.g. genres:Comedy;year>=1990")]
-    UserId = Annotated[str, Path(max_length=MAX_ID_CHARS, description="a user id")]
-    ItemId = Annotated[str, Path(max_length=MAX_ID_CHARS, description="an item id")]
+    params = _Params(service)
+    _add_recommend_routes(router, service, params)
+    _add_write_routes(router, service, metrics, params)
+    _add_admin_routes(router, service, metrics, params)
 
-    # Reads that are in-memory work (well under a millisecond) are `async def`: they run on the
-    # event loop without a thread-pool hop (an online user evicted from memory costs one indexed
-    # SQLite read there). Anything that can block longer -- SQLite writes (events, items, delete),
-    # model inference for text queries, retrain, profiles -- stays `def` (thread pool).
+
+# Reads that are in-memory work (well under a millisecond) are `async def`: they run on the
+# event loop without a thread-pool hop (an online user evicted from memory costs one indexed
+# SQLite read there). Anything that can block longer -- SQLite writes (events, items, delete),
+# model inference for text queries, retrain, profiles -- stays `def` (thread pool).
+def _add_recommend_routes(router: FastAPI, service: RecService, p: _Params) -> None:
+    K, Filters, UserId, ItemId, RecommendIn = p.K, p.Filters, p.UserId, p.ItemId, p.RecommendIn
+
     @router.get("/recommendations/{user_id}", response_model=RecommendationsOut, tags=["recommend"], **READ)
     async def recommend(user_id: UserId, k: K = 10, exclude_seen: bool = True, filters: Filters = None) -> dict[str, Any]:
         """Top-k items for a known user (trained or with online events); seen items excluded by default."""
@@ -88,6 +102,20 @@ def add_routes(router: FastAPI, service: RecService, metrics: ServeMetrics) -> N
         """Item profile: attributes, popularity, modalities present, nearest items."""
         return service.item_profile(item_id)
 
+    @router.get("/explain/{user_id}/{item_id}", response_model=ExplanationOut, tags=["explain"], **READ)
+    def explain(user_id: UserId, item_id: ItemId) -> dict[str, Any]:
+        """Why this item: modality contributions to the score and the past items that drove it."""
+        return service.explain(user_id, item_id)
+
+    @router.get("/users/{user_id}/profile", response_model=UserProfileOut, tags=["users"], **READ)
+    def user_profile(user_id: UserId) -> dict[str, Any]:
+        """Readable profile: top attributes, representative past items, how much each modality drives scores."""
+        return service.user_profile(user_id)
+
+
+def _add_write_routes(router: FastAPI, service: RecService, metrics: ServeMetrics, p: _Params) -> None:
+    ItemsIn, EventsIn = p.ItemsIn, p.EventsIn
+
     @router.post("/items", response_model=ItemsOut, tags=["items"], **WRITE)
     def post_items(body: ItemsIn) -> dict[str, Any]:
         """Add or update items; they are encoded and indexed at once (no retraining)."""
@@ -102,15 +130,9 @@ def add_routes(router: FastAPI, service: RecService, metrics: ServeMetrics) -> N
         metrics.events.inc(result["accepted"])
         return result
 
-    @router.get("/explain/{user_id}/{item_id}", response_model=ExplanationOut, tags=["explain"], **READ)
-    def explain(user_id: UserId, item_id: ItemId) -> dict[str, Any]:
-        """Why this item: modality contributions to the score and the past items that drove it."""
-        return service.explain(user_id, item_id)
 
-    @router.get("/users/{user_id}/profile", response_model=UserProfileOut, tags=["users"], **READ)
-    def user_profile(user_id: UserId) -> dict[str, Any]:
-        """Readable profile: top attributes, representative past items, how much each modality drives scores."""
-        return service.user_profile(user_id)
+def _add_admin_routes(router: FastAPI, service: RecService, metrics: ServeMetrics, p: _Params) -> None:
+    UserId = p.UserId
 
     @router.delete("/users/{user_id}", response_model=ForgetOut, tags=["users"], **ADMIN)
     def forget_user(user_id: UserId) -> dict[str, Any]:
