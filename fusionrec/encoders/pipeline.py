@@ -248,17 +248,8 @@ def encode_items(
     keys = [it.key for it in inputs]
 
     with store:
-        # Work list: unique content keys neither cached nor known to fail.
-        todo: dict[str, ItemInput] = {}
-        for it in inputs:
-            if it.key is not None and not store.has(it.key) and store.failure(it.key) is None:
-                todo.setdefault(it.key, it)
+        work = _work_list(encoder, inputs, store)
         report.n_cached = sum(1 for k in keys if k is not None and store.has(k))
-        work = list(todo.values())
-        sort_key = getattr(encoder, "sort_key", None)
-        if sort_key is not None:
-            # Similar lengths in a batch -> less padding (what sentence-transformers does per call).
-            work.sort(key=sort_key)
         if work and progress and len(work) < len(items):
             from fusionrec import output
 
@@ -276,20 +267,42 @@ def encode_items(
         store.set_items(item_ids, keys)
         store.flush()
         store.compact()
-
-        dim = store.dim if store.dim is not None else encoder.dim
-        feats, found = store.lookup(keys)
-        if feats.shape[1] != dim:
-            feats = np.zeros((len(keys), dim), dtype=np.float32)
-        for pos, it in enumerate(inputs):
-            if found[pos]:
-                continue
-            reason = it.problem if it.key is None else (store.failure(it.key) or "not encoded")
-            report.issues.append(ItemIssue(_plain(item_ids[pos]), encoder.modality, it.file, reason))
+        feats, found = _stored_vectors(encoder, inputs, item_ids, store, report)
     report.n_present = int(found.sum())
     report.seconds = time.perf_counter() - started
     modality = FeatureModality(encoder.modality, encoder.kind, feats, found, source=f"{encoder.name} ({info.encoder_id})")
     return modality, report
+
+
+def _work_list(encoder: Encoder, inputs: list[ItemInput], store: Any) -> list[ItemInput]:
+    """Unique content keys neither cached nor known to fail, similar lengths together."""
+    todo: dict[str, ItemInput] = {}
+    for it in inputs:
+        if it.key is not None and not store.has(it.key) and store.failure(it.key) is None:
+            todo.setdefault(it.key, it)
+    work = list(todo.values())
+    sort_key = getattr(encoder, "sort_key", None)
+    if sort_key is not None:
+        # Similar lengths in a batch -> less padding (what sentence-transformers does per call).
+        work.sort(key=sort_key)
+    return work
+
+
+def _stored_vectors(encoder: Encoder, inputs: list[ItemInput], item_ids: list[Any], store: Any,
+                    report: ModalityReport) -> tuple[np.ndarray, np.ndarray]:
+    """Every item's vector from the store (zeros where absent) and the presence mask; an issue in
+    ``report`` for each item without one, with the reason."""
+    keys = [it.key for it in inputs]
+    dim = store.dim if store.dim is not None else encoder.dim
+    feats, found = store.lookup(keys)
+    if feats.shape[1] != dim:
+        feats = np.zeros((len(keys), dim), dtype=np.float32)
+    for pos, it in enumerate(inputs):
+        if found[pos]:
+            continue
+        reason = it.problem if it.key is None else (store.failure(it.key) or "not encoded")
+        report.issues.append(ItemIssue(_plain(item_ids[pos]), encoder.modality, it.file, reason))
+    return feats, found
 
 
 def _run_work(
