@@ -161,6 +161,59 @@ def sweep_report(paths: list[str]) -> str:
                          f"{g('valid', 'cold:ndcg@10'):.4f} | {g('test', 'ndcg@10'):.4f} | {g('test', 'recall@10'):.4f} | "
                          f"{g('test', 'cold:recall@10'):.4f} | {g('test', 'cold:ndcg@10'):.4f} | "
                          f"{g('test', 'warm:recall@10'):.4f} |")
+    return "\n".join(lines) + "\n\n" + sweep_summary(rows) + "\n\n" + sweep_choice(rows)
+
+
+def sweep_summary(rows: list[dict[str, Any]]) -> str:
+    """Medians over seeds per (model settings, sweep setting); ``*`` marks the best valid value per column."""
+    per: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        sweep = r.get("sweep") or {}
+        name = r["model"] + "".join(f" {k}={v}" for k, v in (r.get("params") or {}).items())
+        for key, v in sweep.items():
+            m = re.match(r"sweep:(.+?):((?:valid|test):.+)", key)
+            if m:
+                per[(name, m.group(1))][m.group(2)].append(v)
+    cols = ("valid:ndcg@10", "valid:warm:ndcg@10", "valid:cold:ndcg@10", "test:ndcg@10", "test:cold:recall@10",
+            "test:cold:ndcg@10", "test:warm:recall@10")
+    lines = ["| model | setting | seeds | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 3)]
+    best = {c: max((float(np.median(v[c])) for v in per.values() if v.get(c)), default=np.nan) for c in cols[:3]}
+    for (name, setting), v in sorted(per.items(), key=lambda x: (x[0][0], tuple(map(float, x[0][1].split(":"))))):
+        cells = []
+        for c in cols:
+            med = float(np.median(v[c])) if v.get(c) else float("nan")
+            cells.append(f"{med:.4f}" + ("*" if c in best and med == best[c] else ""))
+        lines.append(f"| {name} | {setting} | {len(v[cols[0]])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def sweep_choice(rows: list[dict[str, Any]]) -> str:
+    """Per seed, the setting chosen on valid for new items: the best valid cold NDCG@10 among the settings
+    that are not below content-kNN (``seq_content_knn`` rows of the same files) on valid warm NDCG@10 --
+    serve new items as well as possible without falling behind the content baseline on known ones."""
+    knn = [r["test"] for r in rows if r["model"] == "seq_content_knn" and "valid_warm:ndcg@10" in r.get("test", {})]
+    if not knn:
+        return "(no seq_content_knn row with valid slice metrics: no floor for the choice)"
+    floor = knn[-1]["valid_warm:ndcg@10"]
+    merged: dict[str, dict[str, Any]] = {}   # one run's sweeps may come from several --rescore calls
+    for r in rows:
+        if r.get("sweep"):
+            into = merged.setdefault(r["run_dir"], {**r, "sweep": {}})
+            into["sweep"].update(r["sweep"])
+    cols = ("valid:warm:ndcg@10", "valid:cold:ndcg@10", "test:ndcg@10", "test:cold:recall@10", "test:cold:ndcg@10",
+            "test:warm:recall@10", "test:warm:ndcg@10")
+    lines = [f"Choice per seed: best valid cold NDCG@10 with valid warm NDCG@10 >= {floor:.4f} (content-kNN's)", "",
+             "| model | seed | chosen | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 3)]
+    for r in merged.values():
+        sweep = r["sweep"]
+        labels = {m.group(1) for k in sweep if (m := re.match(r"sweep:(.+?):valid:", k))}
+        ok = [x for x in labels if sweep.get(f"sweep:{x}:valid:warm:ndcg@10", -1) >= floor]
+        if not ok:
+            continue
+        x = max(ok, key=lambda lab: sweep[f"sweep:{lab}:valid:cold:ndcg@10"])
+        name = r["model"] + "".join(f" {k}={v}" for k, v in (r.get("params") or {}).items())
+        lines.append(f"| {name} | {r['seed']} | {x} | "
+                     + " | ".join(f"{sweep[f'sweep:{x}:{c}']:.4f}" for c in cols) + " |")
     return "\n".join(lines)
 
 
