@@ -211,18 +211,17 @@ def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budg
     trained: dict[str, tuple[Any, RunConfig]] = {}
     eval_cost = 0.0   # seconds of the slowest validation pass so far: the reserve a deadline keeps for one
     passes_kept = (1 if reserve_test else 0) + (evaluations_needed() if blend else 0)
+    skips = [_skip_reason(c, dataset, content_note, candidates is None) for c in todo]
     for k, cand in enumerate(todo):
         left = budget - (time.perf_counter() - start) - passes_kept * eval_cost
+        if skips[k]:
+            reports.append(CandidateReport(cand.name, cand.model, f"skipped: {skips[k]}"))
+            continue
         if left <= 0 and top:   # the cheapest candidate always runs: there is always a result
             reports.append(CandidateReport(cand.name, cand.model, "skipped: budget spent"))
             continue
-        if content_note and _uses_content(cand.model):
-            reports.append(CandidateReport(cand.name, cand.model, f"skipped: {content_note}"))
-            continue
-        if cand.when == "timestamps" and candidates is None and not _has_timestamps(dataset):
-            reports.append(CandidateReport(cand.name, cand.model, "skipped: no timestamps (a sequence needs them)"))
-            continue
-        deadline = time.perf_counter() + max(left, 0.0) / (len(todo) - k)
+        # an equal share of what is left among the candidates still to run (skipped ones take none)
+        deadline = time.perf_counter() + max(left, 0.0) / sum(1 for r in skips[k:] if not r)
         report, model, cfg, result = _train_candidate(cand, dataset, make_cfg, evaluator, seed, deadline, eval_cost)
         reports.append(report)
         if result is not None:
@@ -244,6 +243,15 @@ def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budg
     win = top[0]
     return AutoResult(win.name, win.model, win.cfg, dataset, reports, cfg0.train.valid_metric, budget,
                       time.perf_counter() - start, win.result, trained)
+
+
+def _skip_reason(cand: Candidate, dataset: Dataset, content_note: str, whole_portfolio: bool) -> str:
+    """Why ``cand`` cannot run on ``dataset`` ('' when it can)."""
+    if content_note and _uses_content(cand.model):
+        return content_note
+    if cand.when == "timestamps" and whole_portfolio and not _has_timestamps(dataset):
+        return "no timestamps (a sequence needs them)"
+    return ""
 
 
 def _add_blend(top: list[Trained], dataset: Dataset, evaluator: Any, metric: str, deadline: float,
