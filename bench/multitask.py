@@ -25,6 +25,8 @@ Models (all ``multitask`` with the same fields and network width, trained throug
 Usage::
 
     python bench/multitask.py --datasets demo ml100k --seeds 2024 2025 2026 --out docs/benchmarks/multitask.json
+    # rows stored under one key (--key), then the valid selection rule between the esmm rows
+    python bench/multitask.py --datasets demo --select docs/benchmarks/multitask.json:demo_select_2030
 """
 from __future__ import annotations
 
