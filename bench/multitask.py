@@ -252,7 +252,7 @@ def save(out: Path, report: dict[str, Any], key: str | None) -> None:
     import fcntl
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(out.suffix + ".lock"), "w") as lock:
+    with open(Path(tempfile.gettempdir()) / f"{out.name}.lock", "w") as lock:   # not beside the results
         fcntl.flock(lock, fcntl.LOCK_EX)
         old = json.loads(out.read_text()) if out.is_file() and out.stat().st_size else {}
         if key:
