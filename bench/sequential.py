@@ -141,18 +141,32 @@ def rescore(run_dir: str, out: Path) -> dict[str, Any]:
     return row
 
 
+def _with_sweeps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of trained runs carry their sweep inside ``test`` (``test_extra``): lift it to ``sweep`` and name
+    the run's parameters as rescored rows do."""
+    out = []
+    for r in rows:
+        inner = {k: v for k, v in r.get("test", {}).items() if k.startswith("sweep:")}
+        if inner and not r.get("sweep"):
+            params = {"item_repr": "both", "projection": "mlp", "id_dropout": 0.1}
+            params.update({k.split(".")[-1]: (float(v) if k.endswith("dropout") else v) for k, _, v in
+                           (x.partition("=") for x in r.get("sets", [])) if k.split(".")[-1] in params})
+            r = {**r, "sweep": inner, "params": params}
+        out.append(r)
+    return out
+
+
 def sweep_report(paths: list[str]) -> str:
     """Per run with a cold sweep: every setting's valid / test NDCG@10 and cold Recall/NDCG@10."""
-    rows = [json.loads(line) for p in paths if Path(p).is_file() for line in Path(p).read_text().splitlines()
-            if line.strip()]
+    rows = _with_sweeps([json.loads(line) for p in paths if Path(p).is_file()
+                         for line in Path(p).read_text().splitlines() if line.strip()])
     lines = [("| run | seed | cold_neighbours:cold_mix[:cold_scale] | valid NDCG@10 | valid cold NDCG@10 | test NDCG@10 | "
               "test Recall@10 | cold Recall@10 | cold NDCG@10 | warm Recall@10 |"), "|" + "---|" * 10]
     for r in rows:
-        sweep = r.get("sweep") or {k: v for k, v in r.get("test", {}).items() if k.startswith("sweep:")}
+        sweep = r.get("sweep")
         if not sweep:
             continue
         name = r["model"] + "".join(f" {k}={v}" for k, v in (r.get("params") or {}).items())
-        name += "".join(f" {x.split('.')[-1]}" for x in r.get("sets", []) if "model.params" in x)
         labels = {re.match(r"sweep:(.+?):(?:valid|test):", k).group(1) for k in sweep}
         for setting in sorted(labels, key=lambda s: tuple(map(float, s.split(":")))):
             def g(split: str, m: str, setting: str = setting, sweep: dict = sweep) -> float:
