@@ -8,7 +8,6 @@ import pytest
 
 from fusionrec.config import RunConfig
 from fusionrec.errors import UserError
-from fusionrec.evaluate import Evaluator
 from fusionrec.train import auto
 from tests.models.test_mmgraph import _clustered
 from tests.train.synthetic import clustered_dataset
@@ -25,16 +24,9 @@ def _make_cfg(tmp_path, **train):
     return make
 
 
-def test_select_model_chooses_on_valid_and_never_reads_test(tmp_path, monkeypatch):
+def test_select_model_chooses_on_valid_and_never_reads_test(tmp_path, evaluated_splits):
     ds, _, _ = _clustered(n_users=120, n_items=60, cold_items=6, per_user=12)
-    splits = []
-    real = Evaluator.evaluate
-
-    def spy(self, model, split="valid", **kw):
-        splits.append(split)
-        return real(self, model, split=split, **kw)
-
-    monkeypatch.setattr(Evaluator, "evaluate", spy)
+    splits = evaluated_splits
     chosen = auto.select_model(ds, _make_cfg(tmp_path), budget=120,
                                candidates=["pop", "content_knn", "ease"], keep_models=True, blend=False)
     assert "test" not in splits

@@ -6,7 +6,6 @@ import time
 
 import torch
 
-from fusionrec.evaluate import Evaluator
 from fusionrec.models.io import load_model, save_model
 from fusionrec.train import auto
 from fusionrec.train.auto_blend import BLEND_WEIGHTS, blend_top_two
@@ -14,16 +13,9 @@ from tests.models.test_mmgraph import _clustered
 from tests.train.test_auto import _make_cfg
 
 
-def test_the_blend_is_one_more_candidate_and_wins_only_on_valid(tmp_path, monkeypatch):
+def test_the_blend_is_one_more_candidate_and_wins_only_on_valid(tmp_path, evaluated_splits):
     ds, _, _ = _clustered(n_users=120, n_items=60, cold_items=6, per_user=12)
-    splits = []
-    real = Evaluator.evaluate
-
-    def spy(self, model, split="valid", **kw):
-        splits.append(split)
-        return real(self, model, split=split, **kw)
-
-    monkeypatch.setattr(Evaluator, "evaluate", spy)
+    splits = evaluated_splits
     chosen = auto.select_model(ds, _make_cfg(tmp_path), budget=60, candidates=["pop", "content_knn", "ease"],
                                keep_models=True)
     assert "test" not in splits
