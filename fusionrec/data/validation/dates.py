@@ -24,7 +24,34 @@ def day_first(text: pd.Series) -> bool | None:
     field above 12 (``04/13/2025``) month first. A column with both is inconsistent; it is read
     month first, as pandas would, and such values parse only where they can.
     """
-    parts = text.astype(str).str.extract(_YEAR_LAST).dropna()
+    return _day_first(_year_last_parts(text))
+
+
+def parse_dates(text: pd.Series) -> pd.Series:
+    """``text`` (a Series of strings) as UTC datetimes, NaT where a value is not a date.
+
+    Year-last numeric dates are read with the column's day/month order (:func:`day_first`);
+    everything else as pandas reads it (naive values are taken as UTC). Each value is parsed once.
+    """
+    text = text.astype(object)
+    parts = _year_last_parts(text)
+    if not _day_first(parts):
+        return pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    rows = parts[0].notna().to_numpy()
+    plain = text.reset_index(drop=True)   # positions, so a repeated index label cannot mix rows up
+    # ISO and other forms keep pandas' reading; dayfirst would turn 2025-03-01 into January 3rd
+    parsed = pd.concat([pd.to_datetime(plain[~rows], errors="coerce", utc=True, format="mixed"),
+                        pd.to_datetime(plain[rows], errors="coerce", utc=True, format="mixed", dayfirst=True)])
+    return parsed.sort_index().set_axis(text.index)
+
+
+def _year_last_parts(text: pd.Series) -> pd.DataFrame:
+    """Day-or-month, separator, day-or-month and year of each year-last value (NaN rows elsewhere)."""
+    return text.astype(str).str.extract(_YEAR_LAST)
+
+
+def _day_first(parts: pd.DataFrame) -> bool | None:
+    parts = parts.dropna()
     if parts.empty:
         return None
     first_big = bool((parts[0].astype(int) > 12).any())
@@ -34,19 +61,3 @@ def day_first(text: pd.Series) -> bool | None:
     if first_big:  # both: mixed conventions in one column
         return False
     return bool((parts[1] == ".").mean() >= 0.5)
-
-
-def parse_dates(text: pd.Series) -> pd.Series:
-    """``text`` (a Series of strings) as UTC datetimes, NaT where a value is not a date.
-
-    Year-last numeric dates are read with the column's day/month order (:func:`day_first`);
-    everything else as pandas reads it (naive values are taken as UTC).
-    """
-    text = text.astype(object)
-    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
-    if day_first(text):
-        rows = text.astype(str).str.match(_YEAR_LAST).to_numpy()
-        if rows.any():
-            parsed = parsed.copy()
-            parsed[rows] = pd.to_datetime(text[rows], errors="coerce", utc=True, format="mixed", dayfirst=True)
-    return parsed
