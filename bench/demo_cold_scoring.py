@@ -28,17 +28,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fusionrec.data.demo import make_demo_dataset
-from fusionrec.encoders.cli import default_cache_dir
-from fusionrec.encoders.pipeline import encode_dataset
 from fusionrec.evaluate.slices import slice_metrics
 from fusionrec.models.registry import build_model
 from fusionrec.pipeline import (
     _merge,
     _resolve_from_dict,
     demo_settings,
-    ensure_split,
     make_evaluator,
+    prepare_demo_dataset,
 )
 
 LIGHTGCN_VALID_WARM, CONTENT_KNN_VALID_COLD = 0.4264, 0.1820
@@ -54,9 +51,7 @@ def main() -> None:
     torch.set_num_threads(1)
     settings = demo_settings()
     base = copy.deepcopy(settings["run"])
-    ds = make_demo_dataset(root=None, **settings["data"])
-    encode_dataset(ds, settings["encoders"], store_dir=default_cache_dir(), progress=False)
-    ds = ensure_split(ds, _resolve_from_dict(_merge(base, {"model": {"name": "pop"}})))
+    ds = prepare_demo_dataset(settings["data"], settings["encoders"], base)
     params = {**json.loads(args.params), "cold_margin": 0.0, "cold_gate": 0.0, "cold_neighbours": 0.0}
     cfg = _resolve_from_dict(_merge(base, {"model": {"name": "mmgraph", "params": params}}))
     evaluator = make_evaluator(ds, cfg)

@@ -19,17 +19,14 @@ from pathlib import Path
 
 import torch
 
-from fusionrec.data.demo import make_demo_dataset
-from fusionrec.encoders.cli import default_cache_dir
-from fusionrec.encoders.pipeline import encode_dataset
 from fusionrec.evaluate.slices import slice_metrics
 from fusionrec.models.registry import build_model
 from fusionrec.pipeline import (
     _merge,
     _resolve_from_dict,
     demo_settings,
-    ensure_split,
     make_evaluator,
+    prepare_demo_dataset,
 )
 from fusionrec.train.trainer import Trainer, seed_everything
 
@@ -55,9 +52,7 @@ def main() -> None:
     torch.set_num_threads(1)
     settings = demo_settings()
     base = copy.deepcopy(settings["run"])
-    dataset = make_demo_dataset(root=None, **settings["data"])
-    encode_dataset(dataset, settings["encoders"], store_dir=default_cache_dir(), progress=False)
-    dataset = ensure_split(dataset, _resolve_from_dict(_merge(base, {"model": {"name": "pop"}})))
+    dataset = prepare_demo_dataset(settings["data"], settings["encoders"], base)
     for n, (model, params_json) in enumerate(args.variant):
         entry = next((e for e in settings["models"] if e["name"] == model), {})
         layered = _merge(base, {k: v for k, v in entry.items() if k not in ("name", "label")})

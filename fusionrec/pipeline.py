@@ -263,9 +263,6 @@ def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_roo
     Each model's test results carry warm/cold item slices (``"cold:recall@20"``, see
     :mod:`fusionrec.evaluate.slices`); ``seeds`` replaces ``train.seeds`` of demo.yaml.
     """
-    from fusionrec.data.demo import (
-        make_demo_dataset,  # lazy: only the demo needs the generator
-    )
     from fusionrec.experiments.multimodal_demo import demo_slices
 
     settings = demo_settings()
@@ -277,19 +274,7 @@ def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_roo
         base = _merge(base, q.get("run", {}))
     if seeds is not None:
         base = _merge(base, {"train": {"seeds": list(seeds)}})
-    dataset = make_demo_dataset(root=data_root, **gen)
-    encoders = list(settings.get("encoders") or [])
-    if encoders:
-        # content features for the multimodal models (baselines ignore them); cached on disk
-        from fusionrec.encoders.cli import default_cache_dir
-        from fusionrec.encoders.pipeline import (
-            encode_dataset,  # lazy: loads the encoder stack
-        )
-
-        store = Path(data_root) / "features" if data_root is not None else default_cache_dir()
-        encode_dataset(dataset, encoders, store_dir=store, progress=verbose)
-    # the generator's split (new arrivals only in valid/test) unless demo.yaml asks for another
-    dataset = ensure_split(dataset, _resolve_from_dict(_merge(base, {"model": {"name": "pop"}})))
+    dataset = prepare_demo_dataset(gen, list(settings.get("encoders") or []), base, data_root, progress=verbose)
     if verbose:
         output.info(f"demo data: {dataset}")  # silent with -q
 
@@ -308,6 +293,28 @@ def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_roo
         all_results[label] = run_experiment(cfg, dataset, verbose=verbose, test_extra=demo_slices)
         all_results[label]["wall_seconds"] = time.perf_counter() - start
     return all_results
+
+
+def prepare_demo_dataset(gen: dict[str, Any], encoders: list[Any], run: dict[str, Any],
+                         data_root: str | Path | None = None, progress: bool = False) -> Dataset:
+    """The demo shop as every demo run sees it: generated (or read from its cache) with the ``gen``
+    settings, its content encoded by ``encoders`` into the feature store, split by the ``run`` settings."""
+    from fusionrec.data.demo import (
+        make_demo_dataset,  # lazy: only the demo needs the generator
+    )
+
+    dataset = make_demo_dataset(root=data_root, **gen)
+    if encoders:
+        # content features for the multimodal models (baselines ignore them); cached on disk
+        from fusionrec.encoders.cli import default_cache_dir
+        from fusionrec.encoders.pipeline import (
+            encode_dataset,  # lazy: loads the encoder stack
+        )
+
+        store = Path(data_root) / "features" if data_root is not None else default_cache_dir()
+        encode_dataset(dataset, encoders, store_dir=store, progress=progress)
+    # the generator's split (new arrivals only in valid/test) unless demo.yaml asks for another
+    return ensure_split(dataset, _resolve_from_dict(_merge(run, {"model": {"name": "pop"}})))
 
 
 def _quick_bound(layered: dict[str, Any], quick_train: dict[str, Any]) -> dict[str, Any]:
