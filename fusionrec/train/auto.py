@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from fusionrec import output
 from fusionrec.config import RunConfig, deep_merge
 from fusionrec.data.dataset import Dataset
@@ -61,19 +63,18 @@ class Candidate:
 
 # The training settings are the ones each model was benchmarked with (docs/benchmarks/): graph models
 # validate every 5 epochs, content_cf trains on user batches of 256.
+_GRAPH_TRAIN = {"batch_size": 2048, "lr": 0.001, "eval_every": 5, "patience": 5}
 PORTFOLIO: tuple[Candidate, ...] = (
     Candidate("content_knn"),
     Candidate("ease"),
     Candidate("content_cf", train={"batch_size": 256, "lr": 0.005, "patience": 8}),
-    Candidate("mmgraph", train={"batch_size": 2048, "lr": 0.001, "eval_every": 5, "patience": 5}, when="dense"),
+    Candidate("mmgraph", train=_GRAPH_TRAIN, when="dense"),
     # sparse users (ml100k cut to 5 training rows per user): temperature 1.0 chosen on valid among
     # 0.1-1.0 (valid recall@20 0.1617; 0.5 and 0.7 tie with it, the default 0.2 gives 0.1364; regimes.md)
-    Candidate("mmgraph", {"temperature": 1.0}, {"batch_size": 2048, "lr": 0.001, "eval_every": 5, "patience": 5},
-              label="mmgraph-sparse", when="sparse"),
-    Candidate("mmgraph", {"cold_dropout": 0.3, "cold_negatives": False},
-              {"batch_size": 2048, "lr": 0.001, "eval_every": 5, "patience": 5},
+    Candidate("mmgraph", {"temperature": 1.0}, _GRAPH_TRAIN, label="mmgraph-sparse", when="sparse"),
+    Candidate("mmgraph", {"cold_dropout": 0.3, "cold_negatives": False}, _GRAPH_TRAIN,
               label="mmgraph-adaptive", when="cold_items"),
-    Candidate("lightgcn", train={"batch_size": 2048, "lr": 0.001, "eval_every": 5, "patience": 5}),
+    Candidate("lightgcn", train=_GRAPH_TRAIN),
     Candidate("two_tower", train={"batch_size": 1024, "lr": 0.005, "patience": 8}),
     Candidate("sasrec", train={"patience": 8}, when="timestamps"),
     Candidate("gru4rec", train={"patience": 8}, when="timestamps"),
@@ -158,15 +159,20 @@ def _by_name(name: str) -> Candidate:
                     f"({', '.join(c.name for c in PORTFOLIO)})")
 
 
+def _training_rows(dataset: Dataset) -> pd.DataFrame:
+    """The interactions the candidates train on (all of them before a split is made)."""
+    return dataset.split_frame("train") if dataset.has_split else dataset.interactions
+
+
 def _is_sparse(dataset: Dataset) -> bool:
     """True when the users have fewer than ``SPARSE_ROWS_PER_USER`` training rows on average."""
-    frame = dataset.split_frame("train") if dataset.has_split else dataset.interactions
+    frame = _training_rows(dataset)
     return len(frame) < SPARSE_ROWS_PER_USER * max(frame["user"].nunique(), 1)
 
 
 def _has_timestamps(dataset: Dataset) -> bool:
     """True when the training rows carry event times (sequential models read each user's events in order)."""
-    frame = dataset.split_frame("train") if dataset.has_split else dataset.interactions
+    frame = _training_rows(dataset)
     return "timestamp" in frame and bool(frame["timestamp"].notna().any())
 
 
