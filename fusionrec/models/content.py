@@ -87,6 +87,28 @@ class ContentKNN(RecModel):
             out[row] = sims.topk(k, dim=1).values.mean(dim=1)
         return out
 
+    def score_vectors(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """User [B, D] and item [N, D] vectors whose inner product is the score with ``k`` null (the
+        mean similarity to the history), so it can be served or blended as one inner product
+        (``content_cf``'s ``knn_weight``).
+
+        Per modality, the mean of the user's normalised history vectors against the item's; the
+        item side carries the modality weight renormalised over the modalities the item has.
+        """
+        if self.k is not None:
+            raise ValueError("score_vectors needs k null: a top-k mean is not an inner product")
+        present = [self.inputs.mask(n).float() * self.mod_weights[j] for j, n in enumerate(self.inputs.names)]
+        total = torch.stack(present).sum(0).clamp_min(1e-12)
+        hist = self._train[users.numpy()]
+        user_parts, item_parts = [], []
+        for name, share in zip(self.inputs.names, present):
+            feats, mask = self.inputs.features(name), self.inputs.mask(name).float()
+            sums = torch.from_numpy(np.asarray(hist @ feats.numpy(), dtype=np.float32))
+            counts = torch.from_numpy(np.asarray(hist @ mask.numpy(), dtype=np.float32)).clamp_min(1.0)
+            user_parts.append(sums / counts[:, None])
+            item_parts.append(feats * (share / total)[:, None])
+        return torch.cat(user_parts, 1), torch.cat(item_parts, 1)
+
     @torch.no_grad()
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
         total = torch.zeros(len(users), self.n_items)

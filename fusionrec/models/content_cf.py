@@ -191,25 +191,6 @@ class ContentCF(RecModel):
         return loss
 
     # ------------------------------------------------------------------ scoring
-    def _knn_vectors(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Content-kNN's score as an inner product: user [B, D] x item [N, D] vectors.
-
-        Per modality, the mean of the user's normalised history vectors against the item's; the
-        item side carries the modality weight renormalised over the modalities the item has.
-        """
-        knn = self.knn
-        present = [knn.inputs.mask(n).float() * knn.mod_weights[j] for j, n in enumerate(knn.inputs.names)]
-        total = torch.stack(present).sum(0).clamp_min(1e-12)
-        hist = knn._train[users.numpy()]
-        user_parts, item_parts = [], []
-        for name, share in zip(knn.inputs.names, present):
-            feats, mask = knn.inputs.features(name), knn.inputs.mask(name).float()
-            sums = torch.from_numpy(np.asarray(hist @ feats.numpy(), dtype=np.float32))
-            counts = torch.from_numpy(np.asarray(hist @ mask.numpy(), dtype=np.float32)).clamp_min(1.0)
-            user_parts.append(sums / counts[:, None])
-            item_parts.append(feats * (share / total)[:, None])
-        return torch.cat(user_parts, 1), torch.cat(item_parts, 1)
-
     def _scoring_vectors(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """User [B, D] and item [N, D] vectors whose inner product is the model's score.
 
@@ -222,7 +203,7 @@ class ContentCF(RecModel):
         items = torch.cat([vecs, bias[:, None]], 1)
         if self.knn is None:
             return u, items
-        ku, ki = self._knn_vectors(users)
+        ku, ki = self.knn.score_vectors(users)
         scale = 1.0 / (u @ items.T).std(1, keepdim=True).clamp_min(1e-8)
         knn_scale = self.knn_weight / (ku @ ki.T).std(1, keepdim=True).clamp_min(1e-8)
         return torch.cat([u * scale, ku * knn_scale], 1), torch.cat([items, ki], 1)

@@ -56,3 +56,12 @@ def test_blend_weight_zero_is_the_plain_model_and_kNN_changes_the_scores(world):
     # serving the plain model: the content bias is the last dimension
     torch.testing.assert_close(plain.user_embeddings()[:30] @ plain.item_embeddings().T, plain.full_sort_predict(users),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_content_knn_score_vectors_reproduce_its_scores(world):
+    knn = build_model("content_knn", world.train_data(), {})
+    users = torch.arange(30)
+    u, items = knn.score_vectors(users)
+    torch.testing.assert_close(u @ items.T, knn.full_sort_predict(users), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="k null"):
+        build_model("content_knn", world.train_data(), {"k": 3}).score_vectors(users)
