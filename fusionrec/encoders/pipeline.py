@@ -267,7 +267,7 @@ def encode_items(
         store.set_items(item_ids, keys)
         store.flush()
         store.compact()
-        feats, found = _stored_vectors(encoder, inputs, item_ids, store, report)
+        feats, found = _stored_vectors(encoder, inputs, keys, item_ids, store, report)
     report.n_present = int(found.sum())
     report.seconds = time.perf_counter() - started
     modality = FeatureModality(encoder.modality, encoder.kind, feats, found, source=f"{encoder.name} ({info.encoder_id})")
@@ -288,11 +288,10 @@ def _work_list(encoder: Encoder, inputs: list[ItemInput], store: Any) -> list[It
     return work
 
 
-def _stored_vectors(encoder: Encoder, inputs: list[ItemInput], item_ids: list[Any], store: Any,
-                    report: ModalityReport) -> tuple[np.ndarray, np.ndarray]:
-    """Every item's vector from the store (zeros where absent) and the presence mask; an issue in
-    ``report`` for each item without one, with the reason."""
-    keys = [it.key for it in inputs]
+def _stored_vectors(encoder: Encoder, inputs: list[ItemInput], keys: list[str | None], item_ids: list[Any],
+                    store: Any, report: ModalityReport) -> tuple[np.ndarray, np.ndarray]:
+    """Every item's vector from the store by its content ``keys`` (zeros where absent) and the presence
+    mask; an issue in ``report`` for each item without one, with the reason."""
     dim = store.dim if store.dim is not None else encoder.dim
     feats, found = store.lookup(keys)
     if feats.shape[1] != dim:
