@@ -405,8 +405,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         output.configure(quiet=True)
         try:
             run_experiment(cfg)
-        finally:
-            distributed.shutdown()
+        except BaseException:
+            distributed.shutdown(failed=True)
+            raise
+        distributed.shutdown()
         return 0
     if args.out:
         cfg = cfg.model_copy(update={"output_dir": args.out})
@@ -414,8 +416,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"tensorboard": args.tensorboard})})
     try:
         results = run_experiment(cfg, verbose=True)
-    finally:
-        distributed.shutdown()
+    except BaseException:
+        distributed.shutdown(failed=True)
+        raise
+    distributed.shutdown()
     if dctx is not None:
         output.info(f"trained with {dctx.world_size} processes (DDP, {dctx.backend})")
     print(run_summary_text(results))

@@ -113,12 +113,24 @@ def is_main() -> bool:
     return _CONTEXT is None or _CONTEXT.is_main
 
 
-def shutdown() -> None:
-    """Leave the process group (end of a distributed command)."""
+def shutdown(failed: bool = False) -> None:
+    """Leave the process group (end of a distributed command).
+
+    ``failed``: this rank is leaving on an error, so it must not wait for the others (they may be
+    inside a collective that will never complete; torchrun stops them).
+    """
     global _CONTEXT
     if _CONTEXT is not None:
+        import gc
+
         import torch.distributed as dist
 
+        if dist.is_initialized() and not failed:
+            # every rank waits here until all are done (rank 0 tests and writes after training);
+            # then what still holds the group (a DDP reducer in a reference cycle) is freed
+            # before the group goes: a gloo group torn down under a peer's live work aborts
+            dist.barrier()
+            gc.collect()
         if dist.is_initialized():
             dist.destroy_process_group()
         _CONTEXT = None

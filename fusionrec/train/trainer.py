@@ -207,6 +207,9 @@ class Trainer:
                 stopped_early = self._one_epoch(sampler, optimizer, state, progress)
         finally:
             progress.close()
+            # the DDP wrapper holds the process group; dropped here so that it is freed before the
+            # group is destroyed, not by the interpreter's teardown afterwards (gloo aborts then)
+            self._loss_fn = model.calculate_loss
         if stopped_early and state["epoch"] < cfg.epochs:
             progress.stopped(state)
 
