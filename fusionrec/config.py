@@ -11,6 +11,7 @@ Every run writes the resolved config as ``config.yaml`` next to its results.
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -101,6 +102,20 @@ class ModelConfig(_Section):
         "the model's parameters (Models below); unset keys take the model's typed defaults"))
 
 
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def check_device_spec(spec: Any) -> str:
+    """``spec`` lower-cased and stripped when it is one of :data:`DEVICE_CHOICES`; a ValueError naming the
+    bad value and the choices otherwise (torch-free: :func:`fusionrec.train.device.resolve_device` then
+    checks that the device exists)."""
+    text = str(spec if spec is not None else "auto").strip().lower()
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        raise ValueError(f"device {spec!r} is not one of {', '.join(DEVICE_CHOICES)} "
+                         f"(e.g. --set train.device=cuda:0 or --set train.device=cpu)")
+    return text
+
+
 class TrainConfig(_Section):
     """The ``train:`` section: the optimiser, early stopping on validation, seeds."""
 
@@ -119,6 +134,9 @@ class TrainConfig(_Section):
     seeds: list[int] = Field(default_factory=lambda: [2024], description="one run per seed (tables: mean and "
                                                                          "std over seeds)")
     num_threads: int | None = Field(None, description="torch threads (null: torch default)")
+    device: str = Field("auto", description=(
+        "where training and evaluation compute: auto (a GPU when torch sees one, else the CPU), cpu, cuda, "
+        "cuda:N or mps; the text encoder runs there too (docs/guide/device.md)"))
     checkpoint: bool = Field(True, description="write a checkpoint after each epoch")
     resume: bool = Field(False, description="continue from the run's checkpoint")
     progress: bool = Field(True, description="report progress per epoch")
@@ -128,6 +146,12 @@ class TrainConfig(_Section):
     mlflow: str | None = Field(None, description=(
         "MLflow tracking URI (a database such as sqlite:///mlflow.db, or a tracking server) to log params and "
         "per-epoch metrics to; needs pip install 'fusionrec[mlflow]'"))
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        # the name only: whether that device exists is checked when the run starts (fusionrec.train.device)
+        return check_device_spec(v)
 
     @field_validator("valid_metric")
     @classmethod

@@ -53,6 +53,7 @@ from fusionrec.models.io import load_model, save_model
 from fusionrec.models.registry import available_models, build_model, model_class
 from fusionrec.train import distributed
 from fusionrec.train.callbacks import callbacks_for_run
+from fusionrec.train.device import resolve_device
 from fusionrec.train.trainer import (
     Trainer,
     TrainResult,
@@ -86,7 +87,8 @@ def make_evaluator(dataset: Dataset, cfg: RunConfig) -> Evaluator:
     """The evaluator of ``cfg.eval``; diversity uses the first modality the model sees, if any."""
     names = cfg.data.modalities if cfg.data.modalities is not None else list(dataset.modalities)
     features = names[0] if (cfg.eval.beyond_accuracy and names) else None
-    return Evaluator.from_config(dataset, cfg.eval, item_features=features)
+    # scores are masked and ranked where the model computes (train.device); top-K comes back to the host
+    return Evaluator.from_config(dataset, cfg.eval, item_features=features, device=resolve_device(cfg.train.device))
 
 
 def _run_dir(cfg: RunConfig, dataset: Dataset) -> Path:
@@ -184,6 +186,7 @@ def check_run_config(cfg: RunConfig) -> None:
         raise UserError("no seeds to run", "train.seeds", "set e.g. --set 'train.seeds=[2024]'")
     if cfg.model.name not in available_models():
         raise UserError(f"unknown model {cfg.model.name!r}", "model.name", f"choose one of {available_models()}")
+    resolve_device(cfg.train.device)   # train.device=cuda without a GPU fails before the data is loaded
     # a valid_metric the run cannot report fails now, not after loading, encoding and one epoch
     check_valid_metric(cfg.train.valid_metric, validation_metric_keys(
         cfg.eval.ks, cfg.eval.metrics, model_metric_keys(model_class(cfg.model.name))), cfg.model.name)
@@ -366,6 +369,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output folder for run directories (default: output_dir of the config)")
     p.add_argument("--tensorboard", metavar="DIR", default=None,
                    help="write TensorBoard logs under DIR (same as --set train.tensorboard=DIR)")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="auto | cpu | cuda | cuda:N | mps: where training, evaluation and the encoders run "
+                        "(default auto: a GPU when there is one); same as --set train.device=DEVICE")
     p.add_argument("--nproc", type=int, default=None, metavar="N",
                    help="train with N processes (PyTorch DDP, gloo on CPU; runs torchrun for you). "
                         "Same as: torchrun --nproc-per-node N -m fusionrec train ...")
@@ -392,6 +398,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.nproc is not None and args.nproc < 1:
         raise UserError(f"--nproc {args.nproc} must be at least 1", "fusionrec train", "e.g. --nproc 2")
+    if args.device:
+        args.overrides = [*args.overrides, f"train.device={args.device}"]
     if args.model == "auto":
         return _cmd_train_auto(args)
     cfg = run_config_from_args(args, model=args.model, command="fusionrec train")
@@ -400,7 +408,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         # the checks above ran once here; torchrun starts the ranks, each of which joins the group
         return subprocess.call(distributed.launch_command(args.nproc, distributed.strip_nproc(sys.argv[1:])))
-    dctx = distributed.init_from_env()
+    dctx = distributed.init_from_env(resolve_device(cfg.train.device))
     if dctx is not None and not dctx.is_main:
         output.configure(quiet=True)
         try:

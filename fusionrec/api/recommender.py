@@ -301,8 +301,11 @@ class Recommender:
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def _score_rows(model: RecModel, rows: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            scores = model.full_sort_predict(torch.as_tensor(rows, dtype=torch.long))
+        from fusionrec.train.device import compute_on, model_device
+
+        dev = model_device(model)   # a model fitted on a GPU (train.device) scores there
+        with torch.no_grad(), compute_on(dev):
+            scores = model.full_sort_predict(torch.as_tensor(rows, dtype=torch.long).to(dev))
         return np.array(scores.detach().cpu().numpy(), dtype=np.float32)  # a copy: callers mask in place
 
     def _seen_matrix(self) -> sp.csr_matrix:
@@ -317,7 +320,9 @@ class Recommender:
         """Unit-length item vectors and which rows are usable (trained or placed by content)."""
         if self._unit_items is None:
             model, dataset = self._fitted("similar_items")
-            with torch.no_grad():
+            from fusionrec.train.device import compute_on, model_device
+
+            with torch.no_grad(), compute_on(model_device(model)):
                 emb = model.item_embeddings()
             if emb is None:
                 raise UserError(

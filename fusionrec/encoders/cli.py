@@ -55,6 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="decoding worker processes for images/audio (default 1: overlaps decoding with the model)")
     p.add_argument("--threads", type=int, default=None, help="torch threads for the model (default: all cores)")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="auto | cpu | cuda | cuda:N | mps: where the encoders run (default auto: a GPU when "
+                        "there is one); same as --set train.device=DEVICE")
     p.add_argument("--flush-every", type=int, default=1024, help="commit to the store every N new vectors")
     p.add_argument("--report", help="write the run report (counts, throughput, every item issue) as JSON here")
     p.add_argument("--issues", help="write the per-item issues (item_id, modality, file, reason) as CSV here")
@@ -141,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         modalities = [m.strip() for m in args.modalities.split(",") if m.strip()]
         if not modalities:
             raise UserError("--modalities is empty", fix="e.g. --modalities text,image")
+    if getattr(args, "device", None):
+        args.overrides = [*args.overrides, f"train.device={args.device}"]
     cfg = run_config_from_args(args, command="fusionrec encode")
     if args.encoder:  # an unknown encoder name is a mistake worth reporting before loading the data
         parse_encoder_args(modalities or [], args.encoder, [], None)
@@ -154,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--ray-workers {args.ray_workers} must be at least 1", fix="e.g. --ray-workers 2")
     dataset = load_dataset(cfg.data)
     spec = parse_encoder_args(modalities, args.encoder, args.param, encoder_spec(cfg.data, dataset.items))
-    encoders = build_spec_encoders(spec)
+    encoders = build_spec_encoders(spec, cfg.train.device)   # --device / --set train.device
     store = None if args.no_cache else Path(args.cache).expanduser() if args.cache else default_cache_dir()
     print(f"{dataset!r}\nfeature store: {store or 'none (--no-cache)'}; torch threads: {torch.get_num_threads()}",
           file=sys.stderr)

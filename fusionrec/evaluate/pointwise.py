@@ -90,9 +90,13 @@ def evaluate_pairs(model: Any, rows: PointwiseRows) -> dict[str, float]:
     was_training = bool(getattr(model, "training", False))
     if hasattr(model, "eval"):
         model.eval()
+    from fusionrec.train.device import compute_on, model_device
+
+    dev = model_device(model)   # the pairs go where the model is (train.device)
     try:
-        with torch.no_grad():
-            probs = model.predict_pairs(torch.tensor(rows.users), torch.tensor(rows.items))  # copies: read-only frames
+        with torch.no_grad(), compute_on(dev):
+            # copies: read-only frames
+            probs = model.predict_pairs(torch.tensor(rows.users, device=dev), torch.tensor(rows.items, device=dev))
     finally:
         if was_training:
             model.train(True)
@@ -123,9 +127,12 @@ def evaluate_tasks(model: Any, rows: PointwiseRows) -> dict[str, float]:
     was_training = bool(getattr(model, "training", False))
     if hasattr(model, "eval"):
         model.eval()
+    from fusionrec.train.device import compute_on, model_device
+
+    dev = model_device(model)
     try:
-        with torch.no_grad():
-            probs = model.predict_tasks(torch.tensor(rows.users), torch.tensor(rows.items))
+        with torch.no_grad(), compute_on(dev):
+            probs = model.predict_tasks(torch.tensor(rows.users, device=dev), torch.tensor(rows.items, device=dev))
     finally:
         if was_training:
             model.train(True)

@@ -36,7 +36,15 @@ def batch_scorer(model_or_fn: Any) -> tuple[Scorer, Callable[[], None], set[int]
         if isinstance(model, torch.nn.Module):
             for t in (*model.parameters(), *model.buffers()):
                 owned.add(t.untyped_storage().data_ptr())
-        return (lambda users: model.full_sort_predict(users)), restore, owned
+        from fusionrec.train.device import compute_on, model_device
+
+        dev = model_device(model)   # the users go where the model is (train.device); scores come back
+
+        def score(users: torch.Tensor) -> torch.Tensor:
+            with compute_on(dev):
+                return model.full_sort_predict(users.to(dev))
+
+        return score, restore, owned
     if callable(model_or_fn):
         fn = model_or_fn
 

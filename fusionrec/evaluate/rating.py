@@ -55,9 +55,13 @@ def predict(model: Any, rows: RatingRows) -> np.ndarray:
     was_training = bool(getattr(model, "training", False))
     if hasattr(model, "eval"):
         model.eval()
+    from fusionrec.train.device import compute_on, model_device
+
+    dev = model_device(model)   # the pairs go where the model is (train.device)
     try:
-        with torch.no_grad():
-            pred = model.predict_ratings(torch.from_numpy(rows.users.copy()), torch.from_numpy(rows.items.copy()))
+        with torch.no_grad(), compute_on(dev):
+            pred = model.predict_ratings(torch.from_numpy(rows.users.copy()).to(dev),
+                                         torch.from_numpy(rows.items.copy()).to(dev))
     finally:
         if was_training:
             model.train(True)

@@ -80,9 +80,13 @@ def model_scorer(model: torch.nn.Module, cases: NewUserCases | None = None) -> S
     new_user = getattr(model, "new_user_scores", None)
     arrival = {} if cases is None or cases.arrival is None else dict(zip(cases.users.tolist(), cases.arrival.tolist()))
 
+    from fusionrec.train.device import compute_on, model_device
+
+    dev = model_device(model)   # the users go where the model is (train.device)
+
     def score(users: np.ndarray, histories: list[list[int]]) -> torch.Tensor:
-        t_users = torch.as_tensor(users, dtype=torch.long)
-        with torch.no_grad():
+        t_users = torch.as_tensor(users, dtype=torch.long).to(dev)
+        with torch.no_grad(), compute_on(dev):
             if new_user is not None:
                 codes = model.user_codes[t_users] if getattr(model, "user_attr", None) is not None else None
                 times = [arrival.get(int(u), np.nan) for u in users] if arrival else None

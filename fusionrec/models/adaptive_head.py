@@ -86,7 +86,7 @@ def head_rows(cold: torch.Tensor, share: float, training: bool) -> torch.Tensor:
     ``share`` of the warm ones (the simulated new arrivals that train it)."""
     if not training or share <= 0:
         return cold
-    return cold | (torch.rand(cold.shape[0]) < share)
+    return cold | (torch.rand(cold.shape[0], device=cold.device) < share)
 
 
 
@@ -104,12 +104,12 @@ def detached_head_loss(head: ContentHead, users: torch.Tensor, pos: torch.Tensor
     graph's own training -- is the same as without the head.
     """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-        rows = (torch.rand(cold.shape[0]) < share) & ~cold
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)))
+        rows = (torch.rand(cold.shape[0], device=cold.device) < share) & ~cold
         items = replace_rows(item_vecs.detach(), head(), rows)
     u = user_vecs.detach()
     distinct, inverse = torch.unique(users, return_inverse=True)
-    b = torch.zeros(cold.shape[0]) if bias is None else bias.detach().masked_fill(rows, 0.0)
+    b = torch.zeros(cold.shape[0], device=cold.device) if bias is None else bias.detach().masked_fill(rows, 0.0)
     log_z = torch.logsumexp((u[distinct] * scale) @ items.T + b.masked_fill(cold, float("-inf")), dim=1)
     return (log_z[inverse] - scale * (u[users] * items[pos]).sum(dim=1) - b[pos]).mean()
 

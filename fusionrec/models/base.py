@@ -22,7 +22,7 @@ serve all models through this contract.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -94,6 +94,39 @@ class RecModel(nn.Module):
         """[n_items, d] matching :meth:`user_embeddings`."""
         return None
 
+    # plain tensor attributes that must stay on the host when the model moves (e.g. an RNG state)
+    host_tensors: ClassVar[tuple[str, ...]] = ()
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> RecModel:
+        """``model.to(device)`` / ``.double()`` also carry the tensors a model keeps as plain attributes.
+
+        Derived tensors -- sparse graphs, history matrices, lookup tables, cached vectors -- are not
+        parameters or buffers (sparse tensors cannot be saved, and they are rebuilt from the data), so
+        ``nn.Module`` would leave them behind; here they follow the parameters, as do tensors inside a
+        tuple, list or dict attribute (caches). Names in :attr:`host_tensors` stay where they are.
+        """
+        super()._apply(fn, recurse)
+        for key, value in list(vars(self).items()):
+            if key in ("_parameters", "_buffers", "_modules") or key in self.host_tensors:
+                continue
+            moved = _map_tensors(value, fn)
+            if moved is not value:
+                object.__setattr__(self, key, moved)
+        return self
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
 
+
+
+def _map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``fn`` applied to a tensor, or to the tensors of a tuple / list / dict (one level); ``value`` itself
+    when it holds none (so untouched attributes keep their identity)."""
+    if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+        return fn(value)
+    if isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value):
+        return type(value)(fn(v) if isinstance(v, torch.Tensor) else v for v in value)
+    if isinstance(value, dict) and not isinstance(value, nn.Module) and any(
+            isinstance(v, torch.Tensor) for v in value.values()):
+        return {k: (fn(v) if isinstance(v, torch.Tensor) else v) for k, v in value.items()}
+    return value

@@ -289,7 +289,8 @@ class MMGraph(RecModel):
             graph = self._mm_graph
             if graph is None and self._nbr_mods:
                 graph = modality_item_graph(self._nbr_mods, self.knn_k, self.hp.modality_weights)
-            self._cold_nbr = warm_neighbour_mean(graph, self._cold.numpy())
+            nbr = warm_neighbour_mean(graph, self._cold.cpu().numpy())
+            self._cold_nbr = nbr.to(self._cold.device) if nbr is not None else None
         return self._cold_nbr
 
     def _init_content(self, data: TrainData, content_mods: dict) -> None:
@@ -388,10 +389,10 @@ class MMGraph(RecModel):
             self._epoch_adj = self._full_adj
             return
         n_keep = max(1, int(len(self._edge_u) * (1.0 - self.edge_dropout)))
-        keep = torch.multinomial(self._edge_p, n_keep, replacement=False).numpy()
+        keep = torch.multinomial(self._edge_p, n_keep, replacement=False).cpu().numpy()
         sub = sp.csr_matrix((np.ones(n_keep, np.float32), (self._edge_u[keep], self._edge_i[keep])),
                             shape=(self.n_users, self.n_items))
-        self._epoch_adj = _to_torch_sparse(normalized_bipartite(sub))
+        self._epoch_adj = _to_torch_sparse(normalized_bipartite(sub)).to(self._full_adj.device)
 
     def train(self, mode: bool = True) -> MMGraph:
         self._cache = None  # a mode switch invalidates the cached inference vectors

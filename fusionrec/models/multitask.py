@@ -107,6 +107,8 @@ class MultiTaskRanker(TaskStates, DCNRanker):
     default_valid_metric: ClassVar[str] = "auc_tasks"
     # every task key a run may name; an instance lists the tasks its objective predicts
     metric_tasks: tuple[str, ...] = TASKS
+    # the conversion side's CPU random state (torch.random.set_rng_state takes a CPU ByteTensor)
+    host_tensors: ClassVar[tuple[str, ...]] = ("_cvr_rng",)
 
     class Params(DCNRanker.Params):
         architecture: Literal[ARCHITECTURES] = Field("esmm", description=(  # type: ignore[valid-type]

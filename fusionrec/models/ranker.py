@@ -298,9 +298,10 @@ class DCNRanker(RecModel):
     def set_candidates(self, candidates: torch.Tensor | np.ndarray | None) -> None:
         """Candidate lists [n_users, N] (e.g. a retriever's top-N) to draw hard negatives from."""
         if candidates is None:
-            self.candidates = torch.empty(0, 0, dtype=torch.long)
+            self.candidates = torch.empty(0, 0, dtype=torch.long, device=self.warm.device)
             return
-        cand = torch.as_tensor(np.asarray(candidates), dtype=torch.long)
+        cand = candidates if torch.is_tensor(candidates) else torch.from_numpy(np.asarray(candidates))
+        cand = cand.to(device=self.warm.device, dtype=torch.long)
         if cand.dim() != 2 or cand.shape[0] != self.n_users:
             raise UserError(f"candidates have shape {tuple(cand.shape)}", "DCNRanker.set_candidates",
                             f"pass one row of item ids per user: shape ({self.n_users}, N)")

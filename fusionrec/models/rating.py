@@ -36,10 +36,14 @@ from fusionrec.models.base import RecModel
 from fusionrec.models.params import ModelParams
 
 
-class RatingTable:
-    """Mean training rating of every rated (user, item) pair, looked up by sorted keys."""
+class RatingTable(nn.Module):
+    """Mean training rating of every rated (user, item) pair, looked up by sorted keys.
+
+    A module with non-persistent buffers: the table follows the model to its device and is rebuilt
+    from the data, not saved."""
 
     def __init__(self, data: TrainData, model: str) -> None:
+        super().__init__()
         frame = data.train_frame
         ratings = frame["rating"].to_numpy(np.float64) if "rating" in frame.columns else np.empty(0)
         rated = np.isfinite(ratings)
@@ -54,8 +58,8 @@ class RatingTable:
         sums = np.bincount(inverse, weights=ratings[rated])
         counts = np.bincount(inverse)
         self.n_items = n_items
-        self.keys = torch.from_numpy(uniq)
-        self.values = torch.from_numpy((sums / counts).astype(np.float32))
+        self.register_buffer("keys", torch.from_numpy(uniq), persistent=False)
+        self.register_buffer("values", torch.from_numpy((sums / counts).astype(np.float32)), persistent=False)
         self.mean = float(ratings[rated].mean())
         self.low = float(ratings[rated].min())
         self.high = float(ratings[rated].max())
@@ -94,7 +98,7 @@ class RatingModel(RecModel):
         users, items = batch["user"], batch["item"]
         target, found = self.table.lookup(users, items)
         if not bool(found.any()):
-            return torch.zeros((), requires_grad=True)
+            return torch.zeros((), requires_grad=True, device=users.device)
         users, items, target = users[found], items[found], target[found]
         pred, penalty = self.predict_raw(users, items)
         return ((pred - target) ** 2).mean() + penalty
@@ -102,9 +106,9 @@ class RatingModel(RecModel):
     @torch.no_grad()
     def predict_ratings(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Predicted ratings of aligned (user, item) pairs, clipped to the training rating range."""
-        users = torch.as_tensor(users, dtype=torch.long)
-        items = torch.as_tensor(items, dtype=torch.long)
-        out = torch.empty(len(users))
+        users = torch.as_tensor(users, dtype=torch.long, device=self.mu.device)
+        items = torch.as_tensor(items, dtype=torch.long, device=self.mu.device)
+        out = torch.empty(len(users), device=self.mu.device)
         for p0 in range(0, len(users), 65536):
             pred, _ = self.predict_raw(users[p0:p0 + 65536], items[p0:p0 + 65536])
             out[p0:p0 + 65536] = pred
@@ -112,8 +116,8 @@ class RatingModel(RecModel):
 
     @torch.no_grad()
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
-        users = torch.as_tensor(users, dtype=torch.long)
-        items = torch.arange(self.n_items)
+        users = torch.as_tensor(users, dtype=torch.long, device=self.mu.device)
+        items = torch.arange(self.n_items, device=self.mu.device)
         pred, _ = self.predict_raw(users.repeat_interleave(self.n_items), items.repeat(len(users)))
         return pred.view(len(users), self.n_items).clamp(self.low, self.high)
 
@@ -154,7 +158,7 @@ class BiasedMF(RatingModel):
 
     @torch.no_grad()
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
-        users = torch.as_tensor(users, dtype=torch.long)
+        users = torch.as_tensor(users, dtype=torch.long, device=self.mu.device)
         scores = (self.user_factors(users) @ self.item_factors.weight.T + self.user_bias(users)
                   + self.item_bias.weight.T + self.mu)
         return scores.clamp(self.low, self.high)

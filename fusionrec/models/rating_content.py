@@ -128,7 +128,7 @@ class ContentRating(RatingModel):
 
     @torch.no_grad()
     def full_sort_predict(self, users: torch.Tensor) -> torch.Tensor:
-        users = torch.as_tensor(users, dtype=torch.long)
+        users = torch.as_tensor(users, dtype=torch.long, device=self.mu.device)
         content = self.item_content()
         user_vec = self._user_vectors(users)
         item_vec, item_bias = content, self.content_bias(content).squeeze(-1)

@@ -32,18 +32,21 @@ import torch.nn.functional as F
 NEGATIVE_SAMPLERS = ("uniform", "popularity")
 
 
-class NegativeSampler:
+class NegativeSampler(torch.nn.Module):
     """Draws item ids i.i.d. from a fixed distribution over the catalogue; O(K log n) a draw.
 
     ``uniform``: every item equally likely. ``popularity``: proportional to
     ``(count + 1) ** alpha`` (word2vec's 0.75 by default), closer to the in-batch distribution,
     so the negatives are harder. Drawing inverts a precomputed CDF with ``searchsorted``: no
     per-step pass over the catalogue (``torch.multinomial`` would rebuild it every call).
+    A module with non-persistent buffers, so its tables follow the model to its device (and stay
+    out of the saved weights: they are rebuilt from the training counts).
     """
 
     def __init__(self, item_counts: np.ndarray, kind: str = "uniform", alpha: float = 0.75) -> None:
         if kind not in NEGATIVE_SAMPLERS:
             raise ValueError(f"negative sampler {kind!r}: choose one of {NEGATIVE_SAMPLERS}")
+        super().__init__()
         counts = np.asarray(item_counts, dtype=np.float64)
         self.n_items = len(counts)
         self.kind = kind
@@ -52,16 +55,16 @@ class NegativeSampler:
         else:
             w = np.power(counts + 1.0, alpha)
             prob = w / w.sum()
-        self.log_prob_all = torch.from_numpy(np.log(prob).astype(np.float32))
+        self.register_buffer("log_prob_all", torch.from_numpy(np.log(prob).astype(np.float32)), persistent=False)
         cdf = np.cumsum(prob)
         cdf[-1] = 1.0  # guard against rounding: every u in [0, 1) lands on an item
-        self._cdf = torch.from_numpy(cdf)
+        self.register_buffer("_cdf", torch.from_numpy(cdf), persistent=False)
 
     def sample(self, k: int) -> torch.Tensor:
         """``k`` item ids (with replacement) from torch's global RNG, so the trainer's seed fixes them."""
         if self.kind == "uniform":
-            return torch.randint(0, self.n_items, (k,))
-        u = torch.rand(k, dtype=torch.float64)
+            return torch.randint(0, self.n_items, (k,), device=self._cdf.device)
+        u = torch.rand(k, dtype=torch.float64, device=self._cdf.device)
         return torch.searchsorted(self._cdf, u, right=True).clamp_max(self.n_items - 1)
 
     def log_prob(self, ids: torch.Tensor) -> torch.Tensor:
@@ -98,7 +101,7 @@ def candidate_softmax_loss(logits: torch.Tensor, cand_ids: torch.Tensor, pos_ids
     if log_q is not None:
         logits = logits - log_q[None, :]
     hit = pos_ids[:, None] == cand_ids[None, :]
-    hit[torch.arange(len(pos_ids)), target] = False
+    hit[torch.arange(len(pos_ids), device=hit.device), target] = False
     return F.cross_entropy(logits.masked_fill(hit, float("-inf")), target)
 
 
@@ -119,7 +122,7 @@ def sampled_softmax_loss(pos_logits: torch.Tensor, neg_logits: torch.Tensor, pos
         neg_logits = neg_logits - log_q_neg[None, :]
     neg_logits = neg_logits.masked_fill(neg_ids[None, :] == pos_ids[:, None], float("-inf"))
     logits = torch.cat([pos_logits[:, None], neg_logits], dim=1)
-    return F.cross_entropy(logits, torch.zeros(len(pos_ids), dtype=torch.long))
+    return F.cross_entropy(logits, torch.zeros(len(pos_ids), dtype=torch.long, device=logits.device))
 
 
 def uses_sampled_softmax(n_items: int, full_softmax_max_items: int) -> bool:

@@ -17,14 +17,16 @@ model from the same seeds; then, per training step:
   decision to keep a checkpoint or stop early is broadcast so the ranks stay in step;
   on resume rank 0 reads the checkpoint and sends it to the others.
 
-The backend is gloo on CPU and nccl when CUDA is available. Without the torchrun
-environment (``WORLD_SIZE`` unset or 1) nothing here is active.
+The backend is gloo on the CPU and nccl when the run's ``train.device`` is a GPU; then each
+rank computes on the GPU numbered by its ``LOCAL_RANK`` (``torchrun --nproc-per-node`` = the
+GPUs of the machine). Without the torchrun environment (``WORLD_SIZE`` unset or 1) nothing
+here is active.
 """
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ class DistContext:
     rank: int
     world_size: int
     backend: str
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))   # nccl: cuda:LOCAL_RANK
 
     @property
     def is_main(self) -> bool:
@@ -70,7 +73,7 @@ class DistContext:
         """The mean of ``value`` over the ranks."""
         import torch.distributed as dist
 
-        t = torch.tensor([float(value)], dtype=torch.float64)
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device)   # nccl: on the GPU
         dist.all_reduce(t)
         return float(t.item()) / self.world_size
 
@@ -83,8 +86,11 @@ class DistContext:
 _CONTEXT: DistContext | None = None
 
 
-def init_from_env() -> DistContext | None:
-    """Join the process group torchrun describes (``RANK``/``WORLD_SIZE``/``MASTER_ADDR``); None when alone."""
+def init_from_env(device: torch.device | None = None) -> DistContext | None:
+    """Join the process group torchrun describes (``RANK``/``WORLD_SIZE``/``MASTER_ADDR``); None when alone.
+
+    ``device``: the run's resolved ``train.device`` (None: a GPU when CUDA is available). On a GPU
+    the backend is nccl and this rank takes ``cuda:LOCAL_RANK``; on the CPU, gloo."""
     global _CONTEXT
     if _CONTEXT is not None:
         return _CONTEXT
@@ -93,10 +99,15 @@ def init_from_env() -> DistContext | None:
         return None
     import torch.distributed as dist
 
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    on_gpu = device.type == "cuda" if device is not None else torch.cuda.is_available()
+    backend = "nccl" if on_gpu else "gloo"
+    rank_device = torch.device("cpu")
+    if on_gpu:
+        rank_device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0") or 0) % torch.cuda.device_count())
+        torch.cuda.set_device(rank_device)   # nccl collectives and object broadcasts use the current GPU
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
-    _CONTEXT = DistContext(dist.get_rank(), dist.get_world_size(), backend)
+    _CONTEXT = DistContext(dist.get_rank(), dist.get_world_size(), backend, rank_device)
     # the ranks share the machine's cores instead of each taking all of them
     cores = os.cpu_count() or 1
     torch.set_num_threads(max(1, cores // _CONTEXT.world_size))
@@ -147,8 +158,8 @@ def gather_ids(ids: torch.Tensor) -> tuple[torch.Tensor, int]:
         return ids, 0
     import torch.distributed as dist
 
-    sizes = [torch.zeros(1, dtype=torch.long) for _ in range(ctx.world_size)]
-    dist.all_gather(sizes, torch.tensor([ids.shape[0]], dtype=torch.long))
+    sizes = [torch.zeros(1, dtype=torch.long, device=ids.device) for _ in range(ctx.world_size)]
+    dist.all_gather(sizes, torch.tensor([ids.shape[0]], dtype=torch.long, device=ids.device))
     counts = [int(s.item()) for s in sizes]
     longest = max(counts)
     padded = ids if len(ids) == longest else torch.cat([ids, ids.new_zeros(longest - len(ids), *ids.shape[1:])])
@@ -174,7 +185,10 @@ def wrap(model: nn.Module, ctx: DistContext) -> nn.Module:
 
     # static graph: the set of parameters a loss uses is the same every step (some models leave a
     # head or a branch out), so DDP learns it once instead of searching the graph at every step
-    return DistributedDataParallel(LossModule(model), static_graph=True)
+    on_gpu = ctx.device.type == "cuda"
+    return DistributedDataParallel(LossModule(model), static_graph=True,
+                                   device_ids=[ctx.device.index] if on_gpu else None,
+                                   output_device=ctx.device.index if on_gpu else None)
 
 
 def launch_command(nproc: int, argv: list[str]) -> list[str]:

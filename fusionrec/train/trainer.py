@@ -49,6 +49,7 @@ from fusionrec.models.base import RecModel
 from fusionrec.train import distributed
 from fusionrec.train.averaging import TaskSelection, WeightEMA
 from fusionrec.train.callbacks import Callback, CallbackList
+from fusionrec.train.device import compute_on, resolve_device, to_device
 from fusionrec.train.progress import EpochProgress
 from fusionrec.train.sampling import make_sampler
 
@@ -127,6 +128,8 @@ class Trainer:
         self.out_of_time = False
         self._valid_cost = float(valid_seconds_hint)   # seconds one validation takes (estimate, then measured)
         self._valid_measured = False
+        # train.device: a gradient model trains and validates there (closed-form ones fit on the CPU)
+        self.device = torch.device("cpu")
 
     # ------------------------------------------------------------------ public
     def fit(self) -> TrainResult:
@@ -136,7 +139,13 @@ class Trainer:
         seed_everything(self.seed)
         self._check_valid_metric()
         if not type(self.model).trainable:
-            return self._fit_closed_form()
+            return self._fit_closed_form()   # numpy / scipy on the CPU, whatever train.device says
+        self.device = resolve_device(getattr(self.cfg, "device", "auto"))
+        dctx = distributed.current()
+        if dctx is not None and self.device.type == "cuda":
+            self.device = dctx.device   # torchrun: each rank on its own GPU (cuda:LOCAL_RANK)
+        # before the optimizer and the averaged copy are made, so their state lives there too
+        self.model.to(self.device)
         return self._fit_gradient()
 
     @property
@@ -342,17 +351,20 @@ class Trainer:
     def _train_epoch(self, sampler, optimizer: torch.optim.Optimizer, epoch: int) -> float:
         model = self.model
         model.train()
-        model.pre_epoch()
+        with compute_on(self.device):
+            model.pre_epoch()
         # (seed, epoch) -> sampling stream: resume-safe without storing RNG state.
         rng = np.random.default_rng([self.seed, epoch])
         dctx = distributed.current()
         loss_fn = getattr(self, "_loss_fn", model.calculate_loss)
         total, n = 0.0, 0
-        for batch in sampler.epoch(rng):
+        for batch in sampler.epoch(rng):   # drawn on the host (numpy): the same batches on every device
             if dctx is not None:  # every rank drew the same batch; each trains on its slice
                 batch = dctx.shard(batch)
+            batch = to_device(batch, self.device)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(batch)
+            with compute_on(self.device):
+                loss = loss_fn(batch)
             if loss.dim() != 0:
                 loss = loss.sum()
             finite = bool(torch.isfinite(loss))
@@ -360,8 +372,9 @@ class Trainer:
                 finite = dctx.mean(float(finite)) == 1.0
             if not finite:
                 return float("nan")
-            loss.backward()
-            optimizer.step()
+            with compute_on(self.device):
+                loss.backward()
+                optimizer.step()
             if self.ema is not None:
                 self.ema.update()
             rows = len(next(iter(batch.values())))
@@ -529,7 +542,7 @@ def check_valid_metric(metric: str, choices: list[str], model_name: str = "the m
 
 
 def make_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
-    """Adam, using the fused CPU kernel when every parameter allows it.
+    """Adam, using the fused CPU / CUDA kernel when every parameter allows it.
 
     Same algorithm and state layout as the default Adam (checkpoints are
     interchangeable), but one kernel per tensor instead of a chain of ops: on
@@ -541,7 +554,7 @@ def make_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float =
         from fusionrec.train.sparse_optim import make_dense_sparse_adam
 
         return make_dense_sparse_adam(params, lr, weight_decay, make_adam)  # type: ignore[return-value]
-    fusable = all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64) and p.layout == torch.strided
+    fusable = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) and p.layout == torch.strided
                   for p in params)
     groups = _lr_groups(params, lr)
     if fusable:

@@ -1,0 +1,103 @@
+"""Every tensor a model holds moves with ``model.to(device)`` (train.device, docs/guide/device.md).
+
+``nn.Module.to`` moves parameters and buffers only; a tensor kept as a plain attribute -- a sparse
+graph, a history matrix, a lookup table, a cached vector, a sampler's CDF -- would stay on the CPU
+and break the first GPU step. No GPU is needed to prove it: after one epoch of training and one
+scoring pass (which fill the caches), the model is moved to the ``meta`` device and every tensor
+reachable from it (attributes of every submodule, tuples / lists / dicts of them, and helper objects
+of fusionrec) must be there too; only names a model declares in ``host_tensors`` may stay.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from fusionrec.config import TrainConfig
+from fusionrec.models.registry import available_models, build_model
+from fusionrec.train import Trainer, seed_everything
+from tests.models.worlds import typed_world
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+ONE_EPOCH = TrainConfig(epochs=1, batch_size=64, lr=0.01, checkpoint=False, progress=False, num_threads=1,
+                        device="cpu")
+
+# defaults of every model, plus the options that keep more derived tensors (samplers, graphs, heads)
+CASES: list[tuple[str, dict[str, Any]]] = [(name, {}) for name in available_models()] + [
+    ("mmgraph", {"loss": "sampled_softmax", "negative_sampler": "popularity", "edge_dropout": 0.2,
+                 "cold_dropout": 0.3, "head_detach": True, "cold_neighbours": 0.5, "cold_gate": 0.1,
+                 "cold_margin": 0.1}),
+    ("two_tower", {"full_softmax_max_items": 0, "sampled_negatives": 8, "negative_sampler": "popularity"}),
+    ("two_tower", {"history": "transformer"}),
+    ("multitask", {"shared_fields": False}),
+    ("sasrec", {"loss": "sampled"}),
+]
+
+
+@pytest.fixture(scope="module")
+def world():
+    ds = typed_world(5, n_users=36, n_items=30, k=3, text_dim=8, image_dim=6, image_missing=0.3)
+    ds.interactions["rating"] = (1 + (ds.interactions["user"] + ds.interactions["item"]) % 5).astype("float32")
+    return ds
+
+
+def left_behind(root: torch.nn.Module, device: str) -> list[str]:
+    """Paths of the tensors reachable from ``root`` that are not on ``device`` (``host_tensors`` excepted)."""
+    found: list[str] = []
+    seen: set[int] = set()
+
+    def walk(obj: Any, path: str, depth: int) -> None:
+        if id(obj) in seen or depth > 8:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            if obj.device.type != device:
+                found.append(f"{path} ({obj.device.type}, {tuple(obj.shape)}, {obj.layout})")
+            return
+        if isinstance(obj, torch.nn.Module):
+            host = set(getattr(obj, "host_tensors", ()))
+            for key, value in vars(obj).items():
+                if key not in host:
+                    walk(value, f"{path}.{key}", depth + 1)
+        elif isinstance(obj, dict):
+            for key, value in obj.items():
+                walk(value, f"{path}[{key!r}]", depth + 1)
+        elif isinstance(obj, (list, tuple, set)):
+            for i, value in enumerate(obj):
+                walk(value, f"{path}[{i}]", depth + 1)
+        elif type(obj).__module__.startswith("fusionrec") and hasattr(obj, "__dict__"):
+            for key, value in vars(obj).items():
+                walk(value, f"{path}.{key}", depth + 1)
+
+    walk(root, root.name if hasattr(root, "name") else "model", 0)
+    return found
+
+
+@pytest.mark.parametrize(("name", "params"), CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+def test_every_tensor_follows_the_model(name, params, world):
+    seed_everything(0)
+    data = world.train_data()
+    model = build_model(name, data, params)
+    Trainer(model, data, ONE_EPOCH, evaluator=None, seed=0).fit()
+    model.eval()
+    with torch.no_grad():
+        model.full_sort_predict(torch.tensor([0, 3, 7]))   # fills inference caches
+        if hasattr(model, "item_embeddings"):
+            model.item_embeddings()
+    model.to("meta")
+    assert left_behind(model, "meta") == []
+    for module in model.modules():   # what a model keeps on the host on purpose stays there
+        for key in getattr(module, "host_tensors", ()):
+            value = getattr(module, key, None)
+            assert value is None or value.device.type == "cpu", f"{name}: {key} left the host"
+
+
+def test_the_walker_finds_a_plain_tensor_left_behind(world):
+    """The check above can fail: a tensor attribute of a plain nn.Module is not moved by torch."""
+    holder = torch.nn.Module()
+    holder.table = torch.zeros(3)
+    holder.inner = torch.nn.Linear(2, 2)
+    holder.to("meta")
+    assert left_behind(holder, "meta") == ["model.table (cpu, (3,), torch.strided)"]
