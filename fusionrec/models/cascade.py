@@ -202,8 +202,9 @@ class Cascade(RecModel):
             spec = getattr(self.hp, role) or SubModelSpec(name=model.name)   # None: given trained
             if role == "ranker" and getattr(model.hp, "hard_negatives", 0) > 0 and hasattr(model, "set_candidates"):
                 model.set_candidates(self.candidates(torch.arange(self.n_users)))
+            # on the cascade's device: a closed-form model, so the host (retrieval there is numpy / scipy)
             cfg = TrainConfig(epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size, checkpoint=False,
-                              progress=False)
+                              progress=False, device=str(self._train_indptr.device))
             Trainer(model, data, cfg, evaluator=None, seed=spec.seed).fit()
             model.eval()
 

@@ -161,19 +161,20 @@ class ContentCF(RecModel):
             return u
         if history is not None:
             return u + (history / history.sum(1, keepdim=True).clamp_min(1.0)) @ warm_vecs
-        rows = self._train_warm[users.numpy()].tocoo()
+        rows = self._train_warm[users.cpu().numpy()].tocoo()   # scipy rows on the host, the product on the device
         counts = np.maximum(np.asarray(rows.sum(axis=1)).ravel(), 1.0)
         mean_op = torch.sparse_coo_tensor(
             torch.from_numpy(np.vstack([rows.row, rows.col]).astype(np.int64)),
-            torch.from_numpy((rows.data / counts[rows.row]).astype(np.float32)), rows.shape, check_invariants=False)
+            torch.from_numpy((rows.data / counts[rows.row]).astype(np.float32)), rows.shape,
+            check_invariants=False).to(warm_vecs.device)
         return u + torch.sparse.mm(mean_op, warm_vecs)
 
     # ------------------------------------------------------------------ contract
     def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         users = batch["user"]
         vecs, bias, extras = self.item_vectors(self.warm_items, training=self.training)
-        rows = self._train_warm[users.numpy()]
-        target = torch.from_numpy(rows.toarray())
+        rows = self._train_warm[users.cpu().numpy()]
+        target = torch.from_numpy(rows.toarray()).to(users.device)
         history = target
         if self.user_history == "mean" and self.training and self.history_dropout:
             history = target * (torch.rand_like(target) >= self.history_dropout)

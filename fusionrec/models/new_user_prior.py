@@ -68,8 +68,8 @@ class NewUserPrior(nn.Module):
         (None: after training, i.e. the last bin; NaN: unknown, no recency)."""
         last = self.recent_log.shape[0] - 1
         if times is None:
-            return torch.full((n,), last, dtype=torch.long)
-        t = torch.as_tensor(np.asarray(times, dtype=np.float64))
+            return torch.full((n,), last, dtype=torch.long, device=self.recent_log.device)
+        t = torch.as_tensor(np.asarray(times, dtype=np.float64), device=self.recent_log.device)
         k = torch.floor((t - self.origin) / self.width).clamp(0, last)
         return torch.where(torch.isfinite(t), k, torch.zeros_like(k)).long()
 

@@ -496,15 +496,15 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
 
     def _voter_masks(self, extras: dict[str, Any]) -> list[np.ndarray]:
         """Which items each rank-fusion scorer may vote for: the ID scorer warm items, a modality its items."""
-        masks = [self.warm.numpy()] if self.use_id else []
-        return masks + [extras["masks"][n].numpy() for n in self.inputs.names]
+        masks = [self.warm.cpu().numpy()] if self.use_id else []
+        return masks + [extras["masks"][n].cpu().numpy() for n in self.inputs.names]
 
     def _fuse_ranks(self, mats: list[torch.Tensor], extras: dict[str, Any]) -> torch.Tensor:
         if self.hp.fusion == "rrf":
             fused = reciprocal_rank_fusion(mats, k=self.hp.rrf_k, item_masks=self._voter_masks(extras))
         else:
             fused = borda_fusion(mats, item_masks=self._voter_masks(extras))
-        return torch.from_numpy(fused.astype(np.float32))
+        return torch.from_numpy(fused.astype(np.float32)).to(mats[0].device)   # rank fusion runs in numpy
 
     # ------------------------------------------------------------------ contract
     def calculate_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

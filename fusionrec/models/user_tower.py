@@ -154,8 +154,8 @@ class NewUserMixin:
         valid = hist >= 0
         if exclude is not None:
             valid = valid & (hist != exclude[new][:, None])
-        rank = torch.rand(hist.shape).masked_fill(~valid, 2.0).argsort(dim=1).argsort(dim=1)
-        n = torch.randint(0, self.hp.new_user_events + 1, (len(users), 1))
+        rank = torch.rand(hist.shape, device=hist.device).masked_fill(~valid, 2.0).argsort(dim=1).argsort(dim=1)
+        n = torch.randint(0, self.hp.new_user_events + 1, (len(users), 1), device=hist.device)
         return torch.where(valid & (rank < n), hist, torch.full_like(hist, -1))
 
     def _new_user_vectors(self, codes: torch.Tensor | None, hist: torch.Tensor,
@@ -201,7 +201,7 @@ class NewUserMixin:
             return 0.0
         weights = self.user_deg[users].clamp_min(1.0) ** -self.hp.new_user_prior_power
         return self.new_user_prior.loss(self.user_codes[users], items, weights,
-                                        self.user_arrival[users].numpy())
+                                        self.user_arrival[users].cpu().numpy())
 
     def _prior_weight(self, n_events: Sequence[int] | np.ndarray | int) -> torch.Tensor:
         """The prior's weight for users with ``n_events`` first events: weight / (1 + decay * n)."""
@@ -289,7 +289,9 @@ class NewUserMixin:
             else self.attribute_codes(attributes)
         if self.user_attr is None:
             codes = None
-        u = self._new_user_vectors(codes, pad_histories(histories, self.history_len), item_vecs)
+        dev = item_vecs.device   # what comes from the caller (host lists, codes) goes where the model is
+        codes = codes.to(dev) if codes is not None else None
+        u = self._new_user_vectors(codes, pad_histories(histories, self.history_len).to(dev), item_vecs)
         return self._with_prior(self._predict(u, item_vecs, extras), codes, times, [len(h) for h in histories])
 
     @torch.no_grad()
@@ -301,8 +303,9 @@ class NewUserMixin:
             raise UserError(f"two_tower with fusion {self.hp.fusion!r} does not score by an inner product",
                             "model.params.fusion", "use new_user_scores(...) for full scores, or another fusion")
         item_vecs, _ = self._item_vectors(training=False)
-        codes = self.attribute_codes([attributes]) if self.user_attr is not None else None
-        u = self._new_user_vectors(codes, pad_histories([list(items)], self.history_len), item_vecs)
+        codes = self.attribute_codes([attributes]).to(item_vecs.device) if self.user_attr is not None else None
+        u = self._new_user_vectors(codes, pad_histories([list(items)], self.history_len).to(item_vecs.device),
+                                   item_vecs)
         return self._prior_user_vector(self._export_users(u)[0], codes, len(items))
 
 

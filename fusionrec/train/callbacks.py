@@ -138,7 +138,12 @@ class TensorBoardCallback(Callback):
         self.writer.close()
 
     def _add_projector(self, trainer: Trainer, step: int) -> None:
-        vectors = trainer.model.item_embeddings()
+        import torch
+
+        from fusionrec.train.device import compute_on
+
+        with torch.no_grad(), compute_on(getattr(trainer, "device", torch.device("cpu"))):
+            vectors = trainer.model.item_embeddings()
         if vectors is None:
             return  # pop, itemknn, ease: no item vectors to project
         mat = vectors.detach().float().cpu().numpy()

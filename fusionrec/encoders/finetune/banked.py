@@ -44,8 +44,9 @@ class BankedTower(nn.Module):
             self.register_buffer("bank", frozen.clone())  # latest encoding per content row
         self._focus: torch.Tensor | None = None
         self.stale = False
-        self._row_of = torch.full((n_items,), -1, dtype=torch.long)
-        self._row_of[torch.from_numpy(rows)] = torch.arange(len(rows))
+        row_of = torch.full((n_items,), -1, dtype=torch.long)   # item -> content row (-1: no content)
+        row_of[torch.from_numpy(rows)] = torch.arange(len(rows))
+        self.register_buffer("_row_of", row_of, persistent=False)   # moves with the model (train.device)
 
     def _init_norm(self, frozen: torch.Tensor) -> None:
         mean = frozen.mean(0) if self.feature_norm in ("standard", "center_l2") else torch.zeros(frozen.shape[1])
@@ -106,10 +107,10 @@ class BankedTower(nn.Module):
         """The items of the coming training step to re-encode with gradient (at most ``grad_items``)."""
         if self.mode not in ("full", "lora"):
             return
-        rows = self._row_of[items.cpu()].unique()
+        rows = self._row_of[items.to(self._row_of.device)].unique()
         rows = rows[rows >= 0]
         if len(rows) > self.grad_items:
-            rows = rows[torch.randperm(len(rows))[: self.grad_items]]
+            rows = rows[torch.randperm(len(rows), device=rows.device)[: self.grad_items]]
         self._focus = rows
 
     @torch.no_grad()
