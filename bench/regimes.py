@@ -175,15 +175,21 @@ def grid(name: str, seed: int, model: str, configs: list[dict[str, Any]], budget
     from fusionrec.pipeline import ensure_split
 
     ds = ensure_split(ds, make("pop"))
-    if getattr(model_class(base.model), "uses_content", False):
+    content = getattr(model_class(base.model), "uses_content", False)
+    if content or REGIMES[name].get("modalities"):   # an ID model still reads the regime's modality list
         from fusionrec.encoders.ensure import features_for_run
 
-        ds = features_for_run(ds, make(base.model))
+        ds = features_for_run(ds, make(base.model if content else "content_knn"))
     evaluator = make_evaluator(ds, make(base.model))
     for conf in configs:
-        cand = Candidate(base.model, {**base.params, **conf.get("params", {})},
-                         {**base.train, **conf.get("train", {})}, label=model)
-        report, fitted, _, result = _train_candidate(cand, ds, make, evaluator, seed, time.perf_counter() + budget)
+        cand = Candidate(base.model, {**base.params, **conf.get("params", {})}, base.train, label=model)
+        # the config's training settings win over the preset's (auto's own fill only the preset's defaults)
+        forced = conf.get("train", {})
+
+        def make_forced(m: str, forced: dict[str, Any] = forced) -> RunConfig:
+            return make(m).model_copy(update={"train": make(m).train.model_copy(update=forced)})
+        report, fitted, _, result = _train_candidate(cand, ds, make_forced, evaluator, seed,
+                                                     time.perf_counter() + budget)
         test = evaluator.evaluate(fitted, "test") if fitted is not None else {}
         line = {"regime": name, "seed": seed, "model": model, **conf, "status": report.status,
                 "valid": report.valid, "test": test.get("recall@20"), "test_ndcg": test.get("ndcg@20"),

@@ -105,4 +105,14 @@ def test_sparse_users_get_mmgraph_at_its_sparse_temperature():
     assert "mmgraph" in names["dense"] and "mmgraph-sparse" not in names["dense"]
     assert "mmgraph-sparse" in names["sparse"] and "mmgraph" not in names["sparse"]
     (cand,) = auto.portfolio_for(sparse, ["mmgraph-sparse"])
-    assert cand.params == {"temperature": 1.0}
+    assert cand.params == {"temperature": 1.0, "item_bias": True, "content_weight": 2.0}
+
+
+def test_mmgraph_sparse_trains_with_its_item_bias_and_content_weight(tmp_path):
+    from fusionrec.models.registry import build_model
+
+    sparse, _, _ = _clustered(n_users=60, n_items=40, cold_items=4, per_user=8)
+    (cand,) = auto.portfolio_for(sparse, ["mmgraph-sparse"])
+    cfg = auto.candidate_config(_make_cfg(tmp_path)("mmgraph"), cand)
+    model = build_model("mmgraph", sparse.train_data(None), cfg.model.params)
+    assert model.item_bias is not None and model.hp.content_weight == 2.0 and model.hp.temperature == 1.0
