@@ -103,7 +103,8 @@ def detached_head_loss(head: ContentHead, users: torch.Tensor, pos: torch.Tensor
     dropout) come from ``generator`` inside a forked RNG, so the global stream -- and with it the
     graph's own training -- is the same as without the head.
     """
-    with torch.random.fork_rng(devices=[]):
+    # on a GPU the head's draws come from the device's generator: fork that one too
+    with torch.random.fork_rng(devices=[cold.device.index or 0] if cold.is_cuda else []):
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)))
         rows = (torch.rand(cold.shape[0], device=cold.device) < share) & ~cold
         items = replace_rows(item_vecs.detach(), head(), rows)

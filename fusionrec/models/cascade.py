@@ -146,6 +146,9 @@ class Cascade(RecModel):
         self._train_indptr = torch.from_numpy(train.indptr.astype(np.int64))
         self._train_indices = torch.from_numpy(train.indices.astype(np.int64))
         self._data = data
+        # closed form, so on the host (retrieval goes through numpy / scipy); stages trained on a GPU
+        # (train.device, e.g. --model auto's blend of two candidates) come along
+        self.cpu()
 
     # ------------------------------------------------------------------ construction
     def _build(self, role: str, data: TrainData) -> RecModel:
