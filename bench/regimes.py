@@ -191,7 +191,7 @@ def grid(name: str, seed: int, model: str, configs: list[dict[str, Any]], budget
         report, fitted, _, result = _train_candidate(cand, ds, make_forced, evaluator, seed,
                                                      time.perf_counter() + budget)
         test = evaluator.evaluate(fitted, "test") if fitted is not None else {}
-        line = {"regime": name, "seed": seed, "model": model, **conf, "status": report.status,
+        line = {"regime": name, "seed": seed, "model": model, "base": base.params, **conf, "status": report.status,
                 "valid": report.valid, "test": test.get("recall@20"), "test_ndcg": test.get("ndcg@20"),
                 "seconds": round(report.seconds, 1), "epochs": report.epochs,
                 "best_epoch": getattr(result, "best_epoch", None),
