@@ -101,3 +101,27 @@ def test_the_walker_finds_a_plain_tensor_left_behind(world):
     holder.inner = torch.nn.Linear(2, 2)
     holder.to("meta")
     assert left_behind(holder, "meta") == ["model.table (cpu, (3,), torch.strided)"]
+
+
+@pytest.mark.parametrize("name", ["bpr", "vbpr"])
+def test_a_step_and_a_scoring_pass_run_on_another_device(name, world):
+    """The trainer's path end to end on the ``meta`` device (a stand-in for a GPU: it mixes with no CPU
+    tensor): a host-drawn batch moved with ``to_device``, the loss and the scores made under
+    ``compute_on``. Models whose steps read values back (``.item()``, sparse products) stop at meta's
+    own limits; for them the test above and ``bench/gpu_check.py`` on a GPU are the check."""
+    import numpy as np
+
+    from fusionrec.train.device import compute_on, to_device
+    from fusionrec.train.sampling import make_sampler
+
+    seed_everything(0)
+    data = world.train_data()
+    model = build_model(name, data, {}).to("meta")
+    meta = torch.device("meta")
+    batch = next(iter(make_sampler(type(model).batch_kind, data, 64, model.num_negatives).epoch(
+        np.random.default_rng(0))))
+    with compute_on(meta):
+        loss = model.calculate_loss(to_device(batch, meta))
+        model.eval()
+        scores = model.full_sort_predict(torch.tensor([0, 3]).to(meta))
+    assert loss.device == meta and scores.device == meta and tuple(scores.shape) == (2, world.n_items)
