@@ -212,6 +212,7 @@ def _run_seed(cfg: RunConfig, dataset: Dataset, evaluator: Evaluator, seed: int,
         "seed": seed,
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
+        "device": result.device,   # train.device as resolved (auto: cuda:0 or cpu)
         "epochs_run": len(result.history),
         "seconds_per_epoch": result.seconds_per_epoch,
         "eval_seconds": result.eval_seconds_per_epoch,

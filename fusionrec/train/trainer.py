@@ -49,7 +49,7 @@ from fusionrec.models.base import RecModel
 from fusionrec.train import distributed
 from fusionrec.train.averaging import TaskSelection, WeightEMA
 from fusionrec.train.callbacks import Callback, CallbackList
-from fusionrec.train.device import compute_on, resolve_device, to_device
+from fusionrec.train.device import compute_on, describe, resolve_device, to_device
 from fusionrec.train.progress import EpochProgress
 from fusionrec.train.sampling import make_sampler
 
@@ -82,6 +82,7 @@ class TrainResult:
     stopped_early: bool
     best_valid: dict[str, float] = field(default_factory=dict)
     eval_seconds_per_epoch: float = 0.0
+    device: str = "cpu"   # where it trained (train.device resolved)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,7 +147,11 @@ class Trainer:
             self.device = dctx.device   # torchrun: each rank on its own GPU (cuda:LOCAL_RANK)
         # before the optimizer and the averaged copy are made, so their state lives there too
         self.model.to(self.device)
-        return self._fit_gradient()
+        (output.detail if self.device.type == "cpu" else output.info)(
+            f"[{self.model.name}] training on {describe(self.device)}")
+        result = self._fit_gradient()
+        result.device = str(self.device)
+        return result
 
     @property
     def checkpoint_path(self) -> Path | None:

@@ -102,6 +102,7 @@ def test_an_explicit_cpu_run_trains_and_validates_on_the_cpu(dataset):
     trainer = Trainer(model, data, cfg, Evaluator(dataset, ks=(10,), device="cpu"), seed=0)
     result = trainer.fit()
     assert trainer.device == torch.device("cpu") and model_device(model) == torch.device("cpu")
+    assert result.device == "cpu"
     assert result.best_epoch >= 1 and result.best_valid["recall@10"] > 0
 
 
