@@ -87,8 +87,10 @@ def make_evaluator(dataset: Dataset, cfg: RunConfig) -> Evaluator:
     """The evaluator of ``cfg.eval``; diversity uses the first modality the model sees, if any."""
     names = cfg.data.modalities if cfg.data.modalities is not None else list(dataset.modalities)
     features = names[0] if (cfg.eval.beyond_accuracy and names) else None
-    # scores are masked and ranked where the model computes (train.device); top-K comes back to the host
-    return Evaluator.from_config(dataset, cfg.eval, item_features=features, device=resolve_device(cfg.train.device))
+    # scores are masked and ranked where the model computes (train.device; the CPU when a saved model's
+    # run named a GPU this machine lacks); top-K comes back to the host
+    device = resolve_device(cfg.train.device, strict=False)
+    return Evaluator.from_config(dataset, cfg.eval, item_features=features, device=device)
 
 
 def _run_dir(cfg: RunConfig, dataset: Dataset) -> Path:

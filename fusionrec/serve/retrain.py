@@ -144,7 +144,12 @@ def default_retrain(service: RecService) -> ServiceState:
 
         evaluator = Evaluator(dataset, ks=tuple(run_cfg.eval.ks), protocol=run_cfg.eval.protocol,
                               batch_users=run_cfg.eval.batch_users)
-    train_cfg = run_cfg.train.model_copy(update={"progress": False, "checkpoint": False, "resume": False})
+    from fusionrec.train.device import resolve_device
+
+    # on what this server has: a run trained on a GPU retrains on the CPU of a server without one
+    device = str(resolve_device(run_cfg.train.device, strict=False))
+    train_cfg = run_cfg.train.model_copy(update={"progress": False, "checkpoint": False, "resume": False,
+                                                 "device": device})
     Trainer(model, data, train_cfg, evaluator=evaluator).fit()
     source = Path(state.model_dir) if state.model_dir else None
 

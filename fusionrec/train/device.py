@@ -27,10 +27,13 @@ from fusionrec.errors import UserError
 _FIX = "use --set train.device=cpu, or train.device=auto (a GPU when there is one, else the CPU)"
 
 
-def resolve_device(spec: str | torch.device | None = "auto", where: str = "train.device") -> torch.device:
+def resolve_device(spec: str | torch.device | None = "auto", where: str = "train.device",
+                   strict: bool = True) -> torch.device:
     """The :class:`torch.device` a run with ``train.device = spec`` computes on (see the module docstring).
 
-    Raises a UserError when ``spec`` is not a device name, or names a GPU this process cannot see.
+    Raises a UserError when ``spec`` is not a device name, or names a GPU this process cannot see;
+    with ``strict=False`` a device this machine lacks is the CPU instead (scoring a saved model that
+    was trained on a GPU: its config says cuda, this machine may have none).
     """
     if isinstance(spec, torch.device):
         spec = str(spec)
@@ -38,6 +41,11 @@ def resolve_device(spec: str | torch.device | None = "auto", where: str = "train
         text = check_device_spec(spec)
     except ValueError as err:
         raise UserError(str(err), where, f"choose one of {', '.join(DEVICE_CHOICES)}") from None
+    if not strict:
+        try:
+            return resolve_device(text, where)
+        except UserError:
+            return torch.device("cpu")
     if text == "cpu":
         return torch.device("cpu")
     if text == "auto":

@@ -128,3 +128,15 @@ def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(dataset, tmp_path, mon
     result = resumed.fit()
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert model_device(resumed.model) == torch.device("cpu")
+
+
+def test_a_saved_run_that_trained_on_a_gpu_is_scored_on_a_cpu_machine(dataset, monkeypatch):
+    """``fusionrec evaluate`` / ``report`` / ``Recommender.load`` read the run's config, which may say cuda."""
+    from fusionrec.pipeline import make_evaluator
+
+    _fake_gpus(monkeypatch, 0)
+    cfg = resolve_config(model="bpr", overrides=["train.device=cuda", "eval.beyond_accuracy=false"])
+    assert make_evaluator(dataset, cfg).device == torch.device("cpu")
+    assert resolve_device("cuda", strict=False) == torch.device("cpu")
+    with pytest.raises(UserError, match="not one of"):   # a name that is no device stays an error
+        resolve_device("gpu", strict=False)
