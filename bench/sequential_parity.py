@@ -20,7 +20,8 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-MODELS = {"sasrec": "SASRec", "gru4rec": "GRU4Rec"}
+MODELS = {"gru4rec": "GRU4Rec", "sasrec": "SASRec"}  # fusionrec name -> RecBole name, table order
+CANDIDATES = ("sasrec", "gru4rec", "mm_sasrec")  # fusionrec's sequential models for 1b
 PATIENCE = 10
 
 
@@ -110,15 +111,17 @@ def acceptance(fr: dict, rb: dict, seeds: list[int]) -> str:
                         "early-stopped) | - |")
     out.append("\n".join(rows))
     # 1b: best fusionrec model on valid (no-mask NDCG@10, mean over seeds) vs RecBole's best of the two
-    cands = {m for m, _ in fr}
-    means = {m: mean(fr[(m, s)]["valid"] for s in seeds if (m, s) in fr) for m in cands}
+    cands = sorted({m for m, _ in fr} | set(CANDIDATES))
     counts = {m: sum((m, s) in fr for s in seeds) for m in cands}
+    means = {m: mean(fr[(m, s)]["valid"] for s in seeds if (m, s) in fr) if counts[m] else None for m in cands}
     lines = ["| 1b candidate (fusionrec) | seeds to early stop | mean valid no-mask NDCG@10 |", "|---|---|---|"]
-    lines += [f"| {m} | {counts[m]} | {means[m]:.4f} |" for m in sorted(cands)]
-    best = max((m for m in cands if counts[m] == len(seeds)), key=means.get, default=None)
-    lines.append(f"\nChosen on valid: **{best or 'none (no model has all seeds)'}**.")
+    lines += [f"| {m} | {counts[m]} | {_f(means[m])} |" for m in cands]
+    complete = all(counts[m] == len(seeds) for m in cands)
+    best = max((m for m in cands if counts[m]), key=means.get, default=None)
+    lines.append(f"\nChosen on valid: **{best}**" + ("." if complete else
+                 " -- provisional: not every candidate has all seeds to early stop."))
     rb_done = {m: [rb[(m, s)] for s in seeds if rb.get((m, s), {}).get("finished")] for m in MODELS.values()}
-    if best and all(len(v) == len(seeds) for v in rb_done.values()):
+    if complete and all(len(v) == len(seeds) for v in rb_done.values()):
         fb = [fr[(best, s)] for s in seeds]
         for metric in ("recall", "ndcg"):
             ref = max(mean(r[metric] for r in v) for v in rb_done.values())
