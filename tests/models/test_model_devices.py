@@ -17,6 +17,7 @@ import torch
 from fusionrec.config import TrainConfig
 from fusionrec.models.registry import available_models, build_model
 from fusionrec.train import Trainer, seed_everything
+from tests.encoders.conftest import tiny_text_model  # noqa: F401  (a fixture: a 2-layer BERT on disk)
 from tests.models.worlds import typed_world
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -125,3 +126,29 @@ def test_a_step_and_a_scoring_pass_run_on_another_device(name, world):
         model.eval()
         scores = model.full_sort_predict(torch.tensor([0, 3]).to(meta))
     assert loss.device == meta and scores.device == meta and tuple(scores.shape) == (2, world.n_items)
+
+
+@pytest.mark.parametrize("mode", ["full", "lora", "side_adapter"])
+def test_a_fine_tuned_text_tower_follows_the_model(tiny_text_model, tmp_path, mode):  # noqa: F811 (the fixture)
+    """two_tower with its text encoder fine-tuned (the bench/gpu_check.py model): the trainable layers,
+    the LoRA matrices, the cached token states, the bank and the item -> row map all move."""
+    if mode == "lora":
+        pytest.importorskip("peft", reason="the finetune extra (peft) is not installed")
+    from fusionrec.models.two_tower import TwoTower
+    from tests.encoders.test_finetune import one_step, tiny_data
+
+    torch.manual_seed(0)
+    model = TwoTower(tiny_data(), {"embedding_size": 8, "text_tuning": {
+        "mode": mode, "layers": 1, "grad_items": 4, "model_path": str(tiny_text_model), "max_seq_length": 16,
+        "cache_dir": str(tmp_path)}})
+    one_step(model)
+    model.eval()
+    with torch.no_grad():
+        model.full_sort_predict(torch.arange(3))   # refreshes the bank
+    model.to("meta")
+    # the frozen encoder below the trainable layers is not part of the model (its outputs are cached
+    # in the tower's buffers), so it stays on the host; everything else must move
+    left = [p for p in left_behind(model, "meta") if "['text_tower'].backbone." not in p]
+    assert left == []
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert trainable and all(p.device.type == "meta" for p in trainable)
