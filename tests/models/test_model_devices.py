@@ -18,6 +18,7 @@ from fusionrec.config import TrainConfig
 from fusionrec.models.registry import available_models, build_model
 from fusionrec.train import Trainer, seed_everything
 from tests.encoders.conftest import tiny_text_model  # noqa: F401  (a fixture: a 2-layer BERT on disk)
+from tests.encoders.test_finetune_image import tiny_images  # noqa: F401  (a fixture: random EfficientNet, images)
 from tests.models.worlds import typed_world
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -152,3 +153,19 @@ def test_a_fine_tuned_text_tower_follows_the_model(tiny_text_model, tmp_path, mo
     assert left == []
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert trainable and all(p.device.type == "meta" for p in trainable)
+
+
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_a_fine_tuned_image_tower_follows_the_model(tiny_images, tmp_path, mode):  # noqa: F811 (the fixture)
+    """The image side: the trainable blocks and head, the cached feature maps, the bank all move."""
+    if mode == "lora":
+        pytest.importorskip("peft", reason="the finetune extra (peft) is not installed")
+    from tests.encoders.test_finetune_image import build, one_step
+
+    model = build(tiny_images, tmp_path, mode=mode, blocks=1)
+    one_step(model)
+    model.eval()
+    with torch.no_grad():
+        model.full_sort_predict(torch.arange(3))
+    model.to("meta")
+    assert [p for p in left_behind(model, "meta") if "['image_tower'].backbone." not in p] == []
