@@ -136,7 +136,7 @@ class TrainConfig(_Section):
     num_threads: int | None = Field(None, description="torch threads (null: torch default)")
     device: str = Field("auto", description=(
         "where training and evaluation compute: auto (a GPU when torch sees one, else the CPU), cpu, cuda, "
-        "cuda:N or mps; the text and image encoders run there too (docs/guide/device.md)"))
+        "cuda:N or mps; the text, image and CLIP encoders run there too (docs/guide/device.md)"))
     checkpoint: bool = Field(True, description="write a checkpoint after each epoch")
     resume: bool = Field(False, description="continue from the run's checkpoint")
     progress: bool = Field(True, description="report progress per epoch")

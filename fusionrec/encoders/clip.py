@@ -90,10 +90,12 @@ def clip_preprocessor(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
 class _CLIPTower(Encoder):
     """What both CLIP towers share: the local model folder, its fingerprint, the lazily loaded model."""
 
-    def __init__(self, model_path: str | Path | None, normalize: bool, modality: str | None) -> None:
+    def __init__(self, model_path: str | Path | None, normalize: bool, modality: str | None,
+                 device: str = "auto") -> None:
         super().__init__(modality)
         self.model_path = _check_folder(model_path)
         self.normalize = normalize
+        self.device = device   # auto | cpu | cuda[:N] | mps; a run sets its train.device here
         self._model = None
         self._fingerprint: str | None = None
 
@@ -105,8 +107,21 @@ class _CLIPTower(Encoder):
     @property
     def model(self):
         if self._model is None:
-            self._model = _load_clip(self.model_path)
+            from fusionrec.train.device import resolve_device
+
+            self._model = _load_clip(self.model_path).to(resolve_device(self.device, "the CLIP encoder's device"))
         return self._model
+
+    def _run(self, fn, **inputs):
+        """``fn(**inputs)`` on the model's device, projected and L2-normalised as asked; a float32 array."""
+        import torch
+
+        dev = next(self.model.parameters()).device
+        with torch.inference_mode():
+            feats = _projected(fn(**{k: v.to(dev) for k, v in inputs.items()}))
+            if self.normalize:
+                feats = torch.nn.functional.normalize(feats, dim=-1)
+        return feats.float().cpu().numpy()
 
     @property
     def dim(self) -> int:
@@ -128,8 +143,9 @@ class CLIPImageEncoder(_CLIPTower):
         normalize: bool = True,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         modality: str | None = None,
+        device: str = "auto",
     ) -> None:
-        super().__init__(model_path, normalize, modality)
+        super().__init__(model_path, normalize, modality, device)
         self.image_column = image_column
         self.preprocess = clip_preprocessor(self.model_path, max_pixels)
 
@@ -152,11 +168,7 @@ class CLIPImageEncoder(_CLIPTower):
 
         if not isinstance(batch, torch.Tensor):
             batch = self.collate(batch)
-        with torch.inference_mode():
-            feats = _projected(self.model.get_image_features(pixel_values=batch))
-            if self.normalize:
-                feats = torch.nn.functional.normalize(feats, dim=-1)
-        return feats.numpy().astype(np.float32, copy=False)
+        return self._run(self.model.get_image_features, pixel_values=batch).astype(np.float32, copy=False)
 
 
 class CLIPTextEncoder(_CLIPTower):
@@ -176,8 +188,9 @@ class CLIPTextEncoder(_CLIPTower):
         split_fields: dict[str, str] | None = None,
         normalize: bool = True,
         modality: str | None = None,
+        device: str = "auto",
     ) -> None:
-        super().__init__(model_path, normalize, modality)
+        super().__init__(model_path, normalize, modality, device)
         self.template = TextTemplate(template, split_fields)
         self._tokenizer = None
 
@@ -201,13 +214,7 @@ class CLIPTextEncoder(_CLIPTower):
         return -len(item.payload)
 
     def encode(self, batch: Sequence[str]) -> np.ndarray:
-        import torch
-
         max_len = int(self.model.config.text_config.max_position_embeddings)
         tokens = self.tokenizer(list(batch), padding=True, truncation=True, max_length=max_len, return_tensors="pt")
-        with torch.inference_mode():
-            feats = _projected(self.model.get_text_features(
-                input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]))
-            if self.normalize:
-                feats = torch.nn.functional.normalize(feats, dim=-1)
-        return feats.numpy().astype(np.float32, copy=False)
+        return self._run(self.model.get_text_features, input_ids=tokens["input_ids"],
+                         attention_mask=tokens["attention_mask"]).astype(np.float32, copy=False)
