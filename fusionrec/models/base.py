@@ -118,7 +118,6 @@ class RecModel(nn.Module):
         return ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
 
 
-
 def _map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
     """``fn`` applied to a tensor, or to the tensors of a tuple / list / dict (one level); ``value`` itself
     when it holds none (so untouched attributes keep their identity)."""

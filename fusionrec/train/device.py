@@ -4,7 +4,7 @@ The trainer moves the model there before the first step (:meth:`RecModel._apply`
 tensors a model keeps as plain attributes -- graphs, history matrices, lookup tables -- along with
 its parameters), moves each sampled batch there, and the evaluator scores there and brings only
 the top-K back to the host. Samplers draw on the host with numpy, so a seeded run draws the same
-batches on every device. The text encoder (``fusionrec encode`` / ``train``) runs on the same device.
+batches on every device. The encoders (text, image, CLIP) of ``fusionrec encode`` / ``train`` run there too.
 
 * ``auto``: the first CUDA device when ``torch.cuda.is_available()``, else the CPU; under torchrun
   each rank takes the GPU numbered by its ``LOCAL_RANK``;
@@ -86,9 +86,9 @@ def model_device(module: Any) -> torch.device:
 
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     """A sampled batch with its tensors on ``device`` (``non_blocking`` copies on a GPU);
-    the batch itself when it is already there."""
+    the batch itself on the CPU, where the samplers made it."""
     if device.type == "cpu":
-        return dict(batch)
+        return batch if isinstance(batch, dict) else dict(batch)
     return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
 
