@@ -88,6 +88,9 @@ class MMGraph(RecModel):
     trainable: ClassVar[bool] = True
     batch_kind: ClassVar[str] = "pairwise"
     uses_content: ClassVar[bool] = True
+    # edge dropout draws on the host (CUDA's multinomial takes at most 2**24 edges): the same pruned
+    # graphs on every device (train.device)
+    host_tensors: ClassVar[tuple[str, ...]] = ("_edge_p",)
 
     class Params(ModelParams):
         embedding_size: int = Field(64, gt=0, description="width of the ID embeddings and projected content")
