@@ -3,6 +3,7 @@ full and item-cold-start variants of the shared datasets (docs/benchmarks/regime
 
     OMP_NUM_THREADS=1 nice python bench/regimes.py run --regime ml100k-sparse --seed 2024 --budget 900
     python bench/regimes.py table          # docs/benchmarks/regimes.md's table from the JSON files
+    python bench/regimes.py summary        # the sparse variants over seeds 2024-2026 (mean +- std)
 
 Regimes (every transformation is seeded and happens before any model sees the data):
 
@@ -227,6 +228,39 @@ def table(folder: Path = OUT) -> str:
     return "\n".join(rows)
 
 
+def summary(regimes: list[str], seeds: list[int], folder: Path = OUT) -> str:
+    """Mean +- std over ``seeds`` per regime: auto's choices, its test R@20, the three baselines', and
+    auto's margin over each (the ratio of the means; the worst seed's in brackets)."""
+    rows = [("| regime | seeds | auto's choice per seed | auto R@20 | content_knn | ease | lightgcn "
+             "| vs content_knn | vs ease | vs lightgcn | run s / budget | load |"),
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name in regimes:
+        runs = [json.loads(p.read_text()) for s in seeds if (p := folder / f"{name}_seed{s}.json").exists()]
+        if not runs:
+            continue
+        auto_t, base, choices = [], {b: [] for b in BASELINES}, []
+        for r in runs:
+            cands = {c["name"]: c for c in r["auto"]["candidates"]}
+            choices.append(r["auto"]["winner"])
+            auto_t.append(cands[r["auto"]["winner"]]["test"])
+            for b in ("content_knn", "ease"):
+                base[b].append((cands.get(b) or {}).get("test", math.nan))
+            base["lightgcn"].append(r["baselines"]["lightgcn"]["test"])
+        a = np.array(auto_t, dtype=float)
+
+        def ms(v: Any) -> str:
+            v = np.asarray(v, dtype=float)
+            return f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.4f}"
+
+        margins = [f"{100 * (a.mean() / np.mean(base[b]) - 1):+.1f}% ({100 * min(a / np.asarray(base[b]) - 1):+.1f}%)"
+                   for b in BASELINES]
+        secs = " / ".join(f"{r['auto'].get('run_seconds', r['auto']['selection_seconds']):.0f}" for r in runs)
+        rows.append(f"| {name} | {', '.join(str(r['seed']) for r in runs)} | {', '.join(choices)} | {ms(a)} | "
+                    + " | ".join(ms(base[b]) for b in BASELINES) + " | " + " | ".join(margins)
+                    + f" | {secs} of {runs[0]['budget']:.0f} | " + ", ".join(r["load"][0] for r in runs) + " |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -238,6 +272,9 @@ def main() -> None:
     r.add_argument("--candidates", nargs="+", default=None, help="auto's candidates (default: its portfolio)")
     t = sub.add_parser("table")
     t.add_argument("--dir", type=Path, default=OUT, help="folder of the JSON files (default docs/benchmarks/regimes)")
+    m = sub.add_parser("summary", help="mean +- std over seeds per regime (auto against the baselines)")
+    m.add_argument("--regimes", nargs="+", default=["ml100k-sparse", "ml1m-warm-sparse", "lastfm2k-notext"])
+    m.add_argument("--seeds", nargs="+", type=int, default=[2024, 2025, 2026])
     g = sub.add_parser("grid", help="one model, several settings, on a regime (valid and test per line)")
     g.add_argument("--regime", required=True, choices=sorted(REGIMES))
     g.add_argument("--seed", type=int, default=2024)
@@ -247,6 +284,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.cmd == "run":
         run(args.regime, args.seed, args.budget, args.baseline_budget, args.candidates)
+    elif args.cmd == "summary":
+        print(summary(args.regimes, args.seeds))
     elif args.cmd == "grid":
         grid(args.regime, args.seed, args.model, json.loads(args.configs), args.budget)
     else:
