@@ -155,8 +155,8 @@ def main() -> None:
 
 def time_only(args: argparse.Namespace, dataset: Dataset, evaluator: Evaluator, cfg: TrainConfig) -> None:
     """Median CPU / wall seconds of one training epoch and one full valid evaluation."""
+    from fusionrec.train.optim import make_adam
     from fusionrec.train.sampling import make_sampler
-    from fusionrec.train.trainer import make_adam
 
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)

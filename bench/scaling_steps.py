@@ -29,7 +29,7 @@ torch.set_num_threads(1)
 from fusionrec.data.dataset import FeatureModality, TrainData
 from fusionrec.models.registry import build_model
 from fusionrec.train.sampling import make_sampler
-from fusionrec.train.trainer import make_adam
+from fusionrec.train.optim import make_adam
 
 def powerlaw(n, size, rng, a=1.0):
     w = 1.0 / np.arange(1, n + 1) ** a

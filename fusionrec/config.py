@@ -157,7 +157,7 @@ class TrainConfig(_Section):
     @classmethod
     def _metric_lower(cls, v: str) -> str:
         # which metrics exist depends on eval.ks/metrics and the model: the run checks it before
-        # loading any data (fusionrec.train.trainer.check_valid_metric), naming the valid choices
+        # loading any data (fusionrec.train.valid_metric.check_valid_metric), naming the valid choices
         return v.strip().lower()
 
 

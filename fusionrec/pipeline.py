@@ -54,12 +54,8 @@ from fusionrec.models.registry import available_models, build_model, model_class
 from fusionrec.train import distributed
 from fusionrec.train.callbacks import callbacks_for_run
 from fusionrec.train.device import resolve_device
-from fusionrec.train.trainer import (
-    Trainer,
-    TrainResult,
-    check_valid_metric,
-    seed_everything,
-)
+from fusionrec.train.trainer import Trainer, TrainResult, seed_everything
+from fusionrec.train.valid_metric import check_valid_metric
 
 
 # ---------------------------------------------------------------------- experiment

@@ -11,9 +11,9 @@ from fusionrec.train.trainer import (
     CHECKPOINT_NAME,
     Trainer,
     TrainResult,
-    check_valid_metric,
     seed_everything,
 )
+from fusionrec.train.valid_metric import check_valid_metric
 
 __all__ = [
     "CHECKPOINT_NAME",

@@ -7,7 +7,7 @@ a step on one core, so an epoch (whose steps grow with the events) becomes quadr
 in the catalogue. Tables built as ``nn.Embedding(..., sparse=True)`` whose weight is
 marked ``weight.sparse_grad = True`` get torch's :class:`torch.optim.SparseAdam`
 (lazy Adam: only the rows in the batch move, cost linear in the batch); every other
-parameter keeps the (fused) dense Adam of :func:`fusionrec.train.trainer.make_adam`.
+parameter keeps the (fused) dense Adam of :func:`fusionrec.train.optim.make_adam`.
 ``train.weight_decay`` applies to the dense parameters only (SparseAdam has none).
 """
 from __future__ import annotations

@@ -26,16 +26,12 @@ uninterrupted run would have drawn.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import logging
 import math
-import pickle
-import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,55 +40,25 @@ from fusionrec import output
 from fusionrec.config import TrainConfig
 from fusionrec.data.dataset import TrainData
 from fusionrec.errors import UserError
-from fusionrec.evaluate.pointwise import LOWER_IS_BETTER, POINTWISE_METRICS
+from fusionrec.evaluate.pointwise import LOWER_IS_BETTER
 from fusionrec.models.base import RecModel
 from fusionrec.train import distributed
 from fusionrec.train.averaging import TaskSelection, WeightEMA
 from fusionrec.train.callbacks import Callback, CallbackList
+from fusionrec.train.checkpoint import (
+    CHECKPOINT_NAME,
+    STATE_KEYS,
+    read_checkpoint,
+    write_checkpoint,
+)
 from fusionrec.train.device import compute_on, describe, resolve_device, to_device
+from fusionrec.train.optim import make_adam
 from fusionrec.train.progress import EpochProgress
+from fusionrec.train.result import EvaluatorLike, TrainResult, seed_everything
 from fusionrec.train.sampling import make_sampler
+from fusionrec.train.valid_metric import check_valid_metric
 
-CHECKPOINT_NAME = "checkpoint.pt"
-_DAMAGED_FIX = "train again without train.resume (the run starts over from epoch 0), or restore the file from a backup"
 log = logging.getLogger(__name__)
-
-
-class EvaluatorLike(Protocol):
-    """What the trainer needs from :class:`fusionrec.evaluate.Evaluator`."""
-
-    def evaluate(self, model: RecModel, split: str = "valid") -> dict[str, float]: ...
-
-
-@dataclass
-class TrainResult:
-    """Outcome of :meth:`Trainer.fit`.
-
-    ``best_epoch`` is 1-based (0 for closed-form models); ``history`` has one
-    dict per epoch with ``epoch``, ``loss``, ``seconds`` and, on evaluated
-    epochs, ``valid`` (the full metric dict); ``best_valid`` is the metric dict
-    of the restored (best) model.
-    """
-
-    best_epoch: int
-    best_score: float
-    history: list[dict[str, Any]]
-    seconds_per_epoch: float
-    total_seconds: float
-    stopped_early: bool
-    best_valid: dict[str, float] = field(default_factory=dict)
-    eval_seconds_per_epoch: float = 0.0
-    device: str = "cpu"   # where it trained (train.device resolved)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch so model initialisation is reproducible."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
 
 
 class Trainer:
@@ -448,65 +414,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-        path = self.checkpoint_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "model": self.model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "epoch": state["epoch"],
-            "best_epoch": state["best_epoch"],
-            "best_score": state["best_score"],
-            "bad_evals": state["bad_evals"],
-            "best_state": state["best_state"],
-            "best_valid": state["best_valid"],
-            "history": state["history"],
-            "train_seconds": state["train_seconds"],
-            "eval_seconds": state["eval_seconds"],
-            "n_evals": state["n_evals"],
-            "seed": self.seed,
-            "model_name": self.model.name,
-        }
+        payload = {"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+                   **{key: state[key] for key in STATE_KEYS}, "seed": self.seed, "model_name": self.model.name}
         if self.ema is not None:
             payload["ema"] = self.ema.state_dict()
         if self.tasks is not None:
             payload["tasks"] = self.tasks.state_dict()
-        tmp = path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)  # atomic: a crash mid-write never leaves a corrupt checkpoint
+        write_checkpoint(self.checkpoint_path, payload)
 
     def _load_checkpoint(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-        path = self.checkpoint_path
-        partial = path.with_suffix(".tmp") if path is not None else None
-        if path is not None and not path.is_file() and partial.is_file():
-            # killed while the first checkpoint was written: no epoch was saved, so resuming means epoch 0
-            partial.unlink()
-            output.info(f"[{self.model.name}] {partial} was left by an interrupted save (no complete "
-                        "checkpoint yet); removed it, training this seed from epoch 0")
+        payload = read_checkpoint(self.checkpoint_path, self.model.name)
+        if payload is None:
             return
-        if path is None or not path.is_file():
-            raise UserError(
-                "train.resume is set but there is no checkpoint to resume from",
-                str(path) if path is not None else "Trainer(out_dir=None)",
-                "train once without train.resume (a checkpoint is written after every epoch while "
-                "train.checkpoint is true, the default); train.resume then continues that run",
-            )
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
-            raise UserError(f"the checkpoint is damaged and cannot be resumed ({str(err)[:120]})", str(path),
-                            _DAMAGED_FIX) from None
-        if not isinstance(payload, dict) or not {"model", "optimizer", "epoch"} <= set(payload):
-            raise UserError("the checkpoint is damaged and cannot be resumed (not a training checkpoint)",
-                            str(path), _DAMAGED_FIX)
-        if payload.get("model_name") != self.model.name:
-            raise UserError(
-                f"checkpoint is for model {payload.get('model_name')!r}, not {self.model.name!r}",
-                str(path), "resume with the same model, or use a new output directory",
-            )
         self.model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
-        for key in ("epoch", "best_epoch", "best_score", "bad_evals", "best_state", "best_valid",
-                    "history", "train_seconds", "eval_seconds", "n_evals"):
+        for key in STATE_KEYS:
             state[key] = payload[key]
         if self.ema is not None and "ema" in payload:
             self.ema.load_state_dict(payload["ema"])
@@ -514,70 +436,6 @@ class Trainer:
             self.tasks.load_state_dict(payload["tasks"])
             for task in self.tasks.finished():
                 self.model.finish_task(task)
-
-
-def check_valid_metric(metric: str, choices: list[str], model_name: str = "the model") -> None:
-    """Raise a :class:`UserError` naming the valid choices when ``metric`` is not among ``choices``.
-
-    ``choices`` are the keys a validation pass reports (``Evaluator.metric_keys`` or
-    ``fusionrec.evaluate.evaluator.validation_metric_keys``); the fix says why the metric
-    is missing: a K not in ``eval.ks``, a metric not in ``eval.metrics``, or AUC / log loss
-    for a model that does not predict pair probabilities.
-    """
-    metric = str(metric).lower()
-    if metric in choices:
-        return
-    name, _, k = metric.partition("@")
-    ks = sorted({int(c.partition("@")[2]) for c in choices if "@" in c})
-    names = list(dict.fromkeys(c.partition("@")[0] for c in choices if "@" in c))
-    close = difflib.get_close_matches(metric, choices, n=1)
-    hint = f" (closest: {close[0]})" if close else ""
-    if metric in POINTWISE_METRICS:
-        why = (f"{metric} is computed only for models that predict click probabilities (dcn); "
-               f"{model_name} ranks items without them")
-        fix = f"use a ranking metric such as --set train.valid_metric={choices[0]}, or train dcn"
-    elif name in names and k.isdigit():
-        why = f"K={k} is not one of the evaluation cutoffs eval.ks={ks}"
-        fix = (f"add it with --set 'eval.ks={sorted({*ks, int(k)})}', or choose one of {choices}{hint}")
-    else:
-        why = f"{metric!r} is not a metric the evaluator reports"
-        fix = f"choose one of {choices}{hint}, e.g. --set train.valid_metric={close[0] if close else choices[0]}"
-    raise UserError(f"train.valid_metric {metric!r} cannot drive early stopping: {why}",
-                    "train.valid_metric", fix)
-
-
-def make_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
-    """Adam, using the fused CPU / CUDA kernel when every parameter allows it.
-
-    Same algorithm and state layout as the default Adam (checkpoints are
-    interchangeable), but one kernel per tensor instead of a chain of ops: on
-    BPR-sized embedding tables (26k x 64) a step costs ~9 ms instead of ~25 ms CPU.
-    Parameters marked ``sparse_grad`` (ID tables of very large catalogues) go to SparseAdam
-    (:mod:`fusionrec.train.sparse_optim`), so a step costs the batch's rows, not the table.
-    """
-    if any(getattr(p, "sparse_grad", False) for p in params):
-        from fusionrec.train.sparse_optim import make_dense_sparse_adam
-
-        return make_dense_sparse_adam(params, lr, weight_decay, make_adam)  # type: ignore[return-value]
-    fusable = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) and p.layout == torch.strided
-                  for p in params)
-    groups = _lr_groups(params, lr)
-    if fusable:
-        try:
-            return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, fused=True)
-        except (RuntimeError, TypeError, ValueError):  # older torch without CPU fused Adam
-            pass
-    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
-
-
-def _lr_groups(params: list[torch.nn.Parameter], lr: float) -> list[Any]:
-    """One param group per ``p.lr_scale`` (set by e.g. a fine-tuned text tower: a smaller learning rate for
-    pretrained weights); the plain list when no parameter has one, so checkpoints keep their layout."""
-    scales = [float(getattr(p, "lr_scale", 1.0)) for p in params]
-    if all(s == 1.0 for s in scales):
-        return list(params)
-    return [{"params": [p for p, s in zip(params, scales) if s == scale], "lr": lr * scale}
-            for scale in dict.fromkeys(scales)]
 
 
 def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -589,7 +447,5 @@ __all__ = [
     "EvaluatorLike",
     "TrainResult",
     "Trainer",
-    "check_valid_metric",
-    "make_adam",
     "seed_everything",
 ]

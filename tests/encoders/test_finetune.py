@@ -16,7 +16,7 @@ from fusionrec.data.dataset import FeatureModality, TrainData
 from fusionrec.encoders.finetune.tower import TextTower
 from fusionrec.errors import UserError
 from fusionrec.models.two_tower import TwoTower
-from fusionrec.train.trainer import make_adam
+from fusionrec.train.optim import make_adam
 
 from .conftest import WORDS, changed, snapshot
 

@@ -19,7 +19,7 @@ from fusionrec.data.dataset import FeatureModality, TrainData
 from fusionrec.encoders.finetune import ImageTower, ImageTuneParams
 from fusionrec.errors import UserError
 from fusionrec.models.two_tower import TwoTower
-from fusionrec.train.trainer import make_adam
+from fusionrec.train.optim import make_adam
 
 from .conftest import changed, snapshot
 

@@ -24,8 +24,9 @@ from fusionrec.models.sampled_softmax import (
     expected_log_count,
     sampled_softmax_loss,
 )
+from fusionrec.train.optim import make_adam
 from fusionrec.train.sparse_optim import DenseSparseAdam
-from fusionrec.train.trainer import Trainer, make_adam
+from fusionrec.train.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
