@@ -26,7 +26,7 @@ from fusionrec.config import TrainConfig
 from fusionrec.evaluate import Evaluator
 from fusionrec.experiments.multimodal_demo import multimodal_demo_dataset
 from fusionrec.models.registry import build_model
-from fusionrec.models.two_tower import TWO_TOWER_FUSIONS
+from fusionrec.models.two_tower_params import TWO_TOWER_FUSIONS
 from fusionrec.train.trainer import Trainer, seed_everything
 
 

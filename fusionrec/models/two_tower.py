@@ -42,21 +42,16 @@ adds ``align_weight`` x a loss that aligns the modalities of the same item and
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
 from torch import nn
 
 from fusionrec.align import Aligner, ModalityProjector
-from fusionrec.align.aligner import ALIGN_METHODS
 from fusionrec.data.dataset import TrainData
-from fusionrec.encoders.finetune.params import ImageTuneParams, TextTuneParams
-from fusionrec.errors import UserError
 from fusionrec.fuse import (
     ScoreFusion,
     UserConditionedAttention,
@@ -65,26 +60,22 @@ from fusionrec.fuse import (
     modality_dropout,
     reciprocal_rank_fusion,
 )
-from fusionrec.fuse.feature import FUSIONS
 from fusionrec.models.base import RecModel
 from fusionrec.models.bpr import bpr_loss, embedding_norm_reg
 from fusionrec.models.modal_inputs import ModalInputs
-from fusionrec.models.params import FeatureNorm, Modalities, ModelParams
-from fusionrec.models.sampled_softmax import NEGATIVE_SAMPLERS, uses_sampled_softmax
+from fusionrec.models.sampled_softmax import uses_sampled_softmax
+from fusionrec.models.two_tower_params import (
+    BLOCK_FUSIONS,
+    COSINE_LOSSES,
+    TwoTowerParams,
+)
 from fusionrec.models.two_tower_scale import BatchLocalTraining
-from fusionrec.models.user_tower import NewUserMixin, UserAttributeEncoder
+from fusionrec.models.two_tower_user import HistoryUserTower
+from fusionrec.models.user_tower import NewUserMixin
 from fusionrec.train.distributed import gather_ids
 
-# decision level: one scorer per modality (late: learned score weights; rrf/borda: rank fusion)
-BLOCK_FUSIONS = ("late", "rrf", "borda")
-TWO_TOWER_FUSIONS = FUSIONS + BLOCK_FUSIONS
-HISTORY_ENCODERS = ("none", "mean", "attention", "transformer")
-LOSSES = ("softmax", "full_softmax", "bpr")
-# losses on cosine scores / temperature
-COSINE_LOSSES = ("softmax", "full_softmax")
 
-
-class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
+class TwoTower(HistoryUserTower, BatchLocalTraining, NewUserMixin, RecModel):
     """Two-tower retrieval with aligned, fused content and a history-encoding user tower."""
 
     name = "two_tower"
@@ -92,98 +83,7 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
     batch_kind = "pairwise"
     uses_content = True
 
-    class Params(ModelParams):
-        embedding_size: int = Field(64, gt=0, description="width of the shared space (IDs, projected modalities)")
-        modalities: Modalities = Field(None, description="item modalities to use (null = all of data.modalities)")
-        feature_norm: FeatureNorm = Field("standard", description="feature normalisation (statistics over "
-                                                                  "present rows only)")
-        projection: Literal["linear", "mlp"] = Field("mlp", description="each modality -> shared space")
-        projection_dropout: float = Field(0.0, ge=0, lt=1, description="dropout inside the projections")
-        fusion: Literal[TWO_TOWER_FUSIONS] = Field("attention", description=(  # type: ignore[valid-type]
-            "how projected modalities become one item vector; user_attention = weights per user and item; "
-            "late = one scorer per modality with learned weights, rrf / borda = their rankings fused by "
-            "reciprocal rank / Borda count (decision level)"))
-        rrf_k: float = Field(60.0, gt=0, description="k of reciprocal rank fusion: 1/(k + rank)")
-        joint_layers: int = Field(1, ge=1, description="encoder layers of the joint fusion")
-        joint_heads: int = Field(2, ge=1, description="attention heads of the joint fusion")
-        align: Literal[ALIGN_METHODS] = Field("infonce", description=(  # type: ignore[valid-type]
-            "alignment loss between an item's modalities (and its ID embedding)"))
-        align_weight: float = Field(0.1, ge=0, description="weight of the alignment loss")
-        align_id: bool = Field(True, description="also align the fused content with the item ID embedding "
-                                                 "(warm items)")
-        align_temperature: float = Field(0.2, gt=0, description="temperature of the alignment loss")
-        align_batch: int = Field(512, ge=1, description="items per step in the alignment loss")
-        align_tokens: int = Field(2, ge=1, description="tokens per view for align: matching")
-        matching_batch: int = Field(128, ge=2, description="items per step for align: matching (its cost grows "
-                                                           "with batch^2 x tokens^2; 128 x 2 tokens keeps an "
-                                                           "epoch near infonce's)")
-        history: Literal[HISTORY_ENCODERS] = Field("mean", description=(  # type: ignore[valid-type]
-            "user tower history encoder"))
-        history_len: int = Field(50, ge=1, description="history items seen by attention/transformer (mean uses "
-                                                       "the whole history)")
-        use_id: bool = Field(True, description="item ID embedding (zeroed for items without training "
-                                               "interactions)")
-        use_user_id: bool = Field(True, description="user ID embedding in the user tower (zeroed for users "
-                                                     "without training events)")
-        user_attributes: bool = Field(False, description="user table attributes in the user tower (data."
-                                                         "user_columns.attributes): new users from attributes")
-        user_attribute_bins: int = Field(8, ge=2, description="quantile bins of a numeric user attribute")
-        user_attribute_min_count: int = Field(5, ge=1, description="users a categorical value needs for its "
-                                                                  "own embedding (rarer: <other>)")
-        user_id_dropout: float = Field(0.0, ge=0, le=1, description="share of users trained as new users: ID "
-                                                                    "dropped, only attributes and a few events")
-        new_user_events: int = Field(3, ge=0, description="a user trained as new sees 0..N random events of "
-                                                          "its history (what a new user has after N events)")
-        new_user_prior: bool = Field(False, description=(
-            "users not in training also get log p(item | attributes) from a second attribute head trained as a "
-            "full-softmax multinomial over the catalogue (models/new_user_prior.py): the popularity within "
-            "their segment, which the logQ-corrected softmax takes out"))
-        new_user_prior_weight: float = Field(1.0, ge=0, description="weight of the prior's log-probabilities "
-                                                                    "added to the tower's for a new user")
-        new_user_prior_power: float = Field(1.0, ge=0, description="a training event weighs 1/events(user)^power "
-                                                                   "in the prior (1: every user counts equally)")
-        new_user_prior_decay: float = Field(0.0, ge=0, description="a new user with n first events gets the prior "
-                                                                   "at weight / (1 + decay * n): its events say more")
-        new_user_recency_days: float = Field(0.0, ge=0, description=(
-            "with new_user_prior: also the items' share of training events in the previous N-day window before "
-            "the user's arrival, with a learned weight (0 = off)"))
-        use_content: bool = Field(True, description="item content in the item tower")
-        id_dropout: float = Field(0.1, ge=0, le=1, description="share of item IDs dropped in training so content "
-                                                               "alone must rank")
-        modality_dropout: float = Field(0.1, ge=0, lt=1, description="share of modalities hidden in training "
-                                                                     "(never all of an item's)")
-        loss: Literal[LOSSES] = Field("softmax", description=(  # type: ignore[valid-type]
-            "softmax: in-batch, logQ-corrected, cosine scores; full_softmax: over the whole catalogue "
-            "(exact, for catalogues of a few thousand items); bpr: sampled negative"))
-        temperature: float = Field(0.1, gt=0, description="softmax temperature on cosine scores")
-        logq: bool = Field(True, description="subtract log p(item in batch) from in-batch logits")
-        full_softmax_max_items: int = Field(50_000, ge=0, description=(
-            "catalogues above this many items train batch-local (two_tower_scale.py): only the batch's "
-            "positives, sampled negatives and sampled histories go through the towers, softmax over in-batch + "
-            "sampled_negatives with logQ correction, sparse ID gradients; at or below, the exact paths"))
-        sampled_negatives: int = Field(256, ge=0, description="negatives drawn per step, shared by the batch, "
-                                                              "on top of the in-batch ones (above "
-                                                              "full_softmax_max_items only)")
-        negative_sampler: Literal[NEGATIVE_SAMPLERS] = Field("uniform", description=(  # type: ignore[valid-type]
-            "distribution of the sampled negatives: uniform, or popularity (count^0.75)"))
-        reg_weight: float = Field(0.0, ge=0, description="EmbLoss weight (bpr loss only)")
-        item_bias: bool = Field(False, description="a learned score bias per item (a popularity prior, what a "
-                                                   "user with little signal falls back on); items without "
-                                                   "training events get the mean bias")
-        text_tuning: TextTuneParams = Field(default_factory=TextTuneParams, description=(
-            "fine-tune the text encoder with this model's loss (full / lora / side_adapter; docs/guide/finetune.md)"))
-        image_tuning: ImageTuneParams = Field(default_factory=ImageTuneParams, description=(
-            "fine-tune the image encoder (EfficientNet-Lite0's last blocks, full / lora) with this model's loss "
-            "(docs/guide/finetune.md)"))
-
-        @model_validator(mode="after")
-        def _towers_not_empty(self) -> TwoTower.Params:
-            if not (self.use_id or self.use_content):
-                raise ValueError("use_id and use_content are both false: the item tower is empty")
-            if not (self.use_user_id or self.history != "none" or self.user_attributes):
-                raise ValueError("use_user_id is false, history is none and user_attributes is false: "
-                                 "the user tower is empty")
-            return self
+    Params = TwoTowerParams
 
     hp: Params
 
@@ -263,58 +163,6 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
 
             self.image_tower = build_image_tower(data, hp.image_tuning, hp.feature_norm, self.name)
 
-    def _init_user_tower(self, data: TrainData) -> None:
-        d = self.dim
-        if self.use_user_id:
-            self.user_id = self._id_table(self.n_users, d)
-        train = data.train.tocsr().astype(np.float32)
-        self._train = train
-        deg = np.asarray(train.sum(axis=1)).ravel()
-        self.register_buffer("user_deg", torch.from_numpy(deg.astype(np.float32)), persistent=False)
-        self.user_attr: UserAttributeEncoder | None = None
-        if self.hp.user_attributes:
-            frame = data.user_frame
-            if frame is None or frame.shape[1] <= 1:
-                raise UserError("two_tower: user_attributes is true but the data has no user attributes",
-                                "model.params.user_attributes",
-                                "describe the user table: data.users_path and data.user_columns: {user: <id "
-                                "column>, attributes: age,gender,...} (or set user_attributes: false)")
-            self.user_attr = UserAttributeEncoder(frame, d, self.hp.user_attribute_bins,
-                                                  self.hp.user_attribute_min_count)
-            self.register_buffer("user_codes", self.user_attr.encode_frame(frame), persistent=False)
-        if self.history != "none":
-            self.history_proj = nn.Linear(d, d)
-            coo = train.tocoo()
-            self._hist_sparse = torch.sparse_coo_tensor(
-                torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)),
-                torch.ones(coo.nnz), (self.n_users, self.n_items), check_invariants=False).coalesce()
-            hist = np.full((self.n_users, max(self.history_len, 1)), -1, dtype=np.int64)
-            self.register_buffer("hist", torch.from_numpy(hist), persistent=False)
-            if self.batch_local:
-                self._resample_local_history()
-            else:
-                self._resample_history(np.random.default_rng(0))
-        if self.history == "attention":
-            self.hist_query = nn.Linear(d, d, bias=False)
-            self.hist_global_query = nn.Parameter(torch.zeros(d))
-        elif self.history == "transformer":
-            layer = nn.TransformerEncoderLayer(d, 2, dim_feedforward=2 * d, dropout=0.1, batch_first=True,
-                                               norm_first=True)
-            self.hist_encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
-
-    # ------------------------------------------------------------------ history
-    def _resample_history(self, rng: np.random.Generator) -> None:
-        """Padded per-user history of at most ``history_len`` training items (random subset when longer)."""
-        indptr, indices = self._train.indptr, self._train.indices
-        hist = np.full(tuple(self.hist.shape), -1, dtype=np.int64)
-        length = hist.shape[1]
-        for u in range(self.n_users):
-            items = indices[indptr[u]:indptr[u + 1]]
-            if len(items) > length:
-                items = rng.choice(items, length, replace=False)
-            hist[u, : len(items)] = items
-        self.hist.copy_(torch.from_numpy(hist))
-
     def pre_epoch(self) -> None:
         # a new random history subset each epoch for users with long histories (augmentation);
         # drawn from torch's RNG so the trainer's seed controls it
@@ -366,81 +214,6 @@ class TwoTower(BatchLocalTraining, NewUserMixin, RecModel):
         if self.use_id and self.use_content:
             return id_vec + fused, extras
         return (id_vec if self.use_id else fused), extras
-
-    def _history_base(self, item_vecs: torch.Tensor) -> torch.Tensor:
-        # the history summary needs one d-vector per item: sum the ID and weighted modality blocks
-        if self.blocks:
-            return item_vecs.view(item_vecs.shape[0], -1, self.dim).sum(dim=1)
-        return item_vecs
-
-    def _encode_history(self, users: torch.Tensor | None, item_vecs: torch.Tensor,
-                        exclude: torch.Tensor | None = None, hist: torch.Tensor | None = None) -> torch.Tensor:
-        """History summaries of ``users`` (their training items) or of given padded item lists ``hist``."""
-        d = self.dim
-        base = self._history_base(item_vecs)
-        if self.history == "mean" and hist is None:
-            sums = torch.sparse.mm(self._hist_sparse, base)[users]                 # [B, d]
-            deg = self.user_deg[users]
-            if exclude is not None:
-                sums = sums - base[exclude]
-                deg = deg - 1
-            return sums / deg.clamp_min(1.0)[:, None]
-        if hist is None:
-            hist = self.hist[users]                                                # [B, L]
-        valid = hist >= 0
-        if exclude is not None:
-            valid = valid & (hist != exclude[:, None])
-        tokens = base[hist.clamp_min(0)] * valid[..., None]                       # [B, L, d]
-        if self.history == "mean":
-            return tokens.sum(1) / valid.sum(1, keepdim=True).clamp_min(1)
-        if self.history == "attention":
-            known = users is not None and self.use_user_id
-            q = (self.hist_query(self.user_id(users)) if known
-                 else self.hist_global_query.expand(hist.shape[0], -1))
-            logits = (tokens @ q[:, :, None]).squeeze(-1) / math.sqrt(d)
-            logits = logits.masked_fill(~valid, float("-inf"))
-            w = torch.nan_to_num(torch.softmax(logits, dim=1), nan=0.0)
-            return (w[..., None] * tokens).sum(1)
-        out = self.hist_encoder(tokens, src_key_padding_mask=~valid)
-        out = torch.nan_to_num(out, nan=0.0) * valid[..., None]
-        return out.sum(1) / valid.sum(1, keepdim=True).clamp_min(1)
-
-    def _finish_user(self, u: torch.Tensor | None, codes: torch.Tensor | None) -> torch.Tensor:
-        """Add the attribute vector and, for decision-level fusion, the per-modality user heads."""
-        if self.user_attr is not None and codes is not None:
-            a = self.user_attr(codes)
-            u = a if u is None else u + a
-        if u is None:
-            u = torch.zeros(codes.shape[0] if codes is not None else 1, self.dim)
-        if self.blocks:
-            u = torch.cat([u] + [self.user_heads[n](u) for n in self.inputs.names], dim=1)
-        return u
-
-    def _user_id_part(self, users: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """(which users play new users this step or None, their ID vectors masked or None)."""
-        # training: a share of the users play new users (no ID, a few events), so the attribute
-        # path and short histories learn to rank on their own, as they must for a real new user
-        new = (torch.rand(len(users)) < self.hp.user_id_dropout) if self.training else None
-        if not self.use_user_id:
-            return new, None
-        # a user without training events has an untrained ID: it carries nothing
-        keep = (self.user_deg[users] > 0).float()
-        if new is not None:
-            keep = keep * (~new).float()
-        return new, self.user_id(users) * keep[:, None]
-
-    def _user_vectors(self, users: torch.Tensor, item_vecs: torch.Tensor,
-                      exclude: torch.Tensor | None = None) -> torch.Tensor:
-        new, u = self._user_id_part(users)
-        if self.history != "none":
-            h = self._encode_history(users, item_vecs, exclude)
-            if new is not None and new.any():
-                h = h.clone()
-                h[new] = self._encode_history(None, item_vecs, hist=self._first_events(users[new], exclude, new))
-            h = self.history_proj(h)
-            u = h if u is None else u + h
-        codes = self.user_codes[users] if self.user_attr is not None else None
-        return self._finish_user(u, codes)
 
     def _score_space(self, x: torch.Tensor) -> torch.Tensor:
         # the softmax loss works on cosine similarities; serve with the same geometry

@@ -9,7 +9,7 @@ from fusionrec.align.aligner import ALIGN_METHODS
 from fusionrec.config import TrainConfig, resolve_config
 from fusionrec.fuse import borda_fusion, reciprocal_rank_fusion
 from fusionrec.models.registry import build_model
-from fusionrec.models.two_tower import LOSSES, TWO_TOWER_FUSIONS
+from fusionrec.models.two_tower_params import LOSSES, TWO_TOWER_FUSIONS
 from fusionrec.train.trainer import Trainer, seed_everything
 from tests.models.worlds import typed_world
 
