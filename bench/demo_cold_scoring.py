@@ -28,15 +28,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from fusionrec.config import deep_merge
 from fusionrec.evaluate.slices import slice_metrics
-from fusionrec.models.registry import build_model
-from fusionrec.pipeline import (
-    _merge,
-    _resolve_from_dict,
+from fusionrec.experiments.multimodal_demo import (
     demo_settings,
-    make_evaluator,
     prepare_demo_dataset,
+    run_config_from_dict,
 )
+from fusionrec.models.registry import build_model
+from fusionrec.pipeline import make_evaluator
 
 LIGHTGCN_VALID_WARM, CONTENT_KNN_VALID_COLD = 0.4264, 0.1820
 
@@ -53,7 +53,7 @@ def main() -> None:
     base = copy.deepcopy(settings["run"])
     ds = prepare_demo_dataset(settings["data"], settings["encoders"], base)
     params = {**json.loads(args.params), "cold_margin": 0.0, "cold_gate": 0.0, "cold_neighbours": 0.0}
-    cfg = _resolve_from_dict(_merge(base, {"model": {"name": "mmgraph", "params": params}}))
+    cfg = run_config_from_dict(deep_merge(base, {"model": {"name": "mmgraph", "params": params}}))
     evaluator = make_evaluator(ds, cfg)
     torch.manual_seed(args.seed)
     data = ds.train_data(cfg.data.modalities)

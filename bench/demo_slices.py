@@ -19,15 +19,15 @@ from pathlib import Path
 
 import torch
 
+from fusionrec.config import deep_merge
 from fusionrec.evaluate.slices import slice_metrics
-from fusionrec.models.registry import build_model
-from fusionrec.pipeline import (
-    _merge,
-    _resolve_from_dict,
+from fusionrec.experiments.multimodal_demo import (
     demo_settings,
-    make_evaluator,
     prepare_demo_dataset,
+    run_config_from_dict,
 )
+from fusionrec.models.registry import build_model
+from fusionrec.pipeline import make_evaluator
 from fusionrec.train.trainer import Trainer, seed_everything
 
 
@@ -55,10 +55,10 @@ def main() -> None:
     dataset = prepare_demo_dataset(settings["data"], settings["encoders"], base)
     for n, (model, params_json) in enumerate(args.variant):
         entry = next((e for e in settings["models"] if e["name"] == model), {})
-        layered = _merge(base, {k: v for k, v in entry.items() if k not in ("name", "label")})
-        layered = _merge(layered, {"model": {"name": model, "params": json.loads(params_json)},
+        layered = deep_merge(base, {k: v for k, v in entry.items() if k not in ("name", "label")})
+        layered = deep_merge(layered, {"model": {"name": model, "params": json.loads(params_json)},
                                    "train": {"progress": False, **json.loads(args.train)}})
-        cfg = _resolve_from_dict(layered)
+        cfg = run_config_from_dict(layered)
         evaluator = make_evaluator(dataset, cfg)
         seed_everything(args.seed)
         data = dataset.train_data(cfg.data.modalities)

@@ -1,4 +1,5 @@
-"""Experiment pipeline and the ``fusionrec train | evaluate | demo`` subcommands.
+"""Experiment pipeline and the ``fusionrec train | evaluate | demo`` subcommands (the demo's own steps:
+:mod:`fusionrec.experiments.multimodal_demo`).
 
 :func:`run_experiment` is the one honest protocol every number in fusionrec comes from:
 
@@ -19,7 +20,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import shlex
 import sys
@@ -28,15 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fusionrec import output
 from fusionrec.cli_args import (
     add_data_arguments,
     dataset_for_evaluation,
     run_config_from_args,
 )
-from fusionrec.config import RunConfig, load_yaml_resource, resolve_config
+from fusionrec.config import RunConfig
 from fusionrec.data.dataset import Dataset, positive_rows
 from fusionrec.errors import UserError
 from fusionrec.evaluate import Evaluator
@@ -251,105 +249,6 @@ def seed_summary_line(cfg: RunConfig, seed: int, result: TrainResult, test: dict
             f"({result.total_seconds:.1f}s)")
 
 
-# ---------------------------------------------------------------------- demo
-def demo_settings() -> dict[str, Any]:
-    """``fusionrec/configs/demo.yaml``: generator settings, shared run settings and the model list."""
-    return load_yaml_resource("demo.yaml")
-
-
-def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_root: str | Path | None = None,
-             models: list[str] | None = None, verbose: bool = True,
-             seeds: list[int] | None = None) -> dict[str, dict[str, Any]]:
-    """Generate the demo shop and run every model of demo.yaml on it; returns ``{model: results}``.
-
-    Each model's test results carry warm/cold item slices (``"cold:recall@20"``, see
-    :mod:`fusionrec.evaluate.slices`); ``seeds`` replaces ``train.seeds`` of demo.yaml.
-    """
-    from fusionrec.experiments.multimodal_demo import demo_slices
-
-    settings = demo_settings()
-    gen = dict(settings.get("data", {}))
-    base: dict[str, Any] = copy.deepcopy(settings.get("run", {}))
-    if quick:
-        q = settings.get("quick", {})
-        gen.update(q.get("data", {}))
-        base = _merge(base, q.get("run", {}))
-    if seeds is not None:
-        base = _merge(base, {"train": {"seeds": list(seeds)}})
-    dataset = prepare_demo_dataset(gen, list(settings.get("encoders") or []), base, data_root, progress=verbose)
-    if verbose:
-        output.info(f"demo data: {dataset}")  # silent with -q
-
-    all_results: dict[str, dict[str, Any]] = {}
-    for entry in settings.get("models", []):
-        name = entry["name"]
-        label = entry.get("label", name)   # a second entry of one model (other params) needs its own row
-        if models is not None and name not in models and label not in models:
-            continue
-        layered = _merge(base, {k: v for k, v in entry.items() if k not in ("name", "label")})
-        layered = _merge(layered, {"model": {"name": name}, "output_dir": str(output_dir)})
-        if quick:  # --quick bounds every row, also one that sets its own epochs
-            layered = _quick_bound(layered, settings.get("quick", {}).get("run", {}).get("train", {}))
-        cfg = _resolve_from_dict(layered)
-        start = time.perf_counter()
-        all_results[label] = run_experiment(cfg, dataset, verbose=verbose, test_extra=demo_slices)
-        all_results[label]["wall_seconds"] = time.perf_counter() - start
-    return all_results
-
-
-def prepare_demo_dataset(gen: dict[str, Any], encoders: list[Any], run: dict[str, Any],
-                         data_root: str | Path | None = None, progress: bool = False) -> Dataset:
-    """The demo shop as every demo run sees it: generated (or read from its cache) with the ``gen``
-    settings, its content encoded by ``encoders`` into the feature store, split by the ``run`` settings."""
-    from fusionrec.data.demo import (
-        make_demo_dataset,  # lazy: only the demo needs the generator
-    )
-
-    dataset = make_demo_dataset(root=data_root, **gen)
-    if encoders:
-        # content features for the multimodal models (baselines ignore them); cached on disk
-        from fusionrec.encoders.cli import default_cache_dir
-        from fusionrec.encoders.pipeline import (
-            encode_dataset,  # lazy: loads the encoder stack
-        )
-
-        store = Path(data_root) / "features" if data_root is not None else default_cache_dir()
-        encode_dataset(dataset, encoders, store_dir=store, progress=progress)
-    # the generator's split (new arrivals only in valid/test) unless demo.yaml asks for another
-    return ensure_split(dataset, _resolve_from_dict(_merge(run, {"model": {"name": "pop"}})))
-
-
-def _quick_bound(layered: dict[str, Any], quick_train: dict[str, Any]) -> dict[str, Any]:
-    """A row's epochs (and validation interval) cut to ``--quick``'s epochs."""
-    if "epochs" not in quick_train:
-        return layered
-    train = dict(layered.get("train") or {})
-    epochs = min(int(train.get("epochs", quick_train["epochs"])), int(quick_train["epochs"]))
-    train["epochs"] = epochs
-    if "eval_every" in train:
-        train["eval_every"] = min(int(train["eval_every"]), epochs)
-    return {**layered, "train": train}
-
-
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    from fusionrec.config import deep_merge
-
-    return deep_merge(a, b)
-
-
-def _resolve_from_dict(layered: dict[str, Any]) -> RunConfig:
-    """resolve_config for an in-memory dict (model defaults + dataset preset + this dict)."""
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
-        yaml.safe_dump(layered, fh)
-        path = fh.name
-    try:
-        return resolve_config(config_file=path)
-    finally:
-        Path(path).unlink(missing_ok=True)
-
-
 # ---------------------------------------------------------------------- CLI
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``train``, ``evaluate`` and ``demo``."""
@@ -474,6 +373,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from fusionrec.experiments.multimodal_demo import (
         cold_summary,
         demo_table,
+        run_demo,
         write_demo_summary,
     )
 

@@ -17,6 +17,7 @@ from fusionrec.data.dataset import Dataset
 from fusionrec.errors import UserError
 from fusionrec.evaluate import Evaluator
 from fusionrec.evaluate.run_report import run_summary_text
+from fusionrec.experiments import multimodal_demo
 from fusionrec.models.io import load_model
 from tests.train.shown import shown_world
 from tests.train.synthetic import clustered_dataset
@@ -112,9 +113,9 @@ def test_cli_train_evaluate_and_quick_demo(tmp_path, monkeypatch, capsys):
     assert "recall@20" in capsys.readouterr().out
 
     # the demo with its settings shrunk to a few seconds
-    settings = pipeline.demo_settings()
+    settings = multimodal_demo.demo_settings()
     settings["quick"] = {"data": {"n_users": 100, "n_items": 50}, "run": {"train": {"epochs": 2, "progress": False}}}
-    monkeypatch.setattr(pipeline, "demo_settings", lambda: settings)
+    monkeypatch.setattr(multimodal_demo, "demo_settings", lambda: settings)
     code = cli.main(["demo", "--quick", "--out", str(tmp_path / "demo_runs"), "--data-root", str(tmp_path / "dd")])
     assert code == 0
     table = capsys.readouterr().out
@@ -128,11 +129,11 @@ def test_cli_train_evaluate_and_quick_demo(tmp_path, monkeypatch, capsys):
 def test_quick_demo_bounds_rows_that_set_their_own_epochs():
     # demo.yaml's mmgraph-adaptive row trains 90 epochs with one validation at the end
     row = {"train": {"epochs": 90, "eval_every": 90, "lr": 0.001}, "model": {"name": "mmgraph"}}
-    bounded = pipeline._quick_bound(row, {"epochs": 25, "patience": 5})
+    bounded = multimodal_demo._quick_bound(row, {"epochs": 25, "patience": 5})
     assert bounded["train"] == {"epochs": 25, "eval_every": 25, "lr": 0.001}
     assert row["train"]["epochs"] == 90  # the settings themselves are not changed
-    assert pipeline._quick_bound({"train": {"epochs": 10}}, {"epochs": 25})["train"]["epochs"] == 10
-    assert pipeline._quick_bound({"train": {}}, {"epochs": 25})["train"]["epochs"] == 25
+    assert multimodal_demo._quick_bound({"train": {"epochs": 10}}, {"epochs": 25})["train"]["epochs"] == 10
+    assert multimodal_demo._quick_bound({"train": {}}, {"epochs": 25})["train"]["epochs"] == 25
 
 
 def test_cli_train_user_errors(tmp_path, capsys):

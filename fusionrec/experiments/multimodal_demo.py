@@ -13,12 +13,24 @@ the new arrivals that have none (cold), from :mod:`fusionrec.evaluate.slices`.
 """
 from __future__ import annotations
 
+import copy
 import os
+import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fusionrec.config import SplitConfig
+import yaml
+
+from fusionrec import output
+from fusionrec.config import (
+    RunConfig,
+    SplitConfig,
+    deep_merge,
+    load_yaml_resource,
+    resolve_config,
+)
 from fusionrec.data.dataset import Dataset
 from fusionrec.evaluate.evaluator import Evaluator
 from fusionrec.evaluate.report import MeanStd
@@ -121,3 +133,96 @@ def write_demo_summary(results: Mapping[str, Mapping[str, Any]], out_dir: str | 
 
 def _as_mean_std(cell: Any) -> Any:
     return {"mean": cell[0], "std": cell[1]} if isinstance(cell, tuple) else cell
+
+
+# ---------------------------------------------------------------------- fusionrec demo
+def demo_settings() -> dict[str, Any]:
+    """``fusionrec/configs/demo.yaml``: generator settings, shared run settings and the model list."""
+    return load_yaml_resource("demo.yaml")
+
+
+def run_demo(quick: bool = False, output_dir: str | Path = "runs/demo", data_root: str | Path | None = None,
+             models: list[str] | None = None, verbose: bool = True,
+             seeds: list[int] | None = None) -> dict[str, dict[str, Any]]:
+    """Generate the demo shop and run every model of demo.yaml on it; returns ``{model: results}``.
+
+    Each model's test results carry warm/cold item slices (``"cold:recall@20"``, see
+    :mod:`fusionrec.evaluate.slices`); ``seeds`` replaces ``train.seeds`` of demo.yaml.
+    """
+    from fusionrec.pipeline import run_experiment
+
+    settings = demo_settings()
+    gen = dict(settings.get("data", {}))
+    base: dict[str, Any] = copy.deepcopy(settings.get("run", {}))
+    if quick:
+        q = settings.get("quick", {})
+        gen.update(q.get("data", {}))
+        base = deep_merge(base, q.get("run", {}))
+    if seeds is not None:
+        base = deep_merge(base, {"train": {"seeds": list(seeds)}})
+    dataset = prepare_demo_dataset(gen, list(settings.get("encoders") or []), base, data_root, progress=verbose)
+    if verbose:
+        output.info(f"demo data: {dataset}")  # silent with -q
+
+    all_results: dict[str, dict[str, Any]] = {}
+    for entry in settings.get("models", []):
+        name = entry["name"]
+        label = entry.get("label", name)   # a second entry of one model (other params) needs its own row
+        if models is not None and name not in models and label not in models:
+            continue
+        layered = deep_merge(base, {k: v for k, v in entry.items() if k not in ("name", "label")})
+        layered = deep_merge(layered, {"model": {"name": name}, "output_dir": str(output_dir)})
+        if quick:  # --quick bounds every row, also one that sets its own epochs
+            layered = _quick_bound(layered, settings.get("quick", {}).get("run", {}).get("train", {}))
+        cfg = run_config_from_dict(layered)
+        start = time.perf_counter()
+        all_results[label] = run_experiment(cfg, dataset, verbose=verbose, test_extra=demo_slices)
+        all_results[label]["wall_seconds"] = time.perf_counter() - start
+    return all_results
+
+
+def prepare_demo_dataset(gen: dict[str, Any], encoders: list[Any], run: dict[str, Any],
+                         data_root: str | Path | None = None, progress: bool = False) -> Dataset:
+    """The demo shop as every demo run sees it: generated (or read from its cache) with the ``gen``
+    settings, its content encoded by ``encoders`` into the feature store, split by the ``run`` settings."""
+    from fusionrec.data.demo import (
+        make_demo_dataset,  # lazy: only the demo needs the generator
+    )
+
+    dataset = make_demo_dataset(root=data_root, **gen)
+    if encoders:
+        # content features for the multimodal models (baselines ignore them); cached on disk
+        from fusionrec.encoders.cli import default_cache_dir
+        from fusionrec.encoders.pipeline import (
+            encode_dataset,  # lazy: loads the encoder stack
+        )
+
+        store = Path(data_root) / "features" if data_root is not None else default_cache_dir()
+        encode_dataset(dataset, encoders, store_dir=store, progress=progress)
+    from fusionrec.pipeline import ensure_split
+
+    # the generator's split (new arrivals only in valid/test) unless demo.yaml asks for another
+    return ensure_split(dataset, run_config_from_dict(deep_merge(run, {"model": {"name": "pop"}})))
+
+
+def _quick_bound(layered: dict[str, Any], quick_train: dict[str, Any]) -> dict[str, Any]:
+    """A row's epochs (and validation interval) cut to ``--quick``'s epochs."""
+    if "epochs" not in quick_train:
+        return layered
+    train = dict(layered.get("train") or {})
+    epochs = min(int(train.get("epochs", quick_train["epochs"])), int(quick_train["epochs"]))
+    train["epochs"] = epochs
+    if "eval_every" in train:
+        train["eval_every"] = min(int(train["eval_every"]), epochs)
+    return {**layered, "train": train}
+
+
+def run_config_from_dict(layered: dict[str, Any]) -> RunConfig:
+    """resolve_config for an in-memory dict (model defaults + dataset preset + this dict)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        yaml.safe_dump(layered, fh)
+        path = fh.name
+    try:
+        return resolve_config(config_file=path)
+    finally:
+        Path(path).unlink(missing_ok=True)
