@@ -95,6 +95,22 @@ def run_config_from_args(args: argparse.Namespace, model: str | None = None, *,
         raise UserError(str(err), f"{command} arguments", "check --config / --set / --model") from None
 
 
+def add_device_override(args: argparse.Namespace) -> None:
+    """``--device X`` becomes ``--set train.device=X``; a name that is no device fails here, naming the flag."""
+    device = getattr(args, "device", None)
+    if not device:
+        return
+    from fusionrec.config import DEVICE_CHOICES, check_device_spec
+
+    try:
+        check_device_spec(device)
+    except ValueError:
+        raise UserError(f"--device {device!r} is not a device name", f"--device {device}",
+                        f"use one of {', '.join(DEVICE_CHOICES)} (e.g. --device cpu; auto takes a GPU when "
+                        "there is one)") from None
+    args.overrides = [*args.overrides, f"train.device={device}"]
+
+
 def data_config_from_args(args: argparse.Namespace) -> DataConfig | None:
     """The DataConfig of ``--data`` / ``--dataset`` alone (None when neither is given)."""
     data_arg: str | None = getattr(args, "data", None)

@@ -31,6 +31,7 @@ from typing import Any
 from fusionrec import output
 from fusionrec.cli_args import (
     add_data_arguments,
+    add_device_override,
     dataset_for_evaluation,
     run_config_from_args,
 )
@@ -296,8 +297,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.nproc is not None and args.nproc < 1:
         raise UserError(f"--nproc {args.nproc} must be at least 1", "fusionrec train", "e.g. --nproc 2")
-    if args.device:
-        args.overrides = [*args.overrides, f"train.device={args.device}"]
+    add_device_override(args)
     if args.model == "auto":
         return _cmd_train_auto(args)
     cfg = run_config_from_args(args, model=args.model, command="fusionrec train")

@@ -132,7 +132,7 @@ def _parse_params(param_args: list[str]) -> dict[str, dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from fusionrec.cli_args import run_config_from_args
+    from fusionrec.cli_args import add_device_override, run_config_from_args
     from fusionrec.data.loading import load_dataset
     from fusionrec.encoders.ensure import build_spec_encoders, encoder_spec
     from fusionrec.encoders.pipeline import encode_dataset
@@ -144,8 +144,7 @@ def run(args: argparse.Namespace) -> int:
         modalities = [m.strip() for m in args.modalities.split(",") if m.strip()]
         if not modalities:
             raise UserError("--modalities is empty", fix="e.g. --modalities text,image")
-    if getattr(args, "device", None):
-        args.overrides = [*args.overrides, f"train.device={args.device}"]
+    add_device_override(args)
     cfg = run_config_from_args(args, command="fusionrec encode")
     if args.encoder:  # an unknown encoder name is a mistake worth reporting before loading the data
         parse_encoder_args(modalities or [], args.encoder, [], None)

@@ -77,6 +77,15 @@ def test_train_device_flag_fails_before_loading_data_without_a_gpu(monkeypatch, 
     assert "train.device is cuda but no CUDA device is visible" in err
 
 
+@pytest.mark.parametrize("argv", [["train", "--dataset", "demo", "--model", "bpr", "--device", "gpu"],
+                                  ["encode", "--dataset", "demo", "--device", "gpu"]])
+def test_a_bad_device_flag_is_blamed_on_the_flag(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--device 'gpu' is not a device name" in err and "where: --device gpu" in err
+    assert "--device cpu" in err   # the fix names a flag value that works
+
+
 # ---------------------------------------------------------------------- what the trainer relies on
 def test_tensors_made_in_a_loss_land_on_the_compute_device():
     with compute_on(torch.device("meta")):
