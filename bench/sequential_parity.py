@@ -43,7 +43,8 @@ def fusionrec_runs(path: str) -> dict[tuple[str, int], dict[str, Any]]:
             continue
         t = r["test"]
         out[(r["model"], r["seed"])] = {
-            "valid": t["valid_nomask:ndcg@10"], "recall": t["nomask:recall@10"], "ndcg": t["nomask:ndcg@10"],
+            "valid": t["valid_nomask:ndcg@10"], "valid_masked": r["valid"]["ndcg@10"],
+            "recall": t["nomask:recall@10"], "ndcg": t["nomask:ndcg@10"],
             "wall": r["wall_seconds"], "cpu": r["cpu_seconds"], "epochs": f"{r['epochs_run']} ({r['best_epoch']})",
             "load": r["loadavg_end"][0], "sets": sets}
     return out
@@ -114,8 +115,14 @@ def acceptance(fr: dict, rb: dict, seeds: list[int]) -> str:
     cands = sorted({m for m, _ in fr} | set(CANDIDATES))
     counts = {m: sum((m, s) in fr for s in seeds) for m in cands}
     means = {m: mean(fr[(m, s)]["valid"] for s in seeds if (m, s) in fr) if counts[m] else None for m in cands}
-    lines = ["| 1b candidate (fusionrec) | seeds to early stop | mean valid no-mask NDCG@10 |", "|---|---|---|"]
-    lines += [f"| {m} | {counts[m]} | {_f(means[m])} |" for m in cands]
+    def avg(m: str, key: str) -> float | None:
+        vals = [fr[(m, s)][key] for s in seeds if (m, s) in fr]
+        return mean(vals) if vals else None
+    lines = [("| 1b candidate (fusionrec) | seeds to early stop | mean valid no-mask NDCG@10 (selects) | "
+              "mean valid NDCG@10, fusionrec protocol | mean test no-mask R@10 / N@10 | mean wall / CPU s |"),
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {m} | {counts[m]} | {_f(means[m])} | {_f(avg(m, 'valid_masked'))} | {_f(avg(m, 'recall'))} / "
+              f"{_f(avg(m, 'ndcg'))} | {_f(avg(m, 'wall'), 0)} / {_f(avg(m, 'cpu'), 0)} |" for m in cands]
     complete = all(counts[m] == len(seeds) for m in cands)
     best = max((m for m in cands if counts[m]), key=means.get, default=None)
     lines.append(f"\nChosen on valid: **{best}**" + ("." if complete else
