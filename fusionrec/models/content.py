@@ -99,13 +99,15 @@ class ContentKNN(RecModel):
             raise ValueError("score_vectors needs k null: a top-k mean is not an inner product")
         present = [self.inputs.mask(n).float() * self.mod_weights[j] for j, n in enumerate(self.inputs.names)]
         total = torch.stack(present).sum(0).clamp_min(1e-12)
-        hist = self._train[users.numpy()]
+        # the history rows are scipy (host); the sums come back to where the features are (content_cf
+        # holds this model as a submodule, so on a GPU its features moved there with it)
+        hist = self._train[users.cpu().numpy()]
         user_parts, item_parts = [], []
         for name, share in zip(self.inputs.names, present):
             feats, mask = self.inputs.features(name), self.inputs.mask(name).float()
-            sums = torch.from_numpy(np.asarray(hist @ feats.numpy(), dtype=np.float32))
-            counts = torch.from_numpy(np.asarray(hist @ mask.numpy(), dtype=np.float32)).clamp_min(1.0)
-            user_parts.append(sums / counts[:, None])
+            sums = torch.from_numpy(np.asarray(hist @ feats.cpu().numpy(), dtype=np.float32))
+            counts = torch.from_numpy(np.asarray(hist @ mask.cpu().numpy(), dtype=np.float32)).clamp_min(1.0)
+            user_parts.append((sums / counts[:, None]).to(feats.device))
             item_parts.append(feats * (share / total)[:, None])
         return torch.cat(user_parts, 1), torch.cat(item_parts, 1)
 
