@@ -49,7 +49,7 @@ def resolve_device(spec: str | torch.device | None = "auto", where: str = "train
     if text == "cpu":
         return torch.device("cpu")
     if text == "auto":
-        return torch.device(_local_cuda()) if torch.cuda.is_available() else torch.device("cpu")
+        return local_cuda_device() if torch.cuda.is_available() else torch.device("cpu")
     if text == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
@@ -59,7 +59,7 @@ def resolve_device(spec: str | torch.device | None = "auto", where: str = "train
         raise UserError(f"{where} is {text} but no CUDA device is visible to this process "
                         f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'})", where, _FIX)
     if text == "cuda":
-        return torch.device(_local_cuda())
+        return local_cuda_device()
     index = int(text.split(":")[1])
     if index >= torch.cuda.device_count():
         raise UserError(f"{where} is {text} but only {torch.cuda.device_count()} CUDA device(s) are visible",
@@ -67,11 +67,11 @@ def resolve_device(spec: str | torch.device | None = "auto", where: str = "train
     return torch.device(text)
 
 
-def _local_cuda() -> str:
+def local_cuda_device() -> torch.device:
     """``cuda:LOCAL_RANK`` under torchrun (one GPU per rank on a machine), ``cuda:0`` otherwise."""
     rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
     count = max(torch.cuda.device_count(), 1)
-    return f"cuda:{rank % count}"
+    return torch.device("cuda", rank % count)
 
 
 def model_device(module: Any) -> torch.device:
@@ -109,4 +109,4 @@ def describe(device: torch.device) -> str:
     return str(device)
 
 
-__all__ = ["DEVICE_CHOICES", "check_device_spec", "compute_on", "describe", "model_device", "resolve_device", "to_device"]
+__all__ = ["DEVICE_CHOICES", "check_device_spec", "compute_on", "describe", "local_cuda_device", "model_device", "resolve_device", "to_device"]

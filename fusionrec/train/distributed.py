@@ -103,7 +103,9 @@ def init_from_env(device: torch.device | None = None) -> DistContext | None:
     backend = "nccl" if on_gpu else "gloo"
     rank_device = torch.device("cpu")
     if on_gpu:
-        rank_device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0") or 0) % torch.cuda.device_count())
+        from fusionrec.train.device import local_cuda_device
+
+        rank_device = local_cuda_device()
         torch.cuda.set_device(rank_device)   # nccl collectives and object broadcasts use the current GPU
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
