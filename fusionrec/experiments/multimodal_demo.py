@@ -14,7 +14,6 @@ the new arrivals that have none (cold), from :mod:`fusionrec.evaluate.slices`.
 from __future__ import annotations
 
 import copy
-import os
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -48,12 +47,6 @@ DEMO_TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
 """(result key, column title) of the demo's summary table."""
 
 
-def default_feature_cache() -> Path:
-    """``$FUSIONREC_CACHE/features`` or ``~/.cache/fusionrec/features``."""
-    base = os.environ.get("FUSIONREC_CACHE") or Path.home() / ".cache" / "fusionrec"
-    return Path(base) / "features"
-
-
 def multimodal_demo_dataset(
     n_users: int = 2000,
     n_items: int = 1000,
@@ -73,10 +66,11 @@ def multimodal_demo_dataset(
     """
     from fusionrec.data.demo import make_demo_dataset
     from fusionrec.data.split import apply_split_config
+    from fusionrec.encoders.ensure import default_store_dir
     from fusionrec.encoders.pipeline import encode_dataset
 
     dataset = make_demo_dataset(n_users=n_users, n_items=n_items, seed=seed, root=data_root, **demo_kw)
-    encode_dataset(dataset, list(encoders), store_dir=feature_cache or default_feature_cache(),
+    encode_dataset(dataset, list(encoders), store_dir=feature_cache or default_store_dir(),
                    progress=progress, num_workers=0)
     return apply_split_config(dataset, split or SplitConfig(method="predefined"))
 
@@ -192,12 +186,12 @@ def prepare_demo_dataset(gen: dict[str, Any], encoders: list[Any], run: dict[str
     dataset = make_demo_dataset(root=data_root, **gen)
     if encoders:
         # content features for the multimodal models (baselines ignore them); cached on disk
-        from fusionrec.encoders.cli import default_cache_dir
+        from fusionrec.encoders.ensure import default_store_dir
         from fusionrec.encoders.pipeline import (
             encode_dataset,  # lazy: loads the encoder stack
         )
 
-        store = Path(data_root) / "features" if data_root is not None else default_cache_dir()
+        store = Path(data_root) / "features" if data_root is not None else default_store_dir()
         encode_dataset(dataset, encoders, store_dir=store, progress=progress)
     from fusionrec.pipeline import ensure_split
 
