@@ -24,7 +24,8 @@ import torch
 from fusionrec.config import DEVICE_CHOICES, check_device_spec
 from fusionrec.errors import UserError
 
-_FIX = "use --set train.device=cpu, or train.device=auto (a GPU when there is one, else the CPU)"
+_FIX = ("run on the CPU: --device cpu (or --set train.device=cpu; from Python device=\"cpu\"), or leave it at "
+        "auto (a GPU when there is one, else the CPU)")
 
 
 def resolve_device(spec: str | torch.device | None = "auto", where: str = "train.device",
