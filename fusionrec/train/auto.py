@@ -36,7 +36,7 @@ from fusionrec.config import RunConfig, deep_merge
 from fusionrec.data.dataset import Dataset
 from fusionrec.errors import UserError
 from fusionrec.models.registry import available_models, model_class
-from fusionrec.train.auto_blend import Trained, blend_top_two, evaluations_needed
+from fusionrec.train.auto_blend import Trained, blend_forward, evaluations_needed
 from fusionrec.train.trainer import Trainer, seed_everything
 
 EASE_MAX_ITEMS = 20_000   # EASE inverts an items x items matrix; above this ItemKNN stands in for it
@@ -200,8 +200,10 @@ def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budg
     ``keep_models`` keeps every trained candidate in ``AutoResult.trained`` (benchmarks only).
     ``reserve_test`` keeps the time of one evaluation pass (as measured on the candidates so far) out
     of the candidates' shares, for the winner's test scoring that follows (:func:`run_auto`).
-    ``blend`` adds a last candidate, the two best on valid blended (:mod:`fusionrec.train.auto_blend`);
-    the time of its scoring passes is kept out of the other candidates' shares likewise.
+    ``blend`` adds a last candidate, the best on valid blended with the next ones in valid order, each
+    kept when it raises the valid score (:func:`~fusionrec.train.auto_blend.blend_forward`); the time of
+    the first pair's scoring passes is kept out of the other candidates' shares likewise (further
+    partners are tried while time is left).
     """
     from fusionrec.encoders.ensure import features_for_run
     from fusionrec.pipeline import ensure_split, make_evaluator
@@ -216,7 +218,7 @@ def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budg
     evaluator = make_evaluator(dataset, make_cfg(next((c.model for c in todo if _uses_content(c.model)), "pop")))
     seed = cfg0.train.seeds[0]
     reports: list[CandidateReport] = []
-    top: list[Trained] = []   # the two best on valid so far, best first
+    top: list[Trained] = []   # every trained candidate, best on valid first (the blend's partners)
     trained: dict[str, tuple[Any, RunConfig]] = {}
     eval_cost = 0.0   # seconds of the slowest validation pass so far: the reserve a deadline keeps for one
     passes_kept = (1 if reserve_test else 0) + (evaluations_needed() if blend else 0)
@@ -241,11 +243,11 @@ def select_model(dataset: Dataset, make_cfg: Callable[[str], RunConfig], *, budg
             continue
         if keep_models:
             trained[cand.name] = (model, cfg)
-        top = sorted([*top, Trained(cand.name, report.valid, model, cfg, result)], key=lambda t: -t.valid)[:2]
+        top = sorted([*top, Trained(cand.name, report.valid, model, cfg, result)], key=lambda t: -t.valid)
     if not top:
         raise UserError("no candidate model could be trained", "--model auto",
                         "see the reasons in the candidate table above; raise --budget or name --candidates")
-    if blend and len(top) == 2:
+    if blend and len(top) >= 2:
         end = start + budget - (eval_cost if reserve_test else 0.0)
         top = _add_blend(top, dataset, evaluator, cfg0.train.valid_metric, end, eval_cost, reports,
                          trained if keep_models else None)
@@ -266,22 +268,25 @@ def _skip_reason(cand: Candidate, dataset: Dataset, content_note: str, whole_por
 def _add_blend(top: list[Trained], dataset: Dataset, evaluator: Any, metric: str, deadline: float,
                eval_cost: float, reports: list[CandidateReport],
                trained: dict[str, tuple[Any, RunConfig]] | None) -> list[Trained]:
-    """The blend of the two best as one more row of the table; ``top`` with it first when it wins on valid."""
+    """The forward blend of the trained candidates, one row of the table per partner tried; ``top`` with
+    the final blend first when it beats the best single candidate on valid."""
     try:
-        blended, row = blend_top_two(top[0], top[1], dataset, evaluator, metric, deadline, eval_cost)
+        blended, rows = blend_forward(top, dataset, evaluator, metric, deadline, eval_cost)
     except Exception as err:  # noqa: BLE001 - like a failed candidate: reported, never fatal
         first = (str(err).splitlines() or [""])[0][:120]
         reports.append(CandidateReport(f"blend({top[0].name}+{top[1].name})", "cascade",
                                        f"failed: {type(err).__name__}: {first}"))
         return top
-    status = row["status"] + (f", weight {row['weight']}" if row["weight"] is not None else "")
-    reports.append(CandidateReport(row["name"], "cascade", status, row["valid"], row["seconds"], 0))
-    output.info(f"[auto] {row['name']}: {status}, valid {metric} {row['valid']:.4f}, {row['seconds']:.1f}s")
-    if blended is None:
+    for row in rows:
+        status = row["status"] + (f", weight {row['weight']}" if row["weight"] is not None else "")
+        status += ", kept" if row["kept"] else ""
+        reports.append(CandidateReport(row["name"], "cascade", status, row["valid"], row["seconds"], 0))
+        output.info(f"[auto] {row['name']}: {status}, valid {metric} {row['valid']:.4f}, {row['seconds']:.1f}s")
+    if blended is top[0]:
         return top
     if trained is not None:
         trained[blended.name] = (blended.model, blended.cfg)
-    return [blended, *top] if blended.valid > top[0].valid else top
+    return [blended, *top]
 
 
 def _uses_content(model: str) -> bool:
