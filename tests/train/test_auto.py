@@ -41,11 +41,11 @@ def test_budget_skips_what_does_not_fit_and_a_failing_candidate_is_reported(tmp_
     ds, _, _ = _clustered(n_users=80, n_items=40, cold_items=4, per_user=10)
     real = auto._train_candidate
 
-    def slow_then_fail(cand, *args):
+    def slow_then_fail(cand, *args, **kwargs):
         if cand.model == "ease":
             raise_at = auto.CandidateReport(cand.name, cand.model, "failed: out of memory")
             return raise_at, None, None, None
-        return real(cand, *args)
+        return real(cand, *args, **kwargs)
 
     monkeypatch.setattr(auto, "_train_candidate", slow_then_fail)
     chosen = auto.select_model(ds, _make_cfg(tmp_path), budget=1e-9, candidates=["pop", "ease"])
@@ -116,3 +116,20 @@ def test_mmgraph_sparse_trains_with_its_item_bias_and_content_weight(tmp_path):
     cfg = auto.candidate_config(_make_cfg(tmp_path)("mmgraph"), cand)
     model = build_model("mmgraph", sparse.train_data(None), cfg.model.params)
     assert model.item_bias is not None and model.hp.content_weight == 2.0 and model.hp.temperature == 1.0
+
+
+def test_without_item_content_mmgraph_runs_on_ids_and_content_only_models_are_skipped(tmp_path):
+    ds = clustered_dataset(n_users=60, n_items=40, per_user=8)         # no modalities; 6-7 training rows a user
+    assert not ds.modalities and auto._is_sparse(ds)
+    # the portfolio itself (candidates=None) with its content-only entries, on a small budget
+    chosen = auto.select_model(ds, _make_cfg(tmp_path, epochs=5), budget=60, blend=False)
+    statuses = {c.name: c.status for c in chosen.candidates}
+    assert statuses["mmgraph-sparse"].endswith(", IDs only (no item content)")
+    assert not statuses["mmgraph-sparse"].startswith(("skipped", "failed"))
+    assert not math.isnan({c.name: c.valid for c in chosen.candidates}["mmgraph-sparse"])
+    for name in ("content_knn", "content_cf", "two_tower"):
+        assert statuses[name] == "skipped: the data has no item content"
+    # an ID-only mmgraph that wins is tested, saved and written like any winner
+    results = auto.run_auto(ds, _make_cfg(tmp_path, epochs=5), budget=60, candidates=["mmgraph-sparse"], blend=False)
+    assert results["model"] == "mmgraph-sparse" and "recall@10" in results["test"]
+    assert results["auto"]["candidates"][0]["status"].endswith("IDs only (no item content)")
