@@ -122,11 +122,13 @@ class AutoResult:
 
     def table(self) -> str:
         """The candidate table as text (valid metric, seconds, status), winner marked."""
-        rows = [f"{'candidate':<18} {'valid ' + self.valid_metric:>16} {'seconds':>8} {'epochs':>6}  status"]
+        # the name column is as wide as the longest name: a forward blend's name lists every partner
+        width = max([18, *(len(c.name) for c in self.candidates)])
+        rows = [f"{'candidate':<{width}} {'valid ' + self.valid_metric:>16} {'seconds':>8} {'epochs':>6}  status"]
         for c in self.candidates:
             score = "-" if math.isnan(c.valid) else f"{c.valid:.4f}"
             mark = "  <- chosen" if c.name == self.winner else ""
-            rows.append(f"{c.name:<18} {score:>16} {c.seconds:>8.1f} {c.epochs:>6}  {c.status}{mark}")
+            rows.append(f"{c.name:<{width}} {score:>16} {c.seconds:>8.1f} {c.epochs:>6}  {c.status}{mark}")
         return "\n".join(rows)
 
 

@@ -133,3 +133,13 @@ def test_without_item_content_mmgraph_runs_on_ids_and_content_only_models_are_sk
     results = auto.run_auto(ds, _make_cfg(tmp_path, epochs=5), budget=60, candidates=["mmgraph-sparse"], blend=False)
     assert results["model"] == "mmgraph-sparse" and "recall@10" in results["test"]
     assert results["auto"]["candidates"][0]["status"].endswith("IDs only (no item content)")
+
+
+def test_candidate_table_columns_line_up_with_long_blend_names(tmp_path):
+    reports = [auto.CandidateReport("ease", "ease", "ok", 0.3, 1.0),
+               auto.CandidateReport("blend(mmgraph+ease+mmgraph-adaptive+two_tower)", "cascade", "ok", 0.31, 2.0)]
+    result = auto.AutoResult(reports[1].name, None, None, None, reports, "recall@20", 60.0, 3.0)
+    header, *rows = result.table().splitlines()
+    # every score ends in the same column as the header's metric name
+    end = header.index("recall@20") + len("recall@20")
+    assert [row[end - 6:end] for row in rows] == ["0.3000", "0.3100"]
